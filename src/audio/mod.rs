@@ -1,0 +1,9 @@
+//! Audio: the stages every source shares (downmix, resample, encode, chunk) and the sources.
+
+pub mod encode;
+pub mod g711;
+pub mod pipeline;
+pub mod resample;
+pub mod wav;
+
+pub use pipeline::{AudioChunk, ChunkFormat, ChunkPipeline};

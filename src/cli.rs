@@ -1,0 +1,500 @@
+//! The command line: `transcribe`, `serve`, `tones`. Exit codes are a contract: 0 done, 2 usage,
+//! 3 key refused, 4 network or server failure, 5 audio input error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::audio::wav::{Pace, WavFormat, WavSource, write_wav};
+use crate::audio::{AudioChunk, ChunkFormat};
+use crate::protocol::{
+    ApiKey, DEFAULT_URL, Encoding, KNOWN_PATHS, Language, SampleRate, StreamParams,
+};
+use crate::server::{Faults, RunningServer, ServerConfig, ToneEngine};
+use crate::session::{SessionConfig, SessionError, SessionEvent, run_session};
+use crate::tones;
+use crate::transcript::Transcript;
+
+/// Exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 2;
+    pub const KEY_REFUSED: u8 = 3;
+    pub const NETWORK: u8 = 4;
+    pub const AUDIO: u8 = 5;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lightning-dictate",
+    version,
+    about = "Dictation with Smallest AI's Lightning streaming speech-to-text",
+    long_about = "Dictation with Smallest AI's Lightning streaming speech-to-text.\n\n\
+        Exit codes: 0 done, 2 usage, 3 API key refused, 4 network or server failure, 5 audio input error."
+)]
+pub struct Cli {
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Transcribe a WAV file by streaming it to the service (or a local server).
+    Transcribe(TranscribeArgs),
+    /// Run a local server that speaks the Lightning protocol on loopback.
+    Serve(ServeArgs),
+    /// Write a WAV file of tone words, the language the local test engine understands.
+    Tones(TonesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Each final segment on its own line, as it arrives.
+    Text,
+    /// Every server message exactly as received, one per line.
+    Jsonl,
+    /// SubRip subtitles at the end.
+    Srt,
+    /// WebVTT subtitles at the end.
+    Vtt,
+}
+
+fn language_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(Language::all().map(|l| l.code()))
+}
+
+fn encoding_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(Encoding::ALL.map(|e| e.as_str()))
+}
+
+fn rate_parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(["8000", "16000", "22050", "24000", "44100", "48000"])
+}
+
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    /// The WAV file (8/16/24/32-bit integer or 32-bit float, 1-8 channels, 8-192 kHz).
+    pub file: PathBuf,
+    /// WebSocket URL of the service.
+    #[arg(long, env = "LIGHTNING_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// Smallest AI API key.
+    #[arg(long, env = "SMALLEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Language code, or `multi` for automatic detection.
+    #[arg(long, default_value = "en", value_parser = language_parser())]
+    pub language: String,
+    /// Encoding on the wire.
+    #[arg(long, default_value = "linear16", value_parser = encoding_parser())]
+    pub encoding: String,
+    /// Sample rate on the wire, in Hz.
+    #[arg(long, default_value = "16000", value_parser = rate_parser())]
+    pub sample_rate: String,
+    /// Ask for word timestamps.
+    #[arg(long)]
+    pub word_timestamps: bool,
+    /// Milliseconds of audio per WebSocket frame.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(10..=500))]
+    pub chunk_ms: u32,
+    /// Send the file at real time, as a microphone would (default: as fast as possible).
+    #[arg(long)]
+    pub realtime: bool,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Seconds to wait for the server's last message after the end of the audio.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub finish_timeout: u64,
+    /// No progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineChoice {
+    /// Deterministic tone-word recogniser, for tests and demos.
+    Tone,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Require this API key (default: accept any).
+    #[arg(long, env = "LIGHTNING_SERVE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The recogniser behind the protocol.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Tone)]
+    pub engine: EngineChoice,
+    /// Fault: drop the TCP connection once a session received this many audio bytes.
+    #[arg(long, help_heading = "Fault switches (for tests)")]
+    pub fault_drop_after_bytes: Option<u64>,
+    /// Fault: how many sessions the drop applies to.
+    #[arg(long, default_value_t = 1, help_heading = "Fault switches (for tests)")]
+    pub fault_drop_sessions: u32,
+    /// Fault: stall (no reading, no answers) once a session received this many bytes.
+    #[arg(long, help_heading = "Fault switches (for tests)")]
+    pub fault_stall_after_bytes: Option<u64>,
+    /// Fault: how long to stall, in seconds.
+    #[arg(long, default_value_t = 5.0, help_heading = "Fault switches (for tests)")]
+    pub fault_stall_secs: f64,
+    /// Fault: send a garbage text frame and a binary frame before every real message.
+    #[arg(long, help_heading = "Fault switches (for tests)")]
+    pub fault_garbage: bool,
+    /// Fault: refuse the first N handshakes.
+    #[arg(long, default_value_t = 0, help_heading = "Fault switches (for tests)")]
+    pub fault_refuse: u32,
+    /// Fault: HTTP status of the refusals.
+    #[arg(long, default_value_t = 503, value_parser = clap::value_parser!(u16).range(400..=599), help_heading = "Fault switches (for tests)")]
+    pub fault_refuse_status: u16,
+    /// Fault: Retry-After seconds on the refusals.
+    #[arg(long, help_heading = "Fault switches (for tests)")]
+    pub fault_retry_after: Option<u32>,
+    /// Fault: never send the is_last message.
+    #[arg(long, help_heading = "Fault switches (for tests)")]
+    pub fault_withhold_is_last: bool,
+    /// Fault: send an error frame and close once a session received this many bytes.
+    #[arg(long, help_heading = "Fault switches (for tests)")]
+    pub fault_error_after_bytes: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct TonesArgs {
+    /// Where to write the WAV file.
+    pub out: PathBuf,
+    /// Segments: each argument is one segment of vocabulary words, e.g. "hello world".
+    #[arg(required = true)]
+    pub segments: Vec<String>,
+    #[arg(long, default_value_t = 16000)]
+    pub rate: u32,
+    #[arg(long, default_value_t = 1)]
+    pub channels: u16,
+    /// Bits per sample (8, 16, 24, 32), or 0 for 32-bit float.
+    #[arg(long, default_value_t = 16)]
+    pub bits: u16,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+        }
+    };
+    init_logging(cli.verbose);
+    let code = match cli.command {
+        Some(Command::Transcribe(args)) => transcribe(args),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Tones(args)) => write_tones(args),
+        None => {
+            eprintln!(
+                "lightning-dictate: the dictation window is not built yet; run `lightning-dictate transcribe FILE.wav` (see --help)"
+            );
+            exit::USAGE
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    code
+}
+
+/// Parses the validated flag strings into stream parameters.
+fn stream_params(args: &TranscribeArgs) -> Result<StreamParams, String> {
+    let language: Language = args.language.parse().map_err(|e| format!("{e}"))?;
+    let encoding: Encoding = args.encoding.parse().map_err(|e| format!("{e}"))?;
+    let sample_rate: SampleRate = args.sample_rate.parse().map_err(|e| format!("{e}"))?;
+    // Subtitles need times: ask for word timestamps whenever the output is SRT or VTT.
+    let word_timestamps =
+        args.word_timestamps || matches!(args.format, OutputFormat::Srt | OutputFormat::Vtt);
+    Ok(StreamParams {
+        language,
+        encoding,
+        sample_rate,
+        word_timestamps,
+    })
+}
+
+fn transcribe(args: TranscribeArgs) -> u8 {
+    let params = match stream_params(&args) {
+        Ok(p) => p,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let source = match WavSource::open(&args.file) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::AUDIO, e),
+    };
+    let info = source.info();
+    let format = ChunkFormat {
+        encoding: params.encoding,
+        sample_rate: params.sample_rate,
+        chunk_ms: args.chunk_ms,
+    };
+    let api_key = args.api_key.as_deref().and_then(ApiKey::new);
+    if let Err(e) = crate::protocol::build_endpoint(&args.url, &params, api_key.is_some()) {
+        return fail(exit::USAGE, e);
+    }
+    let status = |line: String| {
+        if !args.quiet {
+            eprintln!("{line}");
+        }
+    };
+    status(format!(
+        "streaming {} ({info}) as {} at {} Hz in {} ms chunks{}",
+        args.file.display(),
+        params.encoding,
+        params.sample_rate,
+        args.chunk_ms,
+        if args.realtime { ", at real time" } else { "" }
+    ));
+
+    let mut config = SessionConfig::new(args.url.clone(), params, api_key);
+    config.finish_timeout = Duration::from_secs(args.finish_timeout);
+    config.forward_raw = args.format == OutputFormat::Jsonl;
+
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Room for 10 s of 20 ms chunks: the file source runs ahead of the connection a little.
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded::<AudioChunk>(500);
+    let (event_tx, event_rx) = crossbeam_channel::unbounded::<SessionEvent>();
+    let pace = if args.realtime {
+        Pace::Realtime
+    } else {
+        Pace::AsFastAsPossible
+    };
+    let source_stop = Arc::clone(&stop);
+    let source_thread = std::thread::Builder::new()
+        .name("wav-source".to_owned())
+        .spawn(move || source.stream(format, pace, &audio_tx, &source_stop));
+    let source_thread = match source_thread {
+        Ok(t) => t,
+        Err(e) => return fail(exit::AUDIO, format!("cannot start the audio thread: {e}")),
+    };
+    let output_format = args.format;
+    let quiet = args.quiet;
+    let printer = std::thread::Builder::new()
+        .name("output".to_owned())
+        .spawn(move || print_events(event_rx, output_format, quiet));
+    let printer = match printer {
+        Ok(t) => t,
+        Err(e) => return fail(exit::NETWORK, format!("cannot start the output thread: {e}")),
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(exit::NETWORK, format!("cannot start the network runtime: {e}")),
+    };
+    let ctrl_c_stop = Arc::clone(&stop);
+    let outcome = runtime.block_on(async move {
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                // Stop the source: the session sends `end` and prints the finals still coming.
+                ctrl_c_stop.store(true, Ordering::SeqCst);
+            }
+        });
+        run_session(config, audio_rx, event_tx).await
+    });
+    stop.store(true, Ordering::SeqCst);
+    let source_result = source_thread.join();
+    let transcript = printer.join().unwrap_or_default();
+
+    match outcome {
+        Ok(summary) => {
+            status(format!(
+                "done: {} segment(s), {:.2} s of audio in {:.2} s",
+                transcript.segments.len(),
+                summary.audio_secs_sent,
+                started.elapsed().as_secs_f64()
+            ));
+            match source_result {
+                Ok(Ok(_)) => exit::OK,
+                Ok(Err(e)) => fail(exit::AUDIO, e),
+                Err(_) => fail(exit::AUDIO, "the audio thread failed"),
+            }
+        }
+        Err(e) => fail(session_exit_code(&e), e),
+    }
+}
+
+/// Exit code for a failed session.
+pub fn session_exit_code(error: &SessionError) -> u8 {
+    match error {
+        SessionError::Auth { .. } => exit::KEY_REFUSED,
+        SessionError::Url(_) => exit::USAGE,
+        _ => exit::NETWORK,
+    }
+}
+
+/// Prints events as they come; returns the transcript for formats written at the end.
+fn print_events(
+    events: crossbeam_channel::Receiver<SessionEvent>,
+    format: OutputFormat,
+    quiet: bool,
+) -> Transcript {
+    let mut transcript = Transcript::default();
+    let stdout = std::io::stdout();
+    for event in events.iter() {
+        transcript.apply(&event);
+        let mut out = stdout.lock();
+        match &event {
+            SessionEvent::ServerText(raw) if format == OutputFormat::Jsonl => {
+                // One message a line: a frame that itself holds newlines is re-encoded compactly.
+                if raw.contains('\n') {
+                    match serde_json::from_str::<serde_json::Value>(raw) {
+                        Ok(v) => {
+                            let _ = writeln!(out, "{v}");
+                        }
+                        Err(_) => {
+                            let _ = writeln!(out, "{}", raw.replace('\n', " "));
+                        }
+                    }
+                } else {
+                    let _ = writeln!(out, "{raw}");
+                }
+            }
+            SessionEvent::Final(segment) if format == OutputFormat::Text => {
+                if !segment.text.trim().is_empty() {
+                    let _ = writeln!(out, "{}", segment.text.trim());
+                }
+            }
+            SessionEvent::Connecting { url } if !quiet => eprintln!("connecting to {url}"),
+            SessionEvent::Connected if !quiet => eprintln!("connected"),
+            SessionEvent::Finishing if !quiet => {
+                eprintln!("audio sent; waiting for the last transcript")
+            }
+            SessionEvent::ServerError { message } => eprintln!("server error: {message}"),
+            SessionEvent::Notice(notice) if !quiet => eprintln!("note: {notice}"),
+            SessionEvent::Ended(_) => break,
+            _ => {}
+        }
+        let _ = out.flush();
+    }
+    let tail = match format {
+        OutputFormat::Srt => transcript.to_srt(),
+        OutputFormat::Vtt => transcript.to_vtt(),
+        OutputFormat::Text | OutputFormat::Jsonl => String::new(),
+    };
+    if !tail.is_empty() {
+        let mut out = stdout.lock();
+        let _ = out.write_all(tail.as_bytes());
+        let _ = out.flush();
+    }
+    transcript
+}
+
+fn serve(args: ServeArgs) -> u8 {
+    let faults = Faults {
+        drop_after_bytes: args.fault_drop_after_bytes,
+        drop_sessions: args.fault_drop_sessions,
+        stall_after_bytes: args.fault_stall_after_bytes,
+        stall: Duration::from_secs_f64(args.fault_stall_secs.clamp(0.0, 3600.0)),
+        garbage: args.fault_garbage,
+        refuse_first: args.fault_refuse,
+        refuse_status: args.fault_refuse_status,
+        retry_after_secs: args.fault_retry_after,
+        withhold_is_last: args.fault_withhold_is_last,
+        error_after_bytes: args.fault_error_after_bytes,
+    };
+    let mut config = ServerConfig::loopback(args.port);
+    config.api_key = args.api_key.as_deref().and_then(ApiKey::new);
+    config.engine = match args.engine {
+        EngineChoice::Tone => Arc::new(ToneEngine),
+    };
+    config.faults = faults;
+    let result: anyhow::Result<()> = (|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the server runtime")?;
+        runtime.block_on(async {
+            let server = RunningServer::start(config.clone()).await.with_context(|| {
+                format!(
+                    "cannot listen on {}: is another server on that port? pick one with --port",
+                    config.addr
+                )
+            })?;
+            let addr = server.local_addr();
+            println!("listening on ws://{addr}{}", KNOWN_PATHS[0]);
+            let _ = std::io::stdout().flush();
+            eprintln!(
+                "engine: {}; key required: {}; press Ctrl+C to stop",
+                config.engine.name(),
+                if config.api_key.is_some() { "yes" } else { "no" }
+            );
+            let _ = tokio::signal::ctrl_c().await;
+            server.stop().await;
+            Ok(())
+        })
+    })();
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => fail(exit::NETWORK, format!("{e:#}")),
+    }
+}
+
+fn write_tones(args: TonesArgs) -> u8 {
+    let segments: Vec<Vec<&str>> = args
+        .segments
+        .iter()
+        .map(|s| s.split_whitespace().collect())
+        .collect();
+    for word in segments.iter().flatten() {
+        if tones::word_index(word).is_none() {
+            return fail(
+                exit::USAGE,
+                format!(
+                    "`{word}` is not a tone word; use: {}",
+                    tones::VOCABULARY.join(", ")
+                ),
+            );
+        }
+    }
+    let refs: Vec<&[&str]> = segments.iter().map(Vec::as_slice).collect();
+    let format = match args.bits {
+        0 => WavFormat::Float32,
+        8 | 16 | 24 | 32 => WavFormat::Int(args.bits),
+        other => return fail(exit::USAGE, format!("--bits {other}: use 8, 16, 24, 32 or 0")),
+    };
+    if !(8000..=192_000).contains(&args.rate) || !(1..=8).contains(&args.channels) {
+        return fail(exit::USAGE, "use --rate 8000..192000 and --channels 1..8");
+    }
+    let (samples, _) = tones::synthesize(&refs, args.rate, tones::ToneTiming::default());
+    match write_wav(&args.out, &samples, args.rate, args.channels, format) {
+        Ok(()) => exit::OK,
+        Err(e) => fail(exit::AUDIO, format!("cannot write {}: {e}", args.out.display())),
+    }
+}

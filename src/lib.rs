@@ -1,0 +1,14 @@
+//! lightning-dictate: dictation over Smallest AI's Lightning streaming speech-to-text API.
+//!
+//! Data flows one way: an audio source feeds the [`audio`] pipeline (downmix → resample → encode →
+//! chunks) into a crossbeam channel; the [`session`] task streams the chunks over a WebSocket and
+//! reports [`session::SessionEvent`]s, which build a [`transcript::Transcript`]. The [`server`] is
+//! the same protocol on loopback, in front of a recogniser engine.
+
+pub mod audio;
+pub mod cli;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod tones;
+pub mod transcript;

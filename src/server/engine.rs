@@ -1,0 +1,43 @@
+//! The recogniser interface behind the local server. An engine session runs on its own thread
+//! (never on the tokio reactor), receives decoded mono f32 audio at the stream's rate, and answers
+//! with transcript updates.
+
+use crate::protocol::{StreamParams, WordTimestamp};
+
+/// One transcript update from an engine.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EngineOutput {
+    /// The open segment's text (interim) or the closed segment's text (final).
+    pub text: String,
+    pub is_final: bool,
+    /// Set by the server on the terminal message after `end`.
+    pub is_last: bool,
+    /// On finals: the language code used or detected.
+    pub language: Option<String>,
+    /// On finals: words with times in seconds from the start of the stream.
+    pub words: Vec<WordTimestamp>,
+}
+
+/// A recogniser the local server can put behind the protocol.
+pub trait Engine: Send + Sync {
+    /// Short name for logs and `--engine`.
+    fn name(&self) -> &'static str;
+
+    /// Refuses parameters the engine cannot serve (answered with HTTP 400 before the upgrade).
+    fn check_params(&self, params: &StreamParams) -> Result<(), String>;
+
+    /// Starts recognising one stream.
+    fn start(&self, params: &StreamParams) -> Box<dyn EngineSession>;
+}
+
+/// One stream being recognised.
+pub trait EngineSession: Send {
+    /// More audio. Returns the updates it caused (interims, finals at pauses).
+    fn push(&mut self, samples: &[f32]) -> Vec<EngineOutput>;
+
+    /// Closes the open segment now (the protocol's `finalize`); the stream goes on.
+    fn finalize(&mut self) -> Vec<EngineOutput>;
+
+    /// The stream ended (`end`): flush everything.
+    fn finish(&mut self) -> Vec<EngineOutput>;
+}

@@ -1,0 +1,527 @@
+//! The local Lightning server: the same protocol as the service, on loopback, in front of an
+//! [`Engine`]. Validates path, parameters and key before the upgrade (404/400/401), decodes every
+//! encoding at every rate, and has fault switches so the client's failure handling can be tested.
+
+pub mod engine;
+pub mod tone_engine;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+pub use engine::{Engine, EngineOutput, EngineSession};
+pub use tone_engine::ToneEngine;
+
+use crate::audio::encode::Decoder;
+use crate::protocol::{
+    ApiKey, ClientControl, KNOWN_PATHS, StreamParams, TranscriptMessage, parse_client_control,
+};
+
+/// Switches that make the server misbehave on purpose, for tests.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Drop the TCP connection (no close frame) once this many audio bytes arrived in a session.
+    pub drop_after_bytes: Option<u64>,
+    /// How many sessions the drop applies to (the first N that reach the threshold).
+    pub drop_sessions: u32,
+    /// Stop reading and answering for `stall` once this many audio bytes arrived (once a session).
+    pub stall_after_bytes: Option<u64>,
+    pub stall: Duration,
+    /// Send a garbage text frame and a garbage binary frame before every real message.
+    pub garbage: bool,
+    /// Refuse the first N handshakes with `refuse_status` (and `Retry-After` when set).
+    pub refuse_first: u32,
+    pub refuse_status: u16,
+    pub retry_after_secs: Option<u32>,
+    /// Never send the `is_last` message (the connection stays open until the client leaves).
+    pub withhold_is_last: bool,
+    /// Send an error frame and close (1011) once this many audio bytes arrived.
+    pub error_after_bytes: Option<u64>,
+}
+
+/// What a session received, for tests that check the audio byte for byte.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub params: StreamParams,
+    pub audio: Vec<u8>,
+    pub end_received: bool,
+}
+
+/// How to run the server.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    /// The key clients must present; `None` accepts any (or no) key.
+    pub api_key: Option<ApiKey>,
+    pub engine: Arc<dyn Engine>,
+    pub faults: Faults,
+    /// Keep every session's audio and hand it out through [`RunningServer::records`].
+    pub record_sessions: bool,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("addr", &self.addr)
+            .field("api_key", &self.api_key)
+            .field("engine", &self.engine.name())
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// Loopback on `port` (0 for any free port), no key, the tone engine, no faults.
+    pub fn loopback(port: u16) -> Self {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            api_key: None,
+            engine: Arc::new(ToneEngine),
+            faults: Faults::default(),
+            record_sessions: false,
+        }
+    }
+}
+
+struct State {
+    config: ServerConfig,
+    refusals_left: AtomicU32,
+    drops_left: AtomicU32,
+    sessions: AtomicU64,
+    records: Option<crossbeam_channel::Sender<SessionRecord>>,
+}
+
+impl State {
+    /// Decides on the handshake. Returns the stream parameters or the HTTP refusal.
+    fn admit(&self, request: &Request) -> Result<StreamParams, ErrorResponse> {
+        let path = request.uri().path();
+        if !KNOWN_PATHS.contains(&path) {
+            return Err(refusal(
+                StatusCode::NOT_FOUND,
+                &format!("unknown path {path}; use {}", KNOWN_PATHS[0]),
+                None,
+            ));
+        }
+        if take_one(&self.refusals_left) {
+            let status = StatusCode::from_u16(self.config.faults.refuse_status)
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Err(refusal(
+                status,
+                "refused by the fault switch",
+                self.config.faults.retry_after_secs,
+            ));
+        }
+        if let Some(key) = &self.config.api_key {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    let (scheme, token) = v.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                });
+            if presented != Some(key.expose()) {
+                return Err(refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid or missing API key",
+                    None,
+                ));
+            }
+        }
+        let params = StreamParams::from_query(request.uri().query().unwrap_or(""))
+            .map_err(|e| refusal(StatusCode::BAD_REQUEST, &e.to_string(), None))?;
+        self.config
+            .engine
+            .check_params(&params)
+            .map_err(|e| refusal(StatusCode::BAD_REQUEST, &e, None))?;
+        Ok(params)
+    }
+}
+
+/// Decrements a counter that is above zero; tells whether it did.
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn refusal(status: StatusCode, message: &str, retry_after: Option<u32>) -> ErrorResponse {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = ErrorResponse::new(Some(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// Frame and message caps: generous for audio, small enough that a hostile peer cannot make us
+/// buffer without bound.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(4 << 20))
+        .max_frame_size(Some(4 << 20))
+}
+
+/// A server accepting connections in the background.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    records: crossbeam_channel::Receiver<SessionRecord>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Binds and starts accepting on the current tokio runtime.
+    pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (record_tx, records) = crossbeam_channel::unbounded();
+        let state = Arc::new(State {
+            refusals_left: AtomicU32::new(config.faults.refuse_first),
+            drops_left: AtomicU32::new(config.faults.drop_sessions),
+            sessions: AtomicU64::new(0),
+            records: config.record_sessions.then_some(record_tx),
+            config,
+        });
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            let state = Arc::clone(&state);
+                            tokio::spawn(async move { handle_connection(state, stream, peer).await });
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(RunningServer {
+            local_addr,
+            records,
+            shutdown: Some(shutdown),
+            task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL a client connects to (the API document's path).
+    pub fn url(&self) -> String {
+        format!("ws://{}{}", self.local_addr, KNOWN_PATHS[0])
+    }
+
+    /// Finished sessions, when the config asked to record them.
+    pub fn records(&self) -> &crossbeam_channel::Receiver<SessionRecord> {
+        &self.records
+    }
+
+    /// Stops accepting (sessions in progress finish on their own).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the accept loop ends (it only ends through [`RunningServer::stop`]).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// A server with its own runtime on a background thread, for synchronous callers (tests,
+/// benchmarks, the CLI's in-process use).
+pub struct BackgroundServer {
+    runtime: Option<tokio::runtime::Runtime>,
+    server: Option<RunningServer>,
+    url: String,
+    records: crossbeam_channel::Receiver<SessionRecord>,
+}
+
+impl BackgroundServer {
+    pub fn start(config: ServerConfig) -> std::io::Result<BackgroundServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("local-server")
+            .enable_all()
+            .build()?;
+        let server = runtime.block_on(RunningServer::start(config))?;
+        Ok(BackgroundServer {
+            url: server.url(),
+            records: server.records().clone(),
+            server: Some(server),
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn records(&self) -> &crossbeam_channel::Receiver<SessionRecord> {
+        &self.records
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        if let (Some(runtime), Some(server)) = (self.runtime.take(), self.server.take()) {
+            runtime.block_on(server.stop());
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+enum EngineInput {
+    Audio(Vec<f32>),
+    Finalize,
+    End,
+}
+
+/// Runs one engine session on its own thread until the stream ends or the connection goes.
+fn run_engine(
+    mut session: Box<dyn EngineSession>,
+    input: crossbeam_channel::Receiver<EngineInput>,
+    output: tokio::sync::mpsc::UnboundedSender<EngineOutput>,
+) {
+    for message in input.iter() {
+        let outputs = match message {
+            EngineInput::Audio(samples) => session.push(&samples),
+            EngineInput::Finalize => session.finalize(),
+            EngineInput::End => {
+                let mut outputs = session.finish();
+                match outputs.last_mut() {
+                    Some(last) if last.is_final => last.is_last = true,
+                    _ => outputs.push(EngineOutput {
+                        is_final: true,
+                        is_last: true,
+                        ..EngineOutput::default()
+                    }),
+                }
+                for out in outputs {
+                    let _ = output.send(out);
+                }
+                return;
+            }
+        };
+        for out in outputs {
+            if output.send(out).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let mut admitted = None;
+    let callback = |request: &Request, response: Response| match state.admit(request) {
+        Ok(params) => {
+            admitted = Some(params);
+            Ok(response)
+        }
+        Err(refused) => {
+            tracing::info!(%peer, status = %refused.status(), "handshake refused");
+            Err(refused)
+        }
+    };
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(websocket_config()),
+    )
+    .await
+    {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!(%peer, "handshake ended: {e}");
+            return;
+        }
+    };
+    let Some(params) = admitted else {
+        return;
+    };
+    let number = state.sessions.fetch_add(1, Ordering::SeqCst);
+    let session_id = format!("sess_{:08x}{:04x}", std::process::id(), number);
+    tracing::info!(%peer, %session_id, query = %params.query(), "session started");
+    let faults = &state.config.faults;
+    let drop_at = faults
+        .drop_after_bytes
+        .filter(|_| faults.drop_sessions > 0)
+        .filter(|_| take_one(&state.drops_left));
+
+    let (engine_tx, engine_rx) = crossbeam_channel::unbounded();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine_session = state.config.engine.start(&params);
+    let engine_thread = std::thread::Builder::new()
+        .name("engine-session".to_owned())
+        .spawn(move || run_engine(engine_session, engine_rx, out_tx));
+    if let Err(e) = engine_thread {
+        tracing::error!("cannot start an engine thread: {e}");
+        return;
+    }
+
+    let (mut sink, mut incoming) = ws.split();
+    let mut decoder = Decoder::new(params.encoding);
+    let mut bytes_in: u64 = 0;
+    let mut stalled = false;
+    let mut end_received = false;
+    let mut finals_text = String::new();
+    let mut recorded = state.records.as_ref().map(|_| Vec::new());
+
+    loop {
+        tokio::select! {
+            frame = incoming.next() => match frame {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if end_received {
+                        continue;
+                    }
+                    bytes_in += bytes.len() as u64;
+                    if drop_at.is_some_and(|limit| bytes_in >= limit) {
+                        tracing::info!(%session_id, bytes_in, "fault: dropping the connection");
+                        // Dropping both halves closes the socket with no close frame.
+                        return;
+                    }
+                    if !stalled && faults.stall_after_bytes.is_some_and(|limit| bytes_in >= limit) {
+                        stalled = true;
+                        tracing::info!(%session_id, "fault: stalling for {:?}", faults.stall);
+                        tokio::time::sleep(faults.stall).await;
+                    }
+                    if faults.error_after_bytes.is_some_and(|limit| bytes_in >= limit) {
+                        let frame = serde_json::json!({
+                            "type": "error",
+                            "message": "internal error (fault switch)",
+                        });
+                        let _ = sink.send(Message::text(frame.to_string())).await;
+                        let _ = sink.send(Message::Close(Some(CloseFrame {
+                            code: CloseCode::Error,
+                            reason: "internal error".into(),
+                        }))).await;
+                        break;
+                    }
+                    if let Some(log) = recorded.as_mut() {
+                        log.extend_from_slice(&bytes);
+                    }
+                    let mut samples = Vec::with_capacity(bytes.len());
+                    decoder.decode_into(&bytes, &mut samples);
+                    let _ = engine_tx.send(EngineInput::Audio(samples));
+                }
+                Some(Ok(Message::Text(text))) => match parse_client_control(&text) {
+                    ClientControl::End => {
+                        end_received = true;
+                        let _ = engine_tx.send(EngineInput::End);
+                    }
+                    ClientControl::Finalize => {
+                        let _ = engine_tx.send(EngineInput::Finalize);
+                    }
+                    ClientControl::Unknown => {
+                        tracing::debug!(%session_id, "ignored a text frame");
+                    }
+                },
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(e)) => {
+                    tracing::debug!(%session_id, "read failed: {e}");
+                    break;
+                }
+                Some(Ok(_)) => {}
+            },
+            output = out_rx.recv() => {
+                let Some(output) = output else { break };
+                if output.is_last && faults.withhold_is_last {
+                    tracing::info!(%session_id, "fault: withholding is_last");
+                    continue;
+                }
+                if faults.garbage {
+                    let _ = sink.send(Message::text("{\"transcript\": garbage]")).await;
+                    let _ = sink.send(Message::Binary(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]))).await;
+                }
+                let message = transcript_message(&session_id, &params, &output, &mut finals_text);
+                if sink.send(Message::text(message)).await.is_err() {
+                    break;
+                }
+                if output.is_last {
+                    let _ = sink.send(Message::Close(Some(CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: "".into(),
+                    }))).await;
+                    // Give the client a moment to answer the close before the socket goes.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        while let Some(Ok(_)) = incoming.next().await {}
+                    }).await;
+                    break;
+                }
+            }
+        }
+    }
+    drop(engine_tx);
+    tracing::info!(%session_id, bytes_in, end_received, "session ended");
+    if let (Some(records), Some(audio)) = (&state.records, recorded) {
+        let _ = records.send(SessionRecord {
+            params,
+            audio,
+            end_received,
+        });
+    }
+}
+
+/// The JSON the service sends for one engine output.
+fn transcript_message(
+    session_id: &str,
+    params: &StreamParams,
+    output: &EngineOutput,
+    finals_text: &mut String,
+) -> String {
+    let text = output.text.trim();
+    let full = if output.is_final {
+        if !text.is_empty() {
+            if !finals_text.is_empty() {
+                finals_text.push(' ');
+            }
+            finals_text.push_str(text);
+        }
+        finals_text.clone()
+    } else if finals_text.is_empty() {
+        text.to_owned()
+    } else {
+        format!("{finals_text} {text}")
+    };
+    let message = TranscriptMessage {
+        session_id: Some(session_id.to_owned()),
+        transcript: output.text.clone(),
+        full_transcript: Some(full),
+        is_final: output.is_final,
+        is_last: output.is_last,
+        language: if output.is_final {
+            output.language.clone().or_else(|| Some(params.language.code().to_owned()))
+        } else {
+            None
+        },
+        word_timestamps: (output.is_final && params.word_timestamps).then(|| output.words.clone()),
+    };
+    serde_json::to_string(&message).unwrap_or_default()
+}
