@@ -1,0 +1,130 @@
+//! Shared helpers for the integration tests: tone-word WAV files and a client run against a
+//! server, through the library's real pipeline and a real WebSocket on loopback.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use lightning_dictate::audio::ChunkFormat;
+use lightning_dictate::audio::wav::{Pace, WavFormat, WavSource, write_wav};
+use lightning_dictate::protocol::StreamParams;
+use lightning_dictate::session::{
+    SessionConfig, SessionError, SessionEvent, SessionSummary, run_session,
+};
+use lightning_dictate::tones::{self, PlacedWord, ToneTiming};
+use lightning_dictate::transcript::Transcript;
+
+/// The segments most tests speak.
+pub const SCRIPT: [&[&str]; 3] = [
+    &["lightning", "dictate", "streams", "every", "word"],
+    &["nothing", "is", "ever", "lost"],
+    &["one", "two", "three"],
+];
+
+pub fn script_text() -> Vec<String> {
+    SCRIPT.iter().map(|s| s.join(" ")).collect()
+}
+
+/// Writes the tone script as a WAV file; returns where each word is.
+pub fn tone_wav(
+    dir: &Path,
+    name: &str,
+    segments: &[&[&str]],
+    rate: u32,
+    channels: u16,
+    format: WavFormat,
+) -> (PathBuf, Vec<PlacedWord>) {
+    let (samples, placed) = tones::synthesize(segments, rate, ToneTiming::default());
+    let path = dir.join(name);
+    write_wav(&path, &samples, rate, channels, format).expect("write wav");
+    (path, placed)
+}
+
+/// What a client run produced.
+pub struct Run {
+    pub outcome: Result<SessionSummary, SessionError>,
+    pub events: Vec<SessionEvent>,
+    pub transcript: Transcript,
+}
+
+impl Run {
+    pub fn finals(&self) -> Vec<String> {
+        self.transcript
+            .segments
+            .iter()
+            .map(|s| s.text.clone())
+            .collect()
+    }
+
+    pub fn interims(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, SessionEvent::Interim { .. }))
+            .count()
+    }
+}
+
+/// Streams a WAV file to `url` with the library's session task.
+pub fn run_client(
+    url: &str,
+    wav: &Path,
+    params: StreamParams,
+    chunk_ms: u32,
+    tweak: impl FnOnce(&mut SessionConfig),
+) -> Run {
+    let source = WavSource::open(wav).expect("open wav");
+    let format = ChunkFormat {
+        encoding: params.encoding,
+        sample_rate: params.sample_rate,
+        chunk_ms,
+    };
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
+    let stop = Arc::new(AtomicBool::new(false));
+    let source_thread = std::thread::spawn(move || {
+        source.stream(format, Pace::AsFastAsPossible, &audio_tx, &stop)
+    });
+    let (event_tx, event_rx) = crossbeam_channel::unbounded();
+    let mut config = SessionConfig::new(url, params, None);
+    tweak(&mut config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let outcome = runtime.block_on(run_session(config, audio_rx, event_tx));
+    let _ = source_thread.join();
+    let events: Vec<SessionEvent> = event_rx.try_iter().collect();
+    let mut transcript = Transcript::default();
+    for e in &events {
+        transcript.apply(e);
+    }
+    Run {
+        outcome,
+        events,
+        transcript,
+    }
+}
+
+/// Asserts the transcript's word times match where the words were placed (proves no audio was
+/// lost, duplicated or reordered on the way).
+pub fn assert_word_times(transcript: &Transcript, placed: &[PlacedWord], tolerance: f64) {
+    let words: Vec<_> = transcript
+        .segments
+        .iter()
+        .flat_map(|s| s.words.iter())
+        .collect();
+    assert_eq!(words.len(), placed.len(), "word count");
+    for (got, want) in words.iter().zip(placed) {
+        assert_eq!(got.word, want.word);
+        assert!(
+            (got.start - want.start).abs() <= tolerance && (got.end - want.end).abs() <= tolerance,
+            "{} at {:.3}-{:.3}, expected {:.3}-{:.3}",
+            got.word,
+            got.start,
+            got.end,
+            want.start,
+            want.end
+        );
+    }
+}
