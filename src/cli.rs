@@ -147,7 +147,11 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Fault switches (for tests)")]
     pub fault_stall_after_bytes: Option<u64>,
     /// Fault: how long to stall, in seconds.
-    #[arg(long, default_value_t = 5.0, help_heading = "Fault switches (for tests)")]
+    #[arg(
+        long,
+        default_value_t = 5.0,
+        help_heading = "Fault switches (for tests)"
+    )]
     pub fault_stall_secs: f64,
     /// Fault: send a garbage text frame and a binary frame before every real message.
     #[arg(long, help_heading = "Fault switches (for tests)")]
@@ -191,7 +195,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     init_logging(cli.verbose);
@@ -307,7 +315,12 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         .spawn(move || print_events(event_rx, output_format, quiet));
     let printer = match printer {
         Ok(t) => t,
-        Err(e) => return fail(exit::NETWORK, format!("cannot start the output thread: {e}")),
+        Err(e) => {
+            return fail(
+                exit::NETWORK,
+                format!("cannot start the output thread: {e}"),
+            );
+        }
     };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -316,7 +329,12 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         .build()
     {
         Ok(r) => r,
-        Err(e) => return fail(exit::NETWORK, format!("cannot start the network runtime: {e}")),
+        Err(e) => {
+            return fail(
+                exit::NETWORK,
+                format!("cannot start the network runtime: {e}"),
+            );
+        }
     };
     let ctrl_c_stop = Arc::clone(&stop);
     let outcome = runtime.block_on(async move {
@@ -386,10 +404,10 @@ fn print_events(
                     let _ = writeln!(out, "{raw}");
                 }
             }
-            SessionEvent::Final(segment) if format == OutputFormat::Text => {
-                if !segment.text.trim().is_empty() {
-                    let _ = writeln!(out, "{}", segment.text.trim());
-                }
+            SessionEvent::Final(segment)
+                if format == OutputFormat::Text && !segment.text.trim().is_empty() =>
+            {
+                let _ = writeln!(out, "{}", segment.text.trim());
             }
             SessionEvent::Connecting { url } if !quiet => eprintln!("connecting to {url}"),
             SessionEvent::Connected if !quiet => eprintln!("connected"),
@@ -435,31 +453,36 @@ fn serve(args: ServeArgs) -> u8 {
         EngineChoice::Tone => Arc::new(ToneEngine),
     };
     config.faults = faults;
-    let result: anyhow::Result<()> = (|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the server runtime")?;
-        runtime.block_on(async {
-            let server = RunningServer::start(config.clone()).await.with_context(|| {
+    let result: anyhow::Result<()> =
+        (|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the server runtime")?;
+            runtime.block_on(async {
+                let server = RunningServer::start(config.clone()).await.with_context(|| {
                 format!(
                     "cannot listen on {}: is another server on that port? pick one with --port",
                     config.addr
                 )
             })?;
-            let addr = server.local_addr();
-            println!("listening on ws://{addr}{}", KNOWN_PATHS[0]);
-            let _ = std::io::stdout().flush();
-            eprintln!(
-                "engine: {}; key required: {}; press Ctrl+C to stop",
-                config.engine.name(),
-                if config.api_key.is_some() { "yes" } else { "no" }
-            );
-            let _ = tokio::signal::ctrl_c().await;
-            server.stop().await;
-            Ok(())
-        })
-    })();
+                let addr = server.local_addr();
+                println!("listening on ws://{addr}{}", KNOWN_PATHS[0]);
+                let _ = std::io::stdout().flush();
+                eprintln!(
+                    "engine: {}; key required: {}; press Ctrl+C to stop",
+                    config.engine.name(),
+                    if config.api_key.is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                );
+                let _ = tokio::signal::ctrl_c().await;
+                server.stop().await;
+                Ok(())
+            })
+        })();
     match result {
         Ok(()) => exit::OK,
         Err(e) => fail(exit::NETWORK, format!("{e:#}")),
@@ -487,7 +510,12 @@ fn write_tones(args: TonesArgs) -> u8 {
     let format = match args.bits {
         0 => WavFormat::Float32,
         8 | 16 | 24 | 32 => WavFormat::Int(args.bits),
-        other => return fail(exit::USAGE, format!("--bits {other}: use 8, 16, 24, 32 or 0")),
+        other => {
+            return fail(
+                exit::USAGE,
+                format!("--bits {other}: use 8, 16, 24, 32 or 0"),
+            );
+        }
     };
     if !(8000..=192_000).contains(&args.rate) || !(1..=8).contains(&args.channels) {
         return fail(exit::USAGE, "use --rate 8000..192000 and --channels 1..8");
@@ -495,6 +523,9 @@ fn write_tones(args: TonesArgs) -> u8 {
     let (samples, _) = tones::synthesize(&refs, args.rate, tones::ToneTiming::default());
     match write_wav(&args.out, &samples, args.rate, args.channels, format) {
         Ok(()) => exit::OK,
-        Err(e) => fail(exit::AUDIO, format!("cannot write {}: {e}", args.out.display())),
+        Err(e) => fail(
+            exit::AUDIO,
+            format!("cannot write {}: {e}", args.out.display()),
+        ),
     }
 }

@@ -431,7 +431,10 @@ pub fn build_endpoint(
     query.push(params.query());
     let url = format!("{scheme}://{authority}{path}?{}", query.join("&"));
     // The http crate is what the WebSocket client parses with: check it accepts the result.
-    if url.parse::<tokio_tungstenite::tungstenite::http::Uri>().is_err() {
+    if url
+        .parse::<tokio_tungstenite::tungstenite::http::Uri>()
+        .is_err()
+    {
         return Err(UrlError::Invalid(base.to_owned()));
     }
     Ok(Endpoint { is_tls, host, url })
@@ -577,10 +580,7 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, ParseError> {
     let serde_json::Value::Object(map) = &value else {
         return Err(ParseError::NotAnObject);
     };
-    let kind = map
-        .get("type")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned);
+    let kind = map.get("type").and_then(|t| t.as_str()).map(str::to_owned);
     let status_is_error = map
         .get("status")
         .and_then(|s| s.as_str())
@@ -656,7 +656,10 @@ mod tests {
         assert_eq!(all.last().copied(), Some(Language::MULTI));
         assert_eq!(Language::ENGLISH.code(), "en");
         assert_eq!(Language::ENGLISH.name(), "English");
-        assert!(all.iter().all(|l| !l.name().is_empty() && !l.code().is_empty()));
+        assert!(
+            all.iter()
+                .all(|l| !l.name().is_empty() && !l.code().is_empty())
+        );
         assert!("xx".parse::<Language>().is_err());
         assert!("".parse::<Language>().is_err());
     }

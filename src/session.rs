@@ -114,13 +114,17 @@ pub enum SessionError {
     #[error("the server refused the connection (HTTP {status}){}: check --url", detail_suffix(.detail))]
     Refused { status: u16, detail: String },
     /// TCP connect failed or the handshake timed out.
-    #[error("cannot reach {host}: {detail}: check --url and the network (or start `lightning-dictate serve`)")]
+    #[error(
+        "cannot reach {host}: {detail}: check --url and the network (or start `lightning-dictate serve`)"
+    )]
     Connect { host: String, detail: String },
     /// TLS failed (certificate, protocol).
     #[error("secure connection to {host} failed: {detail}: check the URL and the computer's clock")]
     Tls { host: String, detail: String },
     /// The connection broke mid-stream.
-    #[error("the connection to the server was lost: {detail}: the text received so far is kept; try again")]
+    #[error(
+        "the connection to the server was lost: {detail}: the text received so far is kept; try again"
+    )]
     Dropped { detail: String },
     /// The server closed before `is_last`.
     #[error("the server closed the stream early (close code {code}{}): the text received so far is kept; try again", detail_suffix(.reason))]
@@ -129,7 +133,9 @@ pub enum SessionError {
     #[error("the server reported an error: {message}: the text received so far is kept; try again")]
     ServerReported { message: String },
     /// `is_last` did not arrive in time after `end`.
-    #[error("the server did not confirm the end of the stream within {secs} s: the text received so far is kept")]
+    #[error(
+        "the server did not confirm the end of the stream within {secs} s: the text received so far is kept"
+    )]
     NoLastMessage { secs: u64 },
 }
 
@@ -251,127 +257,201 @@ async fn stream_session(
 
     let (mut sink, mut stream) = ws.split();
     let rate = config.params.sample_rate;
-    let mut summary = SessionSummary::default();
+    let mut inbox = Inbox {
+        events,
+        forward_raw: config.forward_raw,
+        summary: SessionSummary::default(),
+        error_message: None,
+        noticed: Noticed::default(),
+    };
     let mut audio_open = true;
     let mut finish_deadline: Option<Instant> = None;
-    let mut error_message: Option<String> = None;
-    let mut noticed = Noticed::default();
 
     loop {
         let deadline = finish_deadline;
         tokio::select! {
+            // Read before sending: a final or an error frame waiting in the socket is never
+            // left behind by a send that fails.
+            biased;
             frame = stream.next() => {
-                let frame = match frame {
-                    None => {
-                        return Err(match error_message {
-                            Some(message) => SessionError::ServerReported { message },
-                            None => SessionError::Dropped { detail: "the server went away without closing".to_owned() },
-                        });
+                match inbox.on_frame(frame) {
+                    Flow::Continue => {}
+                    Flow::Last => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        // Read the server's close (bounded), then we are done.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while let Some(Ok(_)) = stream.next().await {}
+                        }).await;
+                        return Ok(inbox.summary);
                     }
-                    Some(Err(e)) => {
-                        return Err(match error_message {
-                            Some(message) => SessionError::ServerReported { message },
-                            None => SessionError::Dropped { detail: e.to_string() },
-                        });
-                    }
-                    Some(Ok(frame)) => frame,
-                };
-                match frame {
-                    Message::Text(text) => {
-                        if config.forward_raw {
-                            let _ = events.send(SessionEvent::ServerText(text.to_string()));
-                        }
-                        match parse_server_message(&text) {
-                            Ok(ServerMessage::Transcript(message)) => {
-                                if summary.session_id.is_none() {
-                                    summary.session_id = message.session_id.clone();
-                                }
-                                if message.is_final || message.is_last {
-                                    summary.finals += 1;
-                                    let _ = events.send(SessionEvent::Final(FinalSegment {
-                                        text: message.transcript.trim().to_owned(),
-                                        language: message.language,
-                                        words: message.word_timestamps.unwrap_or_default(),
-                                        is_last: message.is_last,
-                                        audio_sent_secs: summary.audio_secs_sent,
-                                    }));
-                                } else {
-                                    let _ = events.send(SessionEvent::Interim { text: message.transcript });
-                                }
-                                if message.is_last {
-                                    let _ = sink.send(Message::Close(None)).await;
-                                    // Read the server's close (bounded), then we are done.
-                                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                                        while let Some(Ok(_)) = stream.next().await {}
-                                    }).await;
-                                    return Ok(summary);
-                                }
-                            }
-                            Ok(ServerMessage::Error { message }) => {
-                                tracing::warn!("server error frame: {message}");
-                                let _ = events.send(SessionEvent::ServerError { message: message.clone() });
-                                error_message = Some(message);
-                            }
-                            Ok(ServerMessage::Event { kind }) => {
-                                if noticed.first(&kind) {
-                                    tracing::debug!("ignoring server event `{kind}`");
-                                }
-                            }
-                            Err(e) => {
-                                if noticed.first("malformed") {
-                                    tracing::warn!("{e}");
-                                    let _ = events.send(SessionEvent::Notice(format!("ignored a malformed message from the server ({e})")));
-                                }
-                            }
-                        }
-                    }
-                    Message::Binary(_) => {
-                        if noticed.first("binary") {
-                            tracing::warn!("ignoring a binary frame from the server");
-                            let _ = events.send(SessionEvent::Notice("ignored a binary frame from the server".to_owned()));
-                        }
-                    }
-                    Message::Close(close) => {
-                        if let Some(message) = error_message {
-                            return Err(SessionError::ServerReported { message });
-                        }
-                        let (code, reason) = close
-                            .map(|c| (u16::from(c.code), c.reason.to_string()))
-                            .unwrap_or((u16::from(CloseCode::Status), String::new()));
-                        return Err(SessionError::ClosedEarly { code, reason });
-                    }
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    Flow::Failed(e) => return Err(e),
                 }
             }
             chunk = chunk_rx.recv(), if audio_open => {
-                match chunk {
+                let sent = match chunk {
                     Some(chunk) => {
                         let secs = chunk.end_secs(rate);
                         let len = chunk.bytes.len() as u64;
-                        if let Err(e) = sink.send(Message::Binary(chunk.bytes.into())).await {
-                            return Err(match error_message {
-                                Some(message) => SessionError::ServerReported { message },
-                                None => SessionError::Dropped { detail: e.to_string() },
-                            });
+                        let sent = sink.send(Message::Binary(chunk.bytes.into())).await;
+                        if sent.is_ok() {
+                            inbox.summary.chunks_sent += 1;
+                            inbox.summary.bytes_sent += len;
+                            inbox.summary.audio_secs_sent = secs;
                         }
-                        summary.chunks_sent += 1;
-                        summary.bytes_sent += len;
-                        summary.audio_secs_sent = secs;
+                        sent
                     }
                     None => {
                         audio_open = false;
-                        if let Err(e) = sink.send(Message::text(END_MESSAGE)).await {
-                            return Err(SessionError::Dropped { detail: e.to_string() });
+                        let sent = sink.send(Message::text(END_MESSAGE)).await;
+                        if sent.is_ok() {
+                            let _ = events.send(SessionEvent::Finishing);
+                            finish_deadline = Some(Instant::now() + config.finish_timeout);
                         }
-                        let _ = events.send(SessionEvent::Finishing);
-                        finish_deadline = Some(Instant::now() + config.finish_timeout);
+                        sent
                     }
+                };
+                if let Err(e) = sent {
+                    // The socket broke while sending: whatever the server sent before that is
+                    // still worth reading (finals, an error frame saying why).
+                    let drained = tokio::time::timeout(Duration::from_millis(500), async {
+                        loop {
+                            match inbox.on_frame(stream.next().await) {
+                                Flow::Continue => {}
+                                Flow::Last => return Ok(()),
+                                Flow::Failed(e) => return Err(e),
+                            }
+                        }
+                    }).await;
+                    return match drained {
+                        Ok(Ok(())) => Ok(inbox.summary),
+                        Ok(Err(SessionError::ServerReported { message })) => Err(SessionError::ServerReported { message }),
+                        _ => Err(match inbox.error_message {
+                            Some(message) => SessionError::ServerReported { message },
+                            None => SessionError::Dropped { detail: e.to_string() },
+                        }),
+                    };
                 }
             }
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let _ = sink.send(Message::Close(None)).await;
                 return Err(SessionError::NoLastMessage { secs: config.finish_timeout.as_secs() });
             }
+        }
+    }
+}
+
+/// What a received frame means for the session.
+enum Flow {
+    Continue,
+    /// The terminal `is_last` message arrived.
+    Last,
+    Failed(SessionError),
+}
+
+/// The receiving side: turns frames into events and remembers what the outcome needs.
+struct Inbox<'a> {
+    events: &'a Sender<SessionEvent>,
+    forward_raw: bool,
+    summary: SessionSummary,
+    error_message: Option<String>,
+    noticed: Noticed,
+}
+
+impl Inbox<'_> {
+    fn on_frame(&mut self, frame: Option<Result<Message, tungstenite::Error>>) -> Flow {
+        let frame = match frame {
+            None => {
+                return Flow::Failed(
+                    self.broken("the server went away without closing".to_owned()),
+                );
+            }
+            Some(Err(e)) => return Flow::Failed(self.broken(e.to_string())),
+            Some(Ok(frame)) => frame,
+        };
+        match frame {
+            Message::Text(text) => self.on_text(&text),
+            Message::Binary(_) => {
+                self.notice("binary", "ignored a binary frame from the server");
+                Flow::Continue
+            }
+            Message::Close(close) => {
+                if let Some(message) = self.error_message.take() {
+                    return Flow::Failed(SessionError::ServerReported { message });
+                }
+                let (code, reason) = close
+                    .map(|c| (u16::from(c.code), c.reason.to_string()))
+                    .unwrap_or((u16::from(CloseCode::Status), String::new()));
+                Flow::Failed(SessionError::ClosedEarly { code, reason })
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Flow::Continue,
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Flow {
+        if self.forward_raw {
+            let _ = self.events.send(SessionEvent::ServerText(text.to_owned()));
+        }
+        match parse_server_message(text) {
+            Ok(ServerMessage::Transcript(message)) => {
+                if self.summary.session_id.is_none() {
+                    self.summary.session_id = message.session_id.clone();
+                }
+                if message.is_final || message.is_last {
+                    self.summary.finals += 1;
+                    let _ = self.events.send(SessionEvent::Final(FinalSegment {
+                        text: message.transcript.trim().to_owned(),
+                        language: message.language,
+                        words: message.word_timestamps.unwrap_or_default(),
+                        is_last: message.is_last,
+                        audio_sent_secs: self.summary.audio_secs_sent,
+                    }));
+                } else {
+                    let _ = self.events.send(SessionEvent::Interim {
+                        text: message.transcript,
+                    });
+                }
+                if message.is_last {
+                    Flow::Last
+                } else {
+                    Flow::Continue
+                }
+            }
+            Ok(ServerMessage::Error { message }) => {
+                tracing::warn!("server error frame: {message}");
+                let _ = self.events.send(SessionEvent::ServerError {
+                    message: message.clone(),
+                });
+                self.error_message = Some(message);
+                Flow::Continue
+            }
+            Ok(ServerMessage::Event { kind }) => {
+                if self.noticed.first(&kind) {
+                    tracing::debug!("ignoring server event `{kind}`");
+                }
+                Flow::Continue
+            }
+            Err(e) => {
+                self.notice(
+                    "malformed",
+                    &format!("ignored a malformed message from the server ({e})"),
+                );
+                Flow::Continue
+            }
+        }
+    }
+
+    fn notice(&mut self, kind: &str, message: &str) {
+        if self.noticed.first(kind) {
+            tracing::warn!("{message}");
+            let _ = self.events.send(SessionEvent::Notice(message.to_owned()));
+        }
+    }
+
+    /// The error for a broken connection: the server's own words when it sent an error frame.
+    fn broken(&mut self, detail: String) -> SessionError {
+        match self.error_message.take() {
+            Some(message) => SessionError::ServerReported { message },
+            None => SessionError::Dropped { detail },
         }
     }
 }

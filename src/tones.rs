@@ -7,9 +7,38 @@
 
 /// The words, in frequency order.
 pub const VOCABULARY: [&str; 32] = [
-    "lightning", "dictate", "streams", "every", "word", "nothing", "is", "ever", "lost", "text",
-    "appears", "while", "you", "speak", "hello", "world", "the", "quick", "brown", "fox", "jumps",
-    "over", "lazy", "dog", "one", "two", "three", "four", "five", "six", "seven", "eight",
+    "lightning",
+    "dictate",
+    "streams",
+    "every",
+    "word",
+    "nothing",
+    "is",
+    "ever",
+    "lost",
+    "text",
+    "appears",
+    "while",
+    "you",
+    "speak",
+    "hello",
+    "world",
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
 ];
 
 /// Frequency of the word at `index` in [`VOCABULARY`].
@@ -56,7 +85,11 @@ pub struct PlacedWord {
 
 /// Synthesizes segments of words (unknown words are skipped) at `rate` Hz, mono.
 /// Returns the samples and where each word was placed.
-pub fn synthesize(segments: &[&[&str]], rate: u32, timing: ToneTiming) -> (Vec<f32>, Vec<PlacedWord>) {
+pub fn synthesize(
+    segments: &[&[&str]],
+    rate: u32,
+    timing: ToneTiming,
+) -> (Vec<f32>, Vec<PlacedWord>) {
     let rate_f = f64::from(rate);
     let mut samples = Vec::new();
     let mut placed = Vec::new();
@@ -140,7 +173,11 @@ mod tests {
                 assert_eq!(placed.len(), 1);
                 let a = (placed[0].start * f64::from(rate)) as usize;
                 let b = (placed[0].end * f64::from(rate)) as usize;
-                assert_eq!(classify(&samples[a..b], rate), Some(VOCABULARY[i]), "{rate}");
+                assert_eq!(
+                    classify(&samples[a..b], rate),
+                    Some(VOCABULARY[i]),
+                    "{rate}"
+                );
             }
         }
     }

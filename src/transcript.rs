@@ -201,16 +201,15 @@ mod tests {
             vec![word("hello", 0.2, 0.4), word("world", 0.48, 0.68)],
             9.0,
         ));
-        t.apply(&final_event(
-            "one",
-            vec![word("one", 3661.5, 3661.7)],
-            9.0,
-        ));
+        t.apply(&final_event("one", vec![word("one", 3661.5, 3661.7)], 9.0));
         assert_eq!(
             t.to_srt(),
             "1\n00:00:00,200 --> 00:00:00,700\nhello world\n\n2\n01:01:01,500 --> 01:01:02,000\none\n\n"
         );
-        assert!(t.to_vtt().starts_with("WEBVTT\n\n00:00:00.200 --> 00:00:00.700\nhello world\n"));
+        assert!(
+            t.to_vtt()
+                .starts_with("WEBVTT\n\n00:00:00.200 --> 00:00:00.700\nhello world\n")
+        );
         assert!(t.to_json().contains("\"hello\""));
     }
 }

@@ -44,8 +44,12 @@ fn every_encoding_at_every_rate_arrives_complete_and_in_order() {
                 word_timestamps: true,
             };
             let run = run_client(server.url(), &wav, params, 20, |_| {});
-            let label = format!("{encoding} at {rate} Hz from {src_rate} Hz x{channels} {format:?}");
-            let summary = run.outcome.as_ref().unwrap_or_else(|e| panic!("{label}: {e}"));
+            let label =
+                format!("{encoding} at {rate} Hz from {src_rate} Hz x{channels} {format:?}");
+            let summary = run
+                .outcome
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
             assert_eq!(run.finals(), script_text(), "{label}");
             assert!(run.interims() >= placed.len(), "{label}: interims");
             // Word times within 15 ms of where they were synthesized: nothing lost or doubled.
@@ -54,8 +58,17 @@ fn every_encoding_at_every_rate_arrives_complete_and_in_order() {
             let expected_bytes = (placed_duration(&wav) * f64::from(rate.hz())).round() as u64
                 * encoding.bytes_per_sample() as u64;
             let diff = summary.bytes_sent.abs_diff(expected_bytes);
-            assert!(diff <= 2 * encoding.bytes_per_sample() as u64, "{label}: {} vs {expected_bytes}", summary.bytes_sent);
-            assert!(run.transcript.segments.iter().all(|s| s.language.as_deref() == Some("en")));
+            assert!(
+                diff <= 2 * encoding.bytes_per_sample() as u64,
+                "{label}: {} vs {expected_bytes}",
+                summary.bytes_sent
+            );
+            assert!(
+                run.transcript
+                    .segments
+                    .iter()
+                    .all(|s| s.language.as_deref() == Some("en"))
+            );
         }
     }
 }
@@ -72,7 +85,14 @@ fn linear16_at_the_file_rate_arrives_byte_for_byte() {
     config.record_sessions = true;
     let server = BackgroundServer::start(config).expect("server");
     for rate in [SampleRate::Hz16000, SampleRate::Hz44100] {
-        let (wav, _) = tone_wav(dir.path(), "exact.wav", &SCRIPT, rate.hz(), 1, WavFormat::Int(16));
+        let (wav, _) = tone_wav(
+            dir.path(),
+            "exact.wav",
+            &SCRIPT,
+            rate.hz(),
+            1,
+            WavFormat::Int(16),
+        );
         let params = StreamParams {
             sample_rate: rate,
             ..StreamParams::default()

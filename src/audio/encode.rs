@@ -118,7 +118,11 @@ mod tests {
     #[test]
     fn linear16_is_little_endian() {
         let mut out = Vec::new();
-        encode_into(Encoding::Linear16, &[256.0 / 32768.0, -1.0 / 32768.0], &mut out);
+        encode_into(
+            Encoding::Linear16,
+            &[256.0 / 32768.0, -1.0 / 32768.0],
+            &mut out,
+        );
         assert_eq!(out, [0x00, 0x01, 0xFF, 0xFF]);
         out.clear();
         encode_into(Encoding::Linear32, &[0.5], &mut out);

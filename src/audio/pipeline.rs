@@ -258,7 +258,10 @@ mod tests {
         let mut p = ChunkPipeline::new(44100, 2, format).unwrap();
         let chunks = collect(&mut p, &vec![0.1; 44100 * 2 * 3 + 2 * 17]);
         let total: u64 = chunks.iter().map(|c| u64::from(c.samples)).sum();
-        assert_eq!(total, ((44100 * 3 + 17) as f64 * 8000.0 / 44100.0).round() as u64);
+        assert_eq!(
+            total,
+            ((44100 * 3 + 17) as f64 * 8000.0 / 44100.0).round() as u64
+        );
     }
 
     #[test]
@@ -277,6 +280,16 @@ mod tests {
         };
         assert!(ChunkPipeline::new(16000, 9, format).is_err());
         assert!(ChunkPipeline::new(4000, 1, format).is_err());
-        assert!(ChunkPipeline::new(16000, 1, ChunkFormat { chunk_ms: 5, ..format }).is_err());
+        assert!(
+            ChunkPipeline::new(
+                16000,
+                1,
+                ChunkFormat {
+                    chunk_ms: 5,
+                    ..format
+                }
+            )
+            .is_err()
+        );
     }
 }

@@ -78,8 +78,8 @@ impl MonoResampler {
     /// Flushes the tail: after this, `out` has received exactly round(inputs × to / from) samples
     /// in total. The resampler is reset and can take a new stream.
     pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), ResampleError> {
-        let expected = (self.consumed as f64 * f64::from(self.to) / f64::from(self.from)).round()
-            as u64;
+        let expected =
+            (self.consumed as f64 * f64::from(self.to) / f64::from(self.from)).round() as u64;
         while self.produced < expected {
             let need = self.inner.input_frames_next();
             let have = self.pending.len().min(need);
@@ -188,7 +188,11 @@ mod tests {
         assert_eq!(out.len(), 32000);
         let steady = &out[1600..out.len() - 1600];
         let amplitude = amplitude_at(steady, 1000.0, 16000);
-        assert!(db(amplitude / 0.5).abs() <= 0.5, "{} dB", db(amplitude / 0.5));
+        assert!(
+            db(amplitude / 0.5).abs() <= 0.5,
+            "{} dB",
+            db(amplitude / 0.5)
+        );
         // The energy is at 1 kHz, not beside it.
         for off in [-100.0, 100.0] {
             assert!(db(amplitude_at(steady, 1000.0 + off, 16000) / 0.5) < -40.0);

@@ -17,11 +17,17 @@ use super::pipeline::{AudioChunk, ChunkFormat, ChunkPipeline, PipelineError};
 pub enum WavError {
     #[error("cannot open {path}: {detail}: check the path")]
     Open { path: PathBuf, detail: String },
-    #[error("{path} is not a readable WAV file ({detail}): convert it, e.g. `sox in.mp3 -b 16 out.wav`")]
+    #[error(
+        "{path} is not a readable WAV file ({detail}): convert it, e.g. `sox in.mp3 -b 16 out.wav`"
+    )]
     Format { path: PathBuf, detail: String },
-    #[error("{path}: {detail}: convert it to 8/16/24/32-bit integer or 32-bit float PCM, 8-192 kHz, 1-8 channels")]
+    #[error(
+        "{path}: {detail}: convert it to 8/16/24/32-bit integer or 32-bit float PCM, 8-192 kHz, 1-8 channels"
+    )]
     Unsupported { path: PathBuf, detail: String },
-    #[error("{path} is damaged after {secs:.2} s of audio ({detail}): the audio before that was sent")]
+    #[error(
+        "{path} is damaged after {secs:.2} s of audio ({detail}): the audio before that was sent"
+    )]
     Truncated {
         path: PathBuf,
         secs: f64,
@@ -303,9 +309,9 @@ pub fn write_wav(
         for _ in 0..channels {
             match format {
                 WavFormat::Float32 => writer.write_sample(s)?,
-                WavFormat::Int(8) => writer.write_sample(
-                    (s * 128.0).round().clamp(-128.0, 127.0) as i8,
-                )?,
+                WavFormat::Int(8) => {
+                    writer.write_sample((s * 128.0).round().clamp(-128.0, 127.0) as i8)?
+                }
                 WavFormat::Int(16) => writer.write_sample(super::encode::f32_to_i16(s))?,
                 WavFormat::Int(bits) => {
                     let full = f64::from(1u32 << (bits - 1));

@@ -103,7 +103,7 @@ struct State {
 
 impl State {
     /// Decides on the handshake. Returns the stream parameters or the HTTP refusal.
-    fn admit(&self, request: &Request) -> Result<StreamParams, ErrorResponse> {
+    fn admit(&self, request: &Request) -> Result<StreamParams, Refusal> {
         let path = request.uri().path();
         if !KNOWN_PATHS.contains(&path) {
             return Err(refusal(
@@ -155,7 +155,28 @@ fn take_one(counter: &AtomicU32) -> bool {
         .is_ok()
 }
 
-fn refusal(status: StatusCode, message: &str, retry_after: Option<u32>) -> ErrorResponse {
+/// An HTTP answer instead of the upgrade.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u32>,
+}
+
+fn refusal(status: StatusCode, message: &str, retry_after: Option<u32>) -> Refusal {
+    Refusal {
+        status,
+        message: message.to_owned(),
+        retry_after,
+    }
+}
+
+fn error_response(refusal: Refusal) -> ErrorResponse {
+    let Refusal {
+        status,
+        message,
+        retry_after,
+    } = refusal;
     let body = serde_json::json!({ "error": message }).to_string();
     let mut response = ErrorResponse::new(Some(body));
     *response.status_mut() = status;
@@ -301,6 +322,8 @@ enum EngineInput {
     Audio(Vec<f32>),
     Finalize,
     End,
+    /// Answered once everything before it is processed and its outputs are sent.
+    Sync(std::sync::mpsc::SyncSender<()>),
 }
 
 /// Runs one engine session on its own thread until the stream ends or the connection goes.
@@ -313,6 +336,10 @@ fn run_engine(
         let outputs = match message {
             EngineInput::Audio(samples) => session.push(&samples),
             EngineInput::Finalize => session.finalize(),
+            EngineInput::Sync(done) => {
+                let _ = done.send(());
+                continue;
+            }
             EngineInput::End => {
                 let mut outputs = session.finish();
                 match outputs.last_mut() {
@@ -340,14 +367,16 @@ fn run_engine(
 async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let mut admitted = None;
+    // The callback's signature is tungstenite's; the large error type is theirs too.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| match state.admit(request) {
         Ok(params) => {
             admitted = Some(params);
             Ok(response)
         }
         Err(refused) => {
-            tracing::info!(%peer, status = %refused.status(), "handshake refused");
-            Err(refused)
+            tracing::info!(%peer, status = %refused.status, "handshake refused");
+            Err(error_response(refused))
         }
     };
     let ws = match tokio_tungstenite::accept_hdr_async_with_config(
@@ -386,12 +415,20 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
         return;
     }
 
-    let (mut sink, mut incoming) = ws.split();
+    let (sink, mut incoming) = ws.split();
+    let mut out = Outbox {
+        sink,
+        session_id: session_id.clone(),
+        params,
+        garbage: faults.garbage,
+        withhold_is_last: faults.withhold_is_last,
+        finals_text: String::new(),
+    };
     let mut decoder = Decoder::new(params.encoding);
     let mut bytes_in: u64 = 0;
     let mut stalled = false;
     let mut end_received = false;
-    let mut finals_text = String::new();
+    let mut engine_done = false;
     let mut recorded = state.records.as_ref().map(|_| Vec::new());
 
     loop {
@@ -402,34 +439,41 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                         continue;
                     }
                     bytes_in += bytes.len() as u64;
-                    if drop_at.is_some_and(|limit| bytes_in >= limit) {
-                        tracing::info!(%session_id, bytes_in, "fault: dropping the connection");
-                        // Dropping both halves closes the socket with no close frame.
-                        return;
-                    }
-                    if !stalled && faults.stall_after_bytes.is_some_and(|limit| bytes_in >= limit) {
-                        stalled = true;
-                        tracing::info!(%session_id, "fault: stalling for {:?}", faults.stall);
-                        tokio::time::sleep(faults.stall).await;
-                    }
-                    if faults.error_after_bytes.is_some_and(|limit| bytes_in >= limit) {
-                        let frame = serde_json::json!({
-                            "type": "error",
-                            "message": "internal error (fault switch)",
-                        });
-                        let _ = sink.send(Message::text(frame.to_string())).await;
-                        let _ = sink.send(Message::Close(Some(CloseFrame {
-                            code: CloseCode::Error,
-                            reason: "internal error".into(),
-                        }))).await;
-                        break;
-                    }
                     if let Some(log) = recorded.as_mut() {
                         log.extend_from_slice(&bytes);
                     }
                     let mut samples = Vec::with_capacity(bytes.len());
                     decoder.decode_into(&bytes, &mut samples);
                     let _ = engine_tx.send(EngineInput::Audio(samples));
+                    let drop_now = drop_at.is_some_and(|limit| bytes_in >= limit);
+                    let error_now = faults.error_after_bytes.is_some_and(|limit| bytes_in >= limit);
+                    if drop_now || error_now {
+                        // Faults fire at a byte position: first deliver everything the engine
+                        // makes of the audio before it, so tests are deterministic.
+                        sync_engine(&engine_tx, &mut out_rx, &mut out).await;
+                    }
+                    if drop_now {
+                        tracing::info!(%session_id, bytes_in, "fault: dropping the connection");
+                        // Dropping both halves closes the socket with no close frame.
+                        return;
+                    }
+                    if error_now {
+                        let frame = serde_json::json!({
+                            "type": "error",
+                            "message": "internal error (fault switch)",
+                        });
+                        let _ = out.sink.send(Message::text(frame.to_string())).await;
+                        let _ = out.sink.send(Message::Close(Some(CloseFrame {
+                            code: CloseCode::Error,
+                            reason: "internal error".into(),
+                        }))).await;
+                        break;
+                    }
+                    if !stalled && faults.stall_after_bytes.is_some_and(|limit| bytes_in >= limit) {
+                        stalled = true;
+                        tracing::info!(%session_id, "fault: stalling for {:?}", faults.stall);
+                        tokio::time::sleep(faults.stall).await;
+                    }
                 }
                 Some(Ok(Message::Text(text))) => match parse_client_control(&text) {
                     ClientControl::End => {
@@ -450,30 +494,22 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                 }
                 Some(Ok(_)) => {}
             },
-            output = out_rx.recv() => {
-                let Some(output) = output else { break };
-                if output.is_last && faults.withhold_is_last {
-                    tracing::info!(%session_id, "fault: withholding is_last");
+            output = out_rx.recv(), if !engine_done => {
+                let Some(output) = output else {
+                    // The engine finished; the connection stays until the client leaves.
+                    engine_done = true;
                     continue;
-                }
-                if faults.garbage {
-                    let _ = sink.send(Message::text("{\"transcript\": garbage]")).await;
-                    let _ = sink.send(Message::Binary(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef]))).await;
-                }
-                let message = transcript_message(&session_id, &params, &output, &mut finals_text);
-                if sink.send(Message::text(message)).await.is_err() {
-                    break;
-                }
-                if output.is_last {
-                    let _ = sink.send(Message::Close(Some(CloseFrame {
-                        code: CloseCode::Normal,
-                        reason: "".into(),
-                    }))).await;
-                    // Give the client a moment to answer the close before the socket goes.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                        while let Some(Ok(_)) = incoming.next().await {}
-                    }).await;
-                    break;
+                };
+                match out.send(&output).await {
+                    Sent::More => {}
+                    Sent::Gone => break,
+                    Sent::Last => {
+                        // Give the client a moment to answer the close before the socket goes.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            while let Some(Ok(_)) = incoming.next().await {}
+                        }).await;
+                        break;
+                    }
                 }
             }
         }
@@ -486,6 +522,85 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
             audio,
             end_received,
         });
+    }
+}
+
+/// Waits until the engine has processed everything sent so far, sending its outputs.
+async fn sync_engine(
+    engine_tx: &crossbeam_channel::Sender<EngineInput>,
+    out_rx: &mut tokio::sync::mpsc::UnboundedReceiver<EngineOutput>,
+    out: &mut Outbox,
+) {
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+    if engine_tx.send(EngineInput::Sync(done_tx)).is_err() {
+        return;
+    }
+    let waited = tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(30)));
+    let _ = waited.await;
+    while let Ok(output) = out_rx.try_recv() {
+        if !matches!(out.send(&output).await, Sent::More) {
+            return;
+        }
+    }
+}
+
+/// What happened to a message.
+enum Sent {
+    More,
+    /// That was the terminal message; the close frame went after it.
+    Last,
+    /// The client is gone.
+    Gone,
+}
+
+/// The sending half of a connection and what it needs to format messages.
+struct Outbox {
+    sink: futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>,
+    session_id: String,
+    params: StreamParams,
+    garbage: bool,
+    withhold_is_last: bool,
+    finals_text: String,
+}
+
+impl Outbox {
+    async fn send(&mut self, output: &EngineOutput) -> Sent {
+        if output.is_last && self.withhold_is_last {
+            tracing::info!(session_id = %self.session_id, "fault: withholding is_last");
+            return Sent::More;
+        }
+        if self.garbage {
+            let _ = self
+                .sink
+                .send(Message::text("{\"transcript\": garbage]"))
+                .await;
+            let _ = self
+                .sink
+                .send(Message::Binary(Bytes::from_static(&[
+                    0xde, 0xad, 0xbe, 0xef,
+                ])))
+                .await;
+        }
+        let message = transcript_message(
+            &self.session_id,
+            &self.params,
+            output,
+            &mut self.finals_text,
+        );
+        if self.sink.send(Message::text(message)).await.is_err() {
+            return Sent::Gone;
+        }
+        if !output.is_last {
+            return Sent::More;
+        }
+        let _ = self
+            .sink
+            .send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            })))
+            .await;
+        Sent::Last
     }
 }
 
@@ -517,7 +632,10 @@ fn transcript_message(
         is_final: output.is_final,
         is_last: output.is_last,
         language: if output.is_final {
-            output.language.clone().or_else(|| Some(params.language.code().to_owned()))
+            output
+                .language
+                .clone()
+                .or_else(|| Some(params.language.code().to_owned()))
         } else {
             None
         },

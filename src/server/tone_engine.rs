@@ -221,8 +221,15 @@ mod tests {
         assert_eq!(finals[0].text, "hello world");
         assert_eq!(finals[1].text, "one two three");
         assert_eq!(finals[0].language.as_deref(), Some("en"));
-        let interims: Vec<_> = outputs.iter().filter(|o| !o.is_final).map(|o| o.text.as_str()).collect();
-        assert_eq!(interims, ["hello", "hello world", "one", "one two", "one two three"]);
+        let interims: Vec<_> = outputs
+            .iter()
+            .filter(|o| !o.is_final)
+            .map(|o| o.text.as_str())
+            .collect();
+        assert_eq!(
+            interims,
+            ["hello", "hello world", "one", "one two", "one two three"]
+        );
         let words: Vec<_> = finals.iter().flat_map(|f| f.words.iter()).collect();
         assert_eq!(words.len(), placed.len());
         for (w, p) in words.iter().zip(&placed) {

@@ -81,9 +81,8 @@ pub fn run_client(
     };
     let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
     let stop = Arc::new(AtomicBool::new(false));
-    let source_thread = std::thread::spawn(move || {
-        source.stream(format, Pace::AsFastAsPossible, &audio_tx, &stop)
-    });
+    let source_thread =
+        std::thread::spawn(move || source.stream(format, Pace::AsFastAsPossible, &audio_tx, &stop));
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
     let mut config = SessionConfig::new(url, params, None);
     tweak(&mut config);
