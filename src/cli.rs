@@ -12,6 +12,8 @@ use anyhow::Context;
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::audio::capture::{Capture, CaptureEvent, CaptureOptions};
+use crate::audio::devices::{DeviceError, list_input_devices};
 use crate::audio::wav::{Pace, WavFormat, WavSource, write_wav};
 use crate::audio::{AudioChunk, ChunkFormat};
 use crate::protocol::{
@@ -49,8 +51,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Transcribe a WAV file by streaming it to the service (or a local server).
+    /// Transcribe a WAV file or the microphone by streaming it to the service (or a local server).
     Transcribe(TranscribeArgs),
+    /// List the input devices (microphones) of every audio host.
+    Devices,
     /// Run a local server that speaks the Lightning protocol on loopback.
     Serve(ServeArgs),
     /// Write a WAV file of tone words, the language the local test engine understands.
@@ -84,7 +88,17 @@ fn rate_parser() -> PossibleValuesParser {
 #[derive(Debug, Args)]
 pub struct TranscribeArgs {
     /// The WAV file (8/16/24/32-bit integer or 32-bit float, 1-8 channels, 8-192 kHz).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "mic", conflicts_with = "mic")]
+    pub file: Option<PathBuf>,
+    /// Transcribe the microphone instead of a file (stop with Ctrl+C or --duration).
+    #[arg(long)]
+    pub mic: bool,
+    /// Input device: a name from `lightning-dictate devices` or a unique part of one.
+    #[arg(long, requires = "mic")]
+    pub device: Option<String>,
+    /// Stop the microphone after this many seconds.
+    #[arg(long, requires = "mic")]
+    pub duration: Option<f64>,
     /// WebSocket URL of the service.
     #[arg(long, env = "LIGHTNING_URL", default_value = DEFAULT_URL)]
     pub url: String,
@@ -205,6 +219,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let code = match cli.command {
         Some(Command::Transcribe(args)) => transcribe(args),
+        Some(Command::Devices) => devices(),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Tones(args)) => write_tones(args),
         None => {
@@ -258,11 +273,6 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, e),
     };
-    let source = match WavSource::open(&args.file) {
-        Ok(s) => s,
-        Err(e) => return fail(exit::AUDIO, e),
-    };
-    let info = source.info();
     let format = ChunkFormat {
         encoding: params.encoding,
         sample_rate: params.sample_rate,
@@ -272,55 +282,47 @@ fn transcribe(args: TranscribeArgs) -> u8 {
     if let Err(e) = crate::protocol::build_endpoint(&args.url, &params, api_key.is_some()) {
         return fail(exit::USAGE, e);
     }
-    let status = |line: String| {
-        if !args.quiet {
+    if args.duration.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
+        return fail(exit::USAGE, "--duration must be a positive number of seconds");
+    }
+    let quiet = args.quiet;
+    let status = move |line: String| {
+        if !quiet {
             eprintln!("{line}");
         }
     };
-    status(format!(
-        "streaming {} ({info}) as {} at {} Hz in {} ms chunks{}",
-        args.file.display(),
-        params.encoding,
-        params.sample_rate,
-        args.chunk_ms,
-        if args.realtime { ", at real time" } else { "" }
-    ));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    // The microphone's channel holds a minute of audio: it queues while connecting, and a slow
+    // network never blocks the capture thread. A file's holds 10 s and simply waits.
+    let queue = if args.mic {
+        (60_000 / args.chunk_ms) as usize
+    } else {
+        500
+    };
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded::<AudioChunk>(queue);
+    let source = if args.mic {
+        start_mic(&args, format, audio_tx, &stop)
+    } else {
+        start_file(&args, format, audio_tx, &stop)
+    };
+    let source = match source {
+        Ok(s) => s,
+        Err(e) => return fail(exit::AUDIO, e),
+    };
 
     let mut config = SessionConfig::new(args.url.clone(), params, api_key);
     config.finish_timeout = Duration::from_secs(args.finish_timeout);
     config.forward_raw = args.format == OutputFormat::Jsonl;
-
-    let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    // Room for 10 s of 20 ms chunks: the file source runs ahead of the connection a little.
-    let (audio_tx, audio_rx) = crossbeam_channel::bounded::<AudioChunk>(500);
     let (event_tx, event_rx) = crossbeam_channel::unbounded::<SessionEvent>();
-    let pace = if args.realtime {
-        Pace::Realtime
-    } else {
-        Pace::AsFastAsPossible
-    };
-    let source_stop = Arc::clone(&stop);
-    let source_thread = std::thread::Builder::new()
-        .name("wav-source".to_owned())
-        .spawn(move || source.stream(format, pace, &audio_tx, &source_stop));
-    let source_thread = match source_thread {
-        Ok(t) => t,
-        Err(e) => return fail(exit::AUDIO, format!("cannot start the audio thread: {e}")),
-    };
     let output_format = args.format;
-    let quiet = args.quiet;
     let printer = std::thread::Builder::new()
         .name("output".to_owned())
         .spawn(move || print_events(event_rx, output_format, quiet));
     let printer = match printer {
         Ok(t) => t,
-        Err(e) => {
-            return fail(
-                exit::NETWORK,
-                format!("cannot start the output thread: {e}"),
-            );
-        }
+        Err(e) => return fail(exit::NETWORK, format!("cannot start the output thread: {e}")),
     };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -329,12 +331,7 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            return fail(
-                exit::NETWORK,
-                format!("cannot start the network runtime: {e}"),
-            );
-        }
+        Err(e) => return fail(exit::NETWORK, format!("cannot start the network runtime: {e}")),
     };
     let ctrl_c_stop = Arc::clone(&stop);
     let outcome = runtime.block_on(async move {
@@ -347,7 +344,7 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         run_session(config, audio_rx, event_tx).await
     });
     stop.store(true, Ordering::SeqCst);
-    let source_result = source_thread.join();
+    let source_result = source.join().unwrap_or_else(|_| Err("the audio thread failed".to_owned()));
     let transcript = printer.join().unwrap_or_default();
 
     match outcome {
@@ -359,13 +356,171 @@ fn transcribe(args: TranscribeArgs) -> u8 {
                 started.elapsed().as_secs_f64()
             ));
             match source_result {
-                Ok(Ok(_)) => exit::OK,
-                Ok(Err(e)) => fail(exit::AUDIO, e),
-                Err(_) => fail(exit::AUDIO, "the audio thread failed"),
+                Ok(()) => exit::OK,
+                Err(e) => fail(exit::AUDIO, e),
             }
         }
-        Err(e) => fail(session_exit_code(&e), e),
+        Err(e) => {
+            // A lost device explains a broken session better than the session does.
+            if let Err(audio) = source_result {
+                eprintln!("error: {audio}");
+            }
+            fail(session_exit_code(&e), e)
+        }
     }
+}
+
+/// A running source: its thread ends when the audio does, with an error to report (exit 5).
+type SourceThread = std::thread::JoinHandle<Result<(), String>>;
+
+fn start_file(
+    args: &TranscribeArgs,
+    format: ChunkFormat,
+    audio_tx: crossbeam_channel::Sender<AudioChunk>,
+    stop: &Arc<AtomicBool>,
+) -> Result<SourceThread, String> {
+    let Some(path) = args.file.clone() else {
+        return Err("no file given: pass FILE.wav or --mic".to_owned());
+    };
+    let source = WavSource::open(&path).map_err(|e| e.to_string())?;
+    if !args.quiet {
+        eprintln!(
+            "streaming {} ({}) as {} at {} Hz in {} ms chunks{}",
+            path.display(),
+            source.info(),
+            format.encoding,
+            format.sample_rate,
+            format.chunk_ms,
+            if args.realtime { ", at real time" } else { "" }
+        );
+    }
+    let pace = if args.realtime {
+        Pace::Realtime
+    } else {
+        Pace::AsFastAsPossible
+    };
+    let stop = Arc::clone(stop);
+    std::thread::Builder::new()
+        .name("wav-source".to_owned())
+        .spawn(move || {
+            source
+                .stream(format, pace, &audio_tx, &stop)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("cannot start the audio thread: {e}"))
+}
+
+fn start_mic(
+    args: &TranscribeArgs,
+    format: ChunkFormat,
+    audio_tx: crossbeam_channel::Sender<AudioChunk>,
+    stop: &Arc<AtomicBool>,
+) -> Result<SourceThread, String> {
+    let options = CaptureOptions::new(args.device.clone(), format);
+    let capture = Capture::start(options, audio_tx).map_err(|e| e.to_string())?;
+    let events = capture.events().clone();
+    let quiet = args.quiet;
+    let verbose_levels = tracing::enabled!(tracing::Level::DEBUG);
+    let limit = args.duration.map(Duration::from_secs_f64);
+    let stop = Arc::clone(stop);
+    std::thread::Builder::new()
+        .name("mic-control".to_owned())
+        .spawn(move || {
+            let started = Instant::now();
+            let mut lost = None;
+            loop {
+                for event in events.try_iter() {
+                    if let CaptureEvent::DeviceLost { device, detail } = &event {
+                        lost = Some(format!(
+                            "the input device `{device}` failed ({detail}): reconnect it or pick another with --device; the text so far is kept"
+                        ));
+                    }
+                    if !quiet {
+                        print_capture_event(&event, verbose_levels);
+                    }
+                }
+                let timed_out = limit.is_some_and(|l| started.elapsed() >= l);
+                if timed_out || stop.load(Ordering::SeqCst) || lost.is_some() || capture.has_ended() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let stats = capture.stop();
+            if let Some(detail) = stats.device_lost.as_ref().filter(|_| lost.is_none()) {
+                lost = Some(format!("the input device failed ({detail}): the text so far is kept"));
+            }
+            if stats.dropped_frames > 0 && !quiet {
+                eprintln!("warning: {} audio frames were dropped (the computer was too busy)", stats.dropped_frames);
+            }
+            match lost {
+                Some(message) => Err(message),
+                None => Ok(()),
+            }
+        })
+        .map_err(|e| format!("cannot start the capture control thread: {e}"))
+}
+
+fn print_capture_event(event: &CaptureEvent, levels: bool) {
+    match event {
+        CaptureEvent::Opened {
+            device,
+            rate,
+            channels,
+            format,
+        } => eprintln!("microphone: {device} ({rate} Hz, {channels} ch, {format})"),
+        CaptureEvent::Listening => eprintln!("listening"),
+        CaptureEvent::Silent { secs } => eprintln!(
+            "warning: only silence for {secs:.0} s: is the microphone muted, or the wrong device? (`lightning-dictate devices` lists them)"
+        ),
+        CaptureEvent::SoundBack => eprintln!("sound is back"),
+        CaptureEvent::Overflow { dropped_frames } => {
+            eprintln!("warning: the computer fell behind the microphone: {dropped_frames} frames dropped")
+        }
+        CaptureEvent::Backlog { dropped_chunks } => eprintln!(
+            "warning: the network fell a minute behind: {dropped_chunks} chunks of audio dropped"
+        ),
+        CaptureEvent::DeviceLost { .. } => {}
+        CaptureEvent::Level {
+            rms_dbfs,
+            peak_dbfs,
+        } => {
+            if levels {
+                eprintln!("level: rms {rms_dbfs:.1} dBFS, peak {peak_dbfs:.1} dBFS");
+            }
+        }
+    }
+}
+
+fn devices() -> u8 {
+    let (devices, problems) = list_input_devices();
+    for problem in &problems {
+        eprintln!("note: {problem}");
+    }
+    if devices.is_empty() {
+        return fail(exit::AUDIO, DeviceError::NoInput);
+    }
+    for d in &devices {
+        let native = d
+            .native
+            .as_ref()
+            .map(|(rate, ch, fmt)| format!("{rate} Hz, {ch} ch, {fmt}"))
+            .unwrap_or_else(|| "unknown".to_owned());
+        let rates = d
+            .rates
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "{} {}\n    native: {native}; rates: {}; formats: {}",
+            if d.is_default { "*" } else { " " },
+            d.full_name(),
+            if rates.is_empty() { "?".to_owned() } else { rates },
+            d.formats.join(" ")
+        );
+    }
+    exit::OK
 }
 
 /// Exit code for a failed session.

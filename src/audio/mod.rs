@@ -1,5 +1,8 @@
-//! Audio: the stages every source shares (downmix, resample, encode, chunk) and the sources.
+//! Audio: the stages every source shares (downmix, resample, encode, chunk) and the sources (WAV
+//! files, the microphone).
 
+pub mod capture;
+pub mod devices;
 pub mod encode;
 pub mod g711;
 pub mod pipeline;

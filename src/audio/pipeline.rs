@@ -22,6 +22,8 @@ pub struct AudioChunk {
     pub samples: u32,
     /// The encoded samples.
     pub bytes: Vec<u8>,
+    /// For live sources: when the audio that completed this chunk arrived from the device.
+    pub captured_at: Option<std::time::Instant>,
 }
 
 impl AudioChunk {
@@ -83,8 +85,27 @@ pub struct ChunkPipeline {
 }
 
 impl ChunkPipeline {
-    /// A pipeline for a source at `input_rate` Hz with `channels` interleaved channels.
+    /// A pipeline for a file source at `input_rate` Hz with `channels` interleaved channels
+    /// (FFT resampler: fastest, ~30 ms of delay).
     pub fn new(input_rate: u32, channels: u16, format: ChunkFormat) -> Result<Self, PipelineError> {
+        Self::build(input_rate, channels, format, false)
+    }
+
+    /// A pipeline for a live source (sinc resampler on 2 ms blocks: ~3 ms of delay).
+    pub fn new_low_latency(
+        input_rate: u32,
+        channels: u16,
+        format: ChunkFormat,
+    ) -> Result<Self, PipelineError> {
+        Self::build(input_rate, channels, format, true)
+    }
+
+    fn build(
+        input_rate: u32,
+        channels: u16,
+        format: ChunkFormat,
+        low_latency: bool,
+    ) -> Result<Self, PipelineError> {
         if !(1..=8).contains(&channels) {
             return Err(PipelineError::Channels(channels));
         }
@@ -97,7 +118,13 @@ impl ChunkPipeline {
         let to = format.sample_rate.hz();
         // Matching rates skip the resampler entirely, so the samples pass through untouched.
         let resampler = (input_rate != to)
-            .then(|| MonoResampler::new(input_rate, to))
+            .then(|| {
+                if low_latency {
+                    MonoResampler::new_low_latency(input_rate, to)
+                } else {
+                    MonoResampler::new(input_rate, to)
+                }
+            })
             .transpose()?;
         Ok(ChunkPipeline {
             channels: usize::from(channels),
@@ -196,6 +223,7 @@ impl Chunker {
             first_sample: self.next_first_sample,
             samples,
             bytes,
+            captured_at: None,
         };
         self.next_seq += 1;
         self.next_first_sample += u64::from(samples);

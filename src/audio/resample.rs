@@ -3,7 +3,10 @@
 //! sample n lines up with input time n / out_rate: word times stay right.
 
 use audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
+use rubato::{
+    Async, Fft, FixedAsync, FixedSync, Indexing, Resampler, SincInterpolationParameters,
+    SincInterpolationType, WindowFunction,
+};
 
 /// Why a resampler could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +19,7 @@ pub enum ResampleError {
 
 /// A mono resampler that takes any number of samples at a time.
 pub struct MonoResampler {
-    inner: Fft<f32>,
+    inner: Box<dyn Resampler<f32>>,
     from: u32,
     to: u32,
     pending: Vec<f32>,
@@ -47,9 +50,40 @@ impl MonoResampler {
             to,
             detail: e.to_string(),
         })?;
+        Ok(Self::wrap(Box::new(inner), from, to, block))
+    }
+
+    /// A resampler for live audio: a sinc filter working on 2 ms blocks, so a sample waits at most
+    /// ~2 ms for its block plus the filter's half length (64 input samples, 1.3 ms at 48 kHz).
+    pub fn new_low_latency(from: u32, to: u32) -> Result<Self, ResampleError> {
+        let block = (from as usize / 500).max(16);
+        let params = SincInterpolationParameters {
+            sinc_len: 128,
+            f_cutoff: None,
+            oversampling_factor: 256,
+            interpolation: SincInterpolationType::Cubic,
+            window: WindowFunction::BlackmanHarris2,
+        };
+        let inner = Async::<f32>::new_sinc(
+            f64::from(to) / f64::from(from),
+            1.0,
+            &params,
+            block,
+            1,
+            FixedAsync::Input,
+        )
+        .map_err(|e| ResampleError::Construction {
+            from,
+            to,
+            detail: e.to_string(),
+        })?;
+        Ok(Self::wrap(Box::new(inner), from, to, block))
+    }
+
+    fn wrap(inner: Box<dyn Resampler<f32>>, from: u32, to: u32, block: usize) -> Self {
         let scratch = vec![0.0; inner.output_frames_max()];
         let delay_left = inner.output_delay();
-        Ok(MonoResampler {
+        MonoResampler {
             inner,
             from,
             to,
@@ -58,7 +92,7 @@ impl MonoResampler {
             delay_left,
             consumed: 0,
             produced: 0,
-        })
+        }
     }
 
     /// Resamples `input`, appending whatever output is ready to `out`.
@@ -147,7 +181,10 @@ mod tests {
 
     /// Resamples in uneven pieces, as a live source would deliver them.
     fn resample_streaming(input: &[f32], from: u32, to: u32) -> Vec<f32> {
-        let mut r = MonoResampler::new(from, to).unwrap();
+        resample_with(MonoResampler::new(from, to).unwrap(), input)
+    }
+
+    fn resample_with(mut r: MonoResampler, input: &[f32]) -> Vec<f32> {
         let mut out = Vec::new();
         let mut rest = input;
         let sizes = [1usize, 7, 480, 1000, 33, 4096];
@@ -244,6 +281,39 @@ mod tests {
                 f64::from(max_err) < 0.6 * one_sample_step + 0.005,
                 "{from}->{to}: max error {max_err}"
             );
+        }
+    }
+
+    #[test]
+    fn low_latency_resampler_keeps_speech_band_and_blocks_aliases() {
+        for (from, to) in [(48000, 16000), (44100, 16000), (16000, 16000 * 3), (48000, 8000)] {
+            let input = sine(1000.0, from, from as usize, 0.5);
+            let out = resample_with(MonoResampler::new_low_latency(from, to).unwrap(), &input);
+            let expected_len = (input.len() as f64 * f64::from(to) / f64::from(from)).round();
+            assert_eq!(out.len(), expected_len as usize, "{from}->{to}");
+            let steady = &out[to as usize / 10..out.len() - to as usize / 10];
+            let amplitude = amplitude_at(steady, 1000.0, to);
+            assert!(db(amplitude / 0.5).abs() <= 0.5, "{from}->{to}: {} dB", db(amplitude / 0.5));
+            // In phase: the filter delay is trimmed (to within one output sample, ~21 µs at 48 kHz).
+            let expected = sine(1000.0, to, out.len(), 0.5);
+            let skip = to as usize / 10;
+            let max_err = out[skip..out.len() - skip]
+                .iter()
+                .zip(&expected[skip..])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            let one_sample_step = 0.5 * std::f64::consts::TAU * 1000.0 / f64::from(to);
+            assert!(
+                f64::from(max_err) < 1.1 * one_sample_step + 0.01,
+                "{from}->{to}: {max_err}"
+            );
+        }
+        for freq in [9000.0, 13000.0, 20000.0] {
+            let input = sine(freq, 48000, 48000, 0.9);
+            let out = resample_with(MonoResampler::new_low_latency(48000, 16000).unwrap(), &input);
+            let steady = &out[1600..out.len() - 1600];
+            let level = db(rms(steady) * std::f64::consts::SQRT_2 / 0.9);
+            assert!(level < -60.0, "{freq} Hz leaks at {level:.1} dB");
         }
     }
 

@@ -1,0 +1,183 @@
+//! Input devices: which audio hosts to ask, listing devices, finding the one the user named.
+//!
+//! On Linux the PipeWire and PulseAudio hosts come first when their servers run, so real desktops
+//! list their real microphones; ALSA is the fallback (and reaches PulseAudio/PipeWire through its
+//! `default` device when those hosts are missing).
+
+use cpal::traits::{DeviceTrait, HostTrait};
+
+/// Why a device cannot be used. Each says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// No input device at all.
+    #[error("no microphone found: plug one in, or check that the sound server runs (`lightning-dictate devices` lists what is seen)")]
+    NoInput,
+    /// `--device` matched nothing.
+    #[error("no input device matches `{wanted}`; available: {available}")]
+    NotFound { wanted: String, available: String },
+    /// `--device` matched several.
+    #[error("`{wanted}` matches several input devices: {matches}; use the full name")]
+    Ambiguous { wanted: String, matches: String },
+    /// The device's configuration cannot be read (unplugged, busy).
+    #[error("cannot use the input device `{device}`: {detail}: reconnect it or pick another with --device")]
+    Unusable { device: String, detail: String },
+}
+
+/// An input device as `devices` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputDeviceInfo {
+    pub host: String,
+    pub name: String,
+    pub is_default: bool,
+    /// The device's own configuration: (rate, channels, sample format).
+    pub native: Option<(u32, u16, String)>,
+    /// Standard rates the device supports.
+    pub rates: Vec<u32>,
+    pub formats: Vec<String>,
+}
+
+impl InputDeviceInfo {
+    /// `Host: name`, unique across hosts.
+    pub fn full_name(&self) -> String {
+        format!("{}: {}", self.host, self.name)
+    }
+}
+
+/// Hosts to ask, best first: PipeWire, PulseAudio, then the rest (ALSA).
+pub fn preferred_hosts() -> Vec<cpal::HostId> {
+    let mut hosts = cpal::available_hosts();
+    let rank = |id: &cpal::HostId| match id.name().to_ascii_lowercase().as_str() {
+        "pipewire" => 0,
+        "pulseaudio" => 1,
+        _ => 2,
+    };
+    hosts.sort_by_key(rank);
+    hosts
+}
+
+const STANDARD_RATES: [u32; 9] = [
+    8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000,
+];
+
+fn describe(host: &str, device: &cpal::Device, default_name: Option<&str>) -> InputDeviceInfo {
+    let name = device.to_string();
+    let native = device.default_input_config().ok().map(|c| {
+        (
+            c.sample_rate(),
+            c.channels(),
+            c.sample_format().to_string(),
+        )
+    });
+    let mut rates = Vec::new();
+    let mut formats = Vec::new();
+    if let Ok(configs) = device.supported_input_configs() {
+        for range in configs {
+            for rate in STANDARD_RATES {
+                if (range.min_sample_rate()..=range.max_sample_rate()).contains(&rate)
+                    && !rates.contains(&rate)
+                {
+                    rates.push(rate);
+                }
+            }
+            let format = range.sample_format().to_string();
+            if !formats.contains(&format) {
+                formats.push(format);
+            }
+        }
+    }
+    rates.sort_unstable();
+    InputDeviceInfo {
+        host: host.to_owned(),
+        is_default: default_name == Some(name.as_str()),
+        name,
+        native,
+        rates,
+        formats,
+    }
+}
+
+/// Every input device of every available host, best host first. Hosts that fail to list are
+/// reported in the second value, not fatal.
+pub fn list_input_devices() -> (Vec<InputDeviceInfo>, Vec<String>) {
+    let mut devices = Vec::new();
+    let mut problems = Vec::new();
+    for id in preferred_hosts() {
+        let host = match cpal::host_from_id(id) {
+            Ok(h) => h,
+            Err(e) => {
+                problems.push(format!("{}: {e}", id.name()));
+                continue;
+            }
+        };
+        let default_name = host.default_input_device().map(|d| d.to_string());
+        match host.input_devices() {
+            Ok(list) => devices.extend(
+                list.map(|d| describe(id.name(), &d, default_name.as_deref())),
+            ),
+            Err(e) => problems.push(format!("{}: {e}", id.name())),
+        }
+    }
+    (devices, problems)
+}
+
+/// The device to capture from: the named one (`Host: name`, a full name, or a unique part of one,
+/// case-insensitive), or the default input of the best host.
+pub fn find_input_device(wanted: Option<&str>) -> Result<(cpal::Device, String), DeviceError> {
+    let hosts: Vec<(cpal::HostId, cpal::Host)> = preferred_hosts()
+        .into_iter()
+        .filter_map(|id| cpal::host_from_id(id).ok().map(|h| (id, h)))
+        .collect();
+    let Some(wanted) = wanted.map(str::trim).filter(|w| !w.is_empty()) else {
+        for (id, host) in &hosts {
+            if let Some(device) = host.default_input_device() {
+                let label = format!("{}: {}", id.name(), device);
+                return Ok((device, label));
+            }
+        }
+        return Err(DeviceError::NoInput);
+    };
+    let mut all: Vec<(String, cpal::Device)> = Vec::new();
+    for (id, host) in &hosts {
+        if let Ok(list) = host.input_devices() {
+            all.extend(list.map(|d| (format!("{}: {}", id.name(), d), d)));
+        }
+    }
+    let lower = wanted.to_lowercase();
+    let name_part = |label: &str| label.split_once(": ").map_or(label, |(_, n)| n).to_lowercase();
+    let exact: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i].0.to_lowercase() == lower || name_part(&all[i].0) == lower)
+        .collect();
+    let chosen = if exact.is_empty() {
+        (0..all.len())
+            .filter(|&i| all[i].0.to_lowercase().contains(&lower))
+            .collect::<Vec<_>>()
+    } else {
+        exact
+    };
+    match chosen.as_slice() {
+        [] => Err(DeviceError::NotFound {
+            wanted: wanted.to_owned(),
+            available: if all.is_empty() {
+                "none".to_owned()
+            } else {
+                all.iter()
+                    .map(|(label, _)| format!("\"{label}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        }),
+        // The same device under several hosts: the best host wins.
+        [first, ..] if chosen.iter().all(|&i| name_part(&all[i].0) == name_part(&all[*first].0)) => {
+            let (label, device) = all.swap_remove(*first);
+            Ok((device, label))
+        }
+        _ => Err(DeviceError::Ambiguous {
+            wanted: wanted.to_owned(),
+            matches: chosen
+                .iter()
+                .map(|&i| format!("\"{}\"", all[i].0))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
