@@ -28,3 +28,10 @@ ensure_rust() {
         exit 1
     fi
 }
+
+# What the build needs: cpal's ALSA host (libasound2-dev) and PipeWire host (libpipewire-0.3-dev,
+# libclang-dev for its bindings).
+BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev)
+# What the tests need: a PulseAudio daemon with null sinks as virtual microphones, the ALSA
+# plugins that route to it, speech from espeak-ng, sox to convert it.
+TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox)

@@ -99,6 +99,9 @@ pub struct TranscribeArgs {
     /// Stop the microphone after this many seconds.
     #[arg(long, requires = "mic")]
     pub duration: Option<f64>,
+    /// Milliseconds of audio the device callback can hand off before it overflows (a test knob).
+    #[arg(long, hide = true, default_value_t = 2000, requires = "mic")]
+    pub handoff_ms: u32,
     /// WebSocket URL of the service.
     #[arg(long, env = "LIGHTNING_URL", default_value = DEFAULT_URL)]
     pub url: String,
@@ -185,6 +188,13 @@ pub struct ServeArgs {
     /// Fault: send an error frame and close once a session received this many bytes.
     #[arg(long, help_heading = "Fault switches (for tests)")]
     pub fault_error_after_bytes: Option<u64>,
+    /// Fault: wait this many seconds before answering each handshake.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "Fault switches (for tests)"
+    )]
+    pub fault_handshake_delay_secs: f64,
 }
 
 #[derive(Debug, Args)]
@@ -233,8 +243,9 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // User-facing messages are printed directly; the log is for -v.
     let default = match verbose {
-        0 => "warn",
+        0 => "error",
         1 => "info",
         _ => "debug",
     };
@@ -243,6 +254,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -283,7 +295,10 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         return fail(exit::USAGE, e);
     }
     if args.duration.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
-        return fail(exit::USAGE, "--duration must be a positive number of seconds");
+        return fail(
+            exit::USAGE,
+            "--duration must be a positive number of seconds",
+        );
     }
     let quiet = args.quiet;
     let status = move |line: String| {
@@ -322,7 +337,12 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         .spawn(move || print_events(event_rx, output_format, quiet));
     let printer = match printer {
         Ok(t) => t,
-        Err(e) => return fail(exit::NETWORK, format!("cannot start the output thread: {e}")),
+        Err(e) => {
+            return fail(
+                exit::NETWORK,
+                format!("cannot start the output thread: {e}"),
+            );
+        }
     };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -331,7 +351,12 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         .build()
     {
         Ok(r) => r,
-        Err(e) => return fail(exit::NETWORK, format!("cannot start the network runtime: {e}")),
+        Err(e) => {
+            return fail(
+                exit::NETWORK,
+                format!("cannot start the network runtime: {e}"),
+            );
+        }
     };
     let ctrl_c_stop = Arc::clone(&stop);
     let outcome = runtime.block_on(async move {
@@ -344,7 +369,9 @@ fn transcribe(args: TranscribeArgs) -> u8 {
         run_session(config, audio_rx, event_tx).await
     });
     stop.store(true, Ordering::SeqCst);
-    let source_result = source.join().unwrap_or_else(|_| Err("the audio thread failed".to_owned()));
+    let source_result = source
+        .join()
+        .unwrap_or_else(|_| Err("the audio thread failed".to_owned()));
     let transcript = printer.join().unwrap_or_default();
 
     match outcome {
@@ -417,7 +444,8 @@ fn start_mic(
     audio_tx: crossbeam_channel::Sender<AudioChunk>,
     stop: &Arc<AtomicBool>,
 ) -> Result<SourceThread, String> {
-    let options = CaptureOptions::new(args.device.clone(), format);
+    let mut options = CaptureOptions::new(args.device.clone(), format);
+    options.handoff_secs = args.handoff_ms.max(1) as f32 / 1000.0;
     let capture = Capture::start(options, audio_tx).map_err(|e| e.to_string())?;
     let events = capture.events().clone();
     let quiet = args.quiet;
@@ -475,7 +503,9 @@ fn print_capture_event(event: &CaptureEvent, levels: bool) {
         ),
         CaptureEvent::SoundBack => eprintln!("sound is back"),
         CaptureEvent::Overflow { dropped_frames } => {
-            eprintln!("warning: the computer fell behind the microphone: {dropped_frames} frames dropped")
+            eprintln!(
+                "warning: the computer fell behind the microphone: {dropped_frames} frames dropped"
+            )
         }
         CaptureEvent::Backlog { dropped_chunks } => eprintln!(
             "warning: the network fell a minute behind: {dropped_chunks} chunks of audio dropped"
@@ -516,7 +546,11 @@ fn devices() -> u8 {
             "{} {}\n    native: {native}; rates: {}; formats: {}",
             if d.is_default { "*" } else { " " },
             d.full_name(),
-            if rates.is_empty() { "?".to_owned() } else { rates },
+            if rates.is_empty() {
+                "?".to_owned()
+            } else {
+                rates
+            },
             d.formats.join(" ")
         );
     }
@@ -601,6 +635,9 @@ fn serve(args: ServeArgs) -> u8 {
         retry_after_secs: args.fault_retry_after,
         withhold_is_last: args.fault_withhold_is_last,
         error_after_bytes: args.fault_error_after_bytes,
+        handshake_delay: Duration::from_secs_f64(
+            args.fault_handshake_delay_secs.clamp(0.0, 3600.0),
+        ),
     };
     let mut config = ServerConfig::loopback(args.port);
     config.api_key = args.api_key.as_deref().and_then(ApiKey::new);

@@ -89,9 +89,13 @@ pub struct CaptureStats {
 pub enum CaptureError {
     #[error(transparent)]
     Device(#[from] DeviceError),
-    #[error("cannot open `{device}` for recording: {detail}: check it is not in use, or pick another with --device")]
+    #[error(
+        "cannot open `{device}` for recording: {detail}: check it is not in use, or pick another with --device"
+    )]
     Open { device: String, detail: String },
-    #[error("`{device}` delivers {format} samples, which are not supported: pick another device with --device")]
+    #[error(
+        "`{device}` delivers {format} samples, which are not supported: pick another device with --device"
+    )]
     Format { device: String, format: String },
     #[error("`{device}`: {source}")]
     Pipeline {
@@ -122,7 +126,10 @@ struct Shared {
 impl Capture {
     /// Opens the device and starts capturing into `chunks` at once: audio queues in the channel
     /// while the connection is still being made, so the first word is never clipped.
-    pub fn start(options: CaptureOptions, chunks: Sender<AudioChunk>) -> Result<Capture, CaptureError> {
+    pub fn start(
+        options: CaptureOptions,
+        chunks: Sender<AudioChunk>,
+    ) -> Result<Capture, CaptureError> {
         let (device, label) = find_input_device(options.device.as_deref())?;
         let config = device
             .default_input_config()
@@ -133,14 +140,15 @@ impl Capture {
         let rate = config.sample_rate();
         let channels = config.channels();
         let sample_format = config.sample_format();
-        let pipeline = ChunkPipeline::new_low_latency(rate, channels, options.format).map_err(
-            |source| CaptureError::Pipeline {
-                device: label.clone(),
-                source,
-            },
-        )?;
-        let capacity =
-            ((options.handoff_secs.max(0.001) * rate as f32) as usize).max(1) * usize::from(channels);
+        let pipeline =
+            ChunkPipeline::new_low_latency(rate, channels, options.format).map_err(|source| {
+                CaptureError::Pipeline {
+                    device: label.clone(),
+                    source,
+                }
+            })?;
+        let capacity = ((options.handoff_secs.max(0.001) * rate as f32) as usize).max(1)
+            * usize::from(channels);
         let (producer, consumer) = rtrb::RingBuffer::<f32>::new(capacity);
         // Arrival times of callbacks, for latency: (frames delivered so far, when).
         let (arrivals_tx, arrivals_rx) = rtrb::RingBuffer::<(u64, Instant)>::new(1024);
@@ -361,7 +369,8 @@ impl Worker {
         let mut scratch: Vec<f32> = Vec::with_capacity(self.consumer.buffer().capacity());
         let mut meter = Meter::default();
         let window = u64::from(self.rate / LEVELS_PER_SECOND).max(1);
-        let silence_limit = (self.silence_warning_after.as_secs_f64() * f64::from(self.rate)) as u64;
+        let silence_limit =
+            (self.silence_warning_after.as_secs_f64() * f64::from(self.rate)) as u64;
         let mut listening = false;
         let mut reported_drops = 0u64;
         let mut receiver_gone = false;

@@ -10,7 +10,9 @@ use cpal::traits::{DeviceTrait, HostTrait};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
     /// No input device at all.
-    #[error("no microphone found: plug one in, or check that the sound server runs (`lightning-dictate devices` lists what is seen)")]
+    #[error(
+        "no microphone found: plug one in, or check that the sound server runs (`lightning-dictate devices` lists what is seen)"
+    )]
     NoInput,
     /// `--device` matched nothing.
     #[error("no input device matches `{wanted}`; available: {available}")]
@@ -19,7 +21,9 @@ pub enum DeviceError {
     #[error("`{wanted}` matches several input devices: {matches}; use the full name")]
     Ambiguous { wanted: String, matches: String },
     /// The device's configuration cannot be read (unplugged, busy).
-    #[error("cannot use the input device `{device}`: {detail}: reconnect it or pick another with --device")]
+    #[error(
+        "cannot use the input device `{device}`: {detail}: reconnect it or pick another with --device"
+    )]
     Unusable { device: String, detail: String },
 }
 
@@ -55,19 +59,14 @@ pub fn preferred_hosts() -> Vec<cpal::HostId> {
     hosts
 }
 
-const STANDARD_RATES: [u32; 9] = [
-    8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000,
-];
+const STANDARD_RATES: [u32; 9] = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000];
 
 fn describe(host: &str, device: &cpal::Device, default_name: Option<&str>) -> InputDeviceInfo {
     let name = device.to_string();
-    let native = device.default_input_config().ok().map(|c| {
-        (
-            c.sample_rate(),
-            c.channels(),
-            c.sample_format().to_string(),
-        )
-    });
+    let native = device
+        .default_input_config()
+        .ok()
+        .map(|c| (c.sample_rate(), c.channels(), c.sample_format().to_string()));
     let mut rates = Vec::new();
     let mut formats = Vec::new();
     if let Ok(configs) = device.supported_input_configs() {
@@ -111,8 +110,11 @@ pub fn list_input_devices() -> (Vec<InputDeviceInfo>, Vec<String>) {
         };
         let default_name = host.default_input_device().map(|d| d.to_string());
         match host.input_devices() {
+            // Plugins that cannot say what they record (rate converters, JACK without a server)
+            // are not microphones a user can pick.
             Ok(list) => devices.extend(
-                list.map(|d| describe(id.name(), &d, default_name.as_deref())),
+                list.map(|d| describe(id.name(), &d, default_name.as_deref()))
+                    .filter(|d| d.native.is_some() || !d.formats.is_empty()),
             ),
             Err(e) => problems.push(format!("{}: {e}", id.name())),
         }
@@ -143,7 +145,12 @@ pub fn find_input_device(wanted: Option<&str>) -> Result<(cpal::Device, String),
         }
     }
     let lower = wanted.to_lowercase();
-    let name_part = |label: &str| label.split_once(": ").map_or(label, |(_, n)| n).to_lowercase();
+    let name_part = |label: &str| {
+        label
+            .split_once(": ")
+            .map_or(label, |(_, n)| n)
+            .to_lowercase()
+    };
     let exact: Vec<usize> = (0..all.len())
         .filter(|&i| all[i].0.to_lowercase() == lower || name_part(&all[i].0) == lower)
         .collect();
@@ -167,7 +174,11 @@ pub fn find_input_device(wanted: Option<&str>) -> Result<(cpal::Device, String),
             },
         }),
         // The same device under several hosts: the best host wins.
-        [first, ..] if chosen.iter().all(|&i| name_part(&all[i].0) == name_part(&all[*first].0)) => {
+        [first, ..]
+            if chosen
+                .iter()
+                .all(|&i| name_part(&all[i].0) == name_part(&all[*first].0)) =>
+        {
             let (label, device) = all.swap_remove(*first);
             Ok((device, label))
         }

@@ -286,14 +286,23 @@ mod tests {
 
     #[test]
     fn low_latency_resampler_keeps_speech_band_and_blocks_aliases() {
-        for (from, to) in [(48000, 16000), (44100, 16000), (16000, 16000 * 3), (48000, 8000)] {
+        for (from, to) in [
+            (48000, 16000),
+            (44100, 16000),
+            (16000, 16000 * 3),
+            (48000, 8000),
+        ] {
             let input = sine(1000.0, from, from as usize, 0.5);
             let out = resample_with(MonoResampler::new_low_latency(from, to).unwrap(), &input);
             let expected_len = (input.len() as f64 * f64::from(to) / f64::from(from)).round();
             assert_eq!(out.len(), expected_len as usize, "{from}->{to}");
             let steady = &out[to as usize / 10..out.len() - to as usize / 10];
             let amplitude = amplitude_at(steady, 1000.0, to);
-            assert!(db(amplitude / 0.5).abs() <= 0.5, "{from}->{to}: {} dB", db(amplitude / 0.5));
+            assert!(
+                db(amplitude / 0.5).abs() <= 0.5,
+                "{from}->{to}: {} dB",
+                db(amplitude / 0.5)
+            );
             // In phase: the filter delay is trimmed (to within one output sample, ~21 µs at 48 kHz).
             let expected = sine(1000.0, to, out.len(), 0.5);
             let skip = to as usize / 10;
@@ -310,7 +319,10 @@ mod tests {
         }
         for freq in [9000.0, 13000.0, 20000.0] {
             let input = sine(freq, 48000, 48000, 0.9);
-            let out = resample_with(MonoResampler::new_low_latency(48000, 16000).unwrap(), &input);
+            let out = resample_with(
+                MonoResampler::new_low_latency(48000, 16000).unwrap(),
+                &input,
+            );
             let steady = &out[1600..out.len() - 1600];
             let level = db(rms(steady) * std::f64::consts::SQRT_2 / 0.9);
             assert!(level < -60.0, "{freq} Hz leaks at {level:.1} dB");

@@ -47,6 +47,8 @@ pub struct Faults {
     pub withhold_is_last: bool,
     /// Send an error frame and close (1011) once this many audio bytes arrived.
     pub error_after_bytes: Option<u64>,
+    /// Wait this long before answering each handshake (a slow network).
+    pub handshake_delay: Duration,
 }
 
 /// What a session received, for tests that check the audio byte for byte.
@@ -366,6 +368,9 @@ fn run_engine(
 
 async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    if !state.config.faults.handshake_delay.is_zero() {
+        tokio::time::sleep(state.config.faults.handshake_delay).await;
+    }
     let mut admitted = None;
     // The callback's signature is tungstenite's; the large error type is theirs too.
     #[allow(clippy::result_large_err)]

@@ -2,6 +2,8 @@
 //! server, through the library's real pipeline and a real WebSocket on loopback.
 #![allow(dead_code)]
 
+pub mod vmic;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -1,0 +1,160 @@
+//! A virtual microphone: a private PulseAudio daemon whose null sink's monitor is the microphone.
+//! `paplay` into the sink plays at real time; the app captures the monitor through the real cpal
+//! path. Each instance has its own runtime directory, so tests can run in parallel.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct VirtualMic {
+    runtime_dir: tempfile::TempDir,
+    daemon: Child,
+    keep_alive: Option<Child>,
+    players: Vec<Child>,
+    pub module: String,
+}
+
+/// The name the PulseAudio host gives the null sink's monitor.
+pub const DEVICE: &str = "PulseAudio: Monitor of Null Output";
+
+impl VirtualMic {
+    /// A microphone at `rate` Hz with `channels` channels of `format` (`s16le`, `float32le`, ...).
+    pub fn start(rate: u32, channels: u16, format: &str) -> VirtualMic {
+        let runtime_dir = tempfile::tempdir().expect("runtime dir");
+        let daemon = Command::new("pulseaudio")
+            .args([
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+                "--disable-shm=yes",
+                "--load=module-native-protocol-unix",
+            ])
+            .env("XDG_RUNTIME_DIR", runtime_dir.path())
+            .env("HOME", runtime_dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "pulseaudio is needed for microphone tests: run `bash .ci/test`, which installs it",
+            );
+        let mut mic = VirtualMic {
+            runtime_dir,
+            daemon,
+            keep_alive: None,
+            players: Vec::new(),
+            module: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !mic.pactl(&["info"]).status.success() {
+            assert!(Instant::now() < deadline, "pulseaudio did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let load = mic.pactl(&[
+            "load-module",
+            "module-null-sink",
+            "sink_name=vmic",
+            &format!("rate={rate}"),
+            &format!("channels={channels}"),
+            &format!("format={format}"),
+        ]);
+        assert!(load.status.success(), "load null sink: {load:?}");
+        mic.module = String::from_utf8_lossy(&load.stdout).trim().to_owned();
+        assert!(
+            mic.pactl(&["set-default-source", "vmic.monitor"])
+                .status
+                .success()
+        );
+        // Without a reader the idle sink delivers its first seconds late: keep one attached.
+        mic.keep_alive = Some(
+            mic.command("parec")
+                .args(["-d", "vmic.monitor", "--latency-msec=10"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("parec"),
+        );
+        mic
+    }
+
+    pub fn runtime_dir(&self) -> &Path {
+        self.runtime_dir.path()
+    }
+
+    /// A command that talks to this daemon.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("XDG_RUNTIME_DIR", self.runtime_dir.path())
+            .env("HOME", self.runtime_dir.path());
+        c
+    }
+
+    pub fn pactl(&self, args: &[&str]) -> std::process::Output {
+        self.command("pactl").args(args).output().expect("pactl")
+    }
+
+    /// Starts playing a WAV file into the microphone at real time.
+    pub fn play(&mut self, wav: &Path) {
+        let child = self
+            .command("paplay")
+            .args(["-d", "vmic"])
+            .arg(wav)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("paplay");
+        self.players.push(child);
+    }
+
+    /// Waits for every playback to finish.
+    pub fn wait_played(&mut self) {
+        for mut p in self.players.drain(..) {
+            let _ = p.wait();
+        }
+    }
+
+    /// Unplugs the microphone.
+    pub fn unplug(&self) {
+        let out = self.pactl(&["unload-module", &self.module]);
+        assert!(out.status.success(), "unload: {out:?}");
+    }
+}
+
+impl Drop for VirtualMic {
+    fn drop(&mut self) {
+        for child in self
+            .players
+            .iter_mut()
+            .chain(self.keep_alive.iter_mut())
+            .chain(std::iter::once(&mut self.daemon))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Speech from espeak-ng as a WAV file at `rate` Hz (mono, 16-bit).
+pub fn speech_wav(dir: &Path, name: &str, text: &str, rate: u32) -> PathBuf {
+    let raw = dir.join(format!("{name}.raw.wav"));
+    let out = dir.join(name);
+    let ok = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text)
+        .status()
+        .expect("espeak-ng is needed: run `bash .ci/test`, which installs it")
+        .success();
+    assert!(ok, "espeak-ng failed");
+    let ok = Command::new("sox")
+        .arg(&raw)
+        .args(["-r", &rate.to_string(), "-c", "1", "-b", "16"])
+        .arg(&out)
+        .args(["pad", "0.3", "0.6"])
+        .status()
+        .expect("sox is needed: run `bash .ci/test`, which installs it")
+        .success();
+    assert!(ok, "sox failed");
+    out
+}

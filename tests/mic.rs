@@ -1,0 +1,325 @@
+//! The microphone through the real cpal path: a PulseAudio null sink whose monitor is the
+//! microphone, fed at real time by paplay; `transcribe --mic` run as a user runs it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::vmic::{DEVICE, VirtualMic, speech_wav};
+use common::*;
+use lightning_dictate::audio::resample::MonoResampler;
+use lightning_dictate::audio::wav::{WavFormat, read_all};
+use lightning_dictate::server::{BackgroundServer, Faults, ServerConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
+
+/// A running `transcribe --mic`, with its stderr lines arriving on a channel.
+struct MicRun {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl MicRun {
+    fn start(mic: &VirtualMic, url: &str, extra: &[&str]) -> MicRun {
+        let mut child = mic
+            .command(BIN)
+            .args(["transcribe", "--mic", "--device", DEVICE, "--url", url])
+            .args(extra)
+            .env_remove("SMALLEST_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn transcribe --mic");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        MicRun {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `text`.
+    fn wait_for(&mut self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.seen.iter().any(|l| l.contains(text)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no `{text}` on stderr within {timeout:?}: {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for the process (bounded: a hang fails the test), returning exit code, stdout,
+    /// stderr.
+    fn finish(mut self, timeout: Duration) -> (Option<i32>, String, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("transcribe --mic hung: {:?}", self.seen);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.seen.extend(self.lines.try_iter());
+        (status.code(), out, self.seen.join("\n"))
+    }
+}
+
+fn recording_server() -> BackgroundServer {
+    let mut config = ServerConfig::loopback(0);
+    config.record_sessions = true;
+    BackgroundServer::start(config).expect("server")
+}
+
+/// Normalised correlation of `reference` against `recorded` at the best alignment.
+fn best_correlation(reference: &[f32], recorded: &[f32]) -> f64 {
+    assert!(
+        recorded.len() > reference.len(),
+        "recording shorter than the source"
+    );
+    // Coarse: 10 ms energy envelopes.
+    let envelope = |x: &[f32]| -> Vec<f64> {
+        x.chunks(160)
+            .map(|c| c.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>())
+            .collect()
+    };
+    let (er, ey) = (envelope(reference), envelope(recorded));
+    let coarse = (0..=ey.len().saturating_sub(er.len()))
+        .max_by(|&a, &b| {
+            let score = |lag: usize| er.iter().zip(&ey[lag..]).map(|(p, q)| p * q).sum::<f64>();
+            score(a).total_cmp(&score(b))
+        })
+        .unwrap_or(0);
+    // Fine: every sample lag within 20 ms of the coarse one.
+    let centre = coarse * 160;
+    let lo = centre.saturating_sub(320);
+    let hi = (centre + 320).min(recorded.len() - reference.len());
+    let ref_energy: f64 = reference.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let scores: Vec<f64> = (lo..=hi)
+        .map(|lag| {
+            let window = &recorded[lag..lag + reference.len()];
+            let dot: f64 = reference
+                .iter()
+                .zip(window)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            let energy: f64 = window.iter().map(|&s| f64::from(s).powi(2)).sum();
+            dot / (ref_energy * energy).sqrt().max(1e-12)
+        })
+        .collect();
+    let best = (0..scores.len())
+        .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
+        .unwrap_or(0);
+    // The true alignment falls between samples: a parabola through the peak and its neighbours
+    // gives the correlation there.
+    if best == 0 || best + 1 >= scores.len() {
+        return scores[best];
+    }
+    let (l, c, r) = (scores[best - 1], scores[best], scores[best + 1]);
+    let curvature = l - 2.0 * c + r;
+    if curvature >= 0.0 {
+        return c;
+    }
+    c - (r - l).powi(2) / (8.0 * curvature)
+}
+
+#[test]
+fn captured_samples_match_the_file_at_every_device_rate_and_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "the quick brown fox jumps over the lazy dog";
+    let cases = [
+        (16000, 1, "s16le"),
+        (44100, 2, "float32le"),
+        (48000, 2, "s16le"),
+        (48000, 1, "float32le"),
+    ];
+    let handles: Vec<_> = cases
+        .into_iter()
+        .map(|(rate, channels, format)| {
+            // The file is at the device's rate, so the sound server plays it untouched and the
+            // only resampling is the app's own.
+            let speech = speech_wav(dir.path(), &format!("speech{rate}.wav"), text, rate);
+            let (info, samples) = read_all(&speech).unwrap();
+            let mut resampler = MonoResampler::new(info.sample_rate, 16000).unwrap();
+            let mut reference = Vec::new();
+            resampler.push(&samples, &mut reference).unwrap();
+            resampler.finish(&mut reference).unwrap();
+            let secs = reference.len() as f64 / 16000.0;
+            std::thread::spawn(move || {
+                let mut mic = VirtualMic::start(rate, channels, format);
+                let server = recording_server();
+                let duration = format!("{:.2}", secs + 1.5);
+                let mut run = MicRun::start(&mic, server.url(), &["--duration", &duration]);
+                run.wait_for(
+                    &format!("({rate} Hz, {channels} ch"),
+                    Duration::from_secs(10),
+                );
+                run.wait_for("listening", Duration::from_secs(10));
+                mic.play(&speech);
+                let (code, _, stderr) = run.finish(Duration::from_secs(30));
+                assert_eq!(code, Some(0), "{stderr}");
+                let record = server
+                    .records()
+                    .recv_timeout(Duration::from_secs(5))
+                    .expect("session record");
+                let recorded: Vec<f32> = record
+                    .audio
+                    .chunks_exact(2)
+                    .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+                    .collect();
+                let correlation = best_correlation(&reference, &recorded);
+                (rate, channels, format, correlation)
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (rate, channels, format, correlation) = handle.join().expect("case thread");
+        eprintln!("{rate} Hz x{channels} {format}: correlation {correlation:.4}");
+        assert!(
+            correlation >= 0.98,
+            "{rate} Hz x{channels} {format}: correlation {correlation:.4}"
+        );
+    }
+}
+
+#[test]
+fn the_first_word_survives_a_slow_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, placed) = tone_wav(dir.path(), "s.wav", &SCRIPT, 44100, 2, WavFormat::Int(16));
+    let secs = placed.last().map_or(0.0, |w| w.end) + 0.8;
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let mut config = ServerConfig::loopback(0);
+    // The handshake takes 1.5 s: the first words are spoken before the socket is open.
+    config.faults = Faults {
+        handshake_delay: Duration::from_millis(1500),
+        ..Faults::default()
+    };
+    let server = BackgroundServer::start(config).unwrap();
+    let duration = format!("{:.2}", secs + 1.0);
+    let mut run = MicRun::start(
+        &mic,
+        server.url(),
+        &["--duration", &duration, "--word-timestamps"],
+    );
+    run.wait_for("listening", Duration::from_secs(10));
+    mic.play(&wav);
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+    assert_eq!(lines, script_text(), "{stderr}");
+    let listening = stderr.find("listening").unwrap();
+    let connected = stderr.find("connected").unwrap();
+    assert!(listening < connected, "{stderr}");
+}
+
+#[test]
+fn an_unplugged_microphone_ends_cleanly_keeping_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let mut run = MicRun::start(&mic, server.url(), &["--duration", "30"]);
+    run.wait_for("listening", Duration::from_secs(10));
+    mic.play(&wav);
+    // The first segment is final 1.82 s in; unplug after the second (3.56 s).
+    std::thread::sleep(Duration::from_millis(3900));
+    mic.unplug();
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the input device `{DEVICE}` failed")),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, script_text()[..2], "{stderr}");
+}
+
+#[test]
+fn a_silent_microphone_is_reported() {
+    let mic = VirtualMic::start(16000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let run = MicRun::start(&mic, server.url(), &["--duration", "4.5"]);
+    let (code, stdout, stderr) = run.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.trim().is_empty());
+    assert!(stderr.contains("only silence for 3 s"), "{stderr}");
+}
+
+#[test]
+fn a_handoff_overflow_is_counted_and_reported() {
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, _) = tone_wav(
+        dir.path(),
+        "s.wav",
+        &[&["hello"]],
+        48000,
+        1,
+        WavFormat::Int(16),
+    );
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    // A 1 ms hand-off cannot hold one device period: every callback overflows.
+    let mut run = MicRun::start(
+        &mic,
+        server.url(),
+        &["--duration", "2", "--handoff-ms", "1"],
+    );
+    run.wait_for("listening", Duration::from_secs(10));
+    mic.play(&wav);
+    let (code, _, stderr) = run.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the computer fell behind the microphone"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("audio frames were dropped"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_device_exits_5_listing_the_devices() {
+    let mic = VirtualMic::start(16000, 1, "s16le");
+    let out = mic
+        .command(BIN)
+        .args([
+            "transcribe",
+            "--mic",
+            "--device",
+            "no such mic",
+            "--url",
+            "ws://127.0.0.1:9/x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+    assert!(
+        line.contains("no input device matches `no such mic`"),
+        "{err}"
+    );
+    assert!(line.contains(DEVICE), "{err}");
+    // And `devices` lists it as the default.
+    let out = mic.command(BIN).arg("devices").output().unwrap();
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains(&format!("* {DEVICE}")), "{listing}");
+}
