@@ -382,6 +382,12 @@ fn transcribe(args: TranscribeArgs) -> u8 {
                 summary.audio_secs_sent,
                 started.elapsed().as_secs_f64()
             ));
+            if let Some(latency) = summary.handoff_latency {
+                status(format!(
+                    "microphone to WebSocket: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} chunks",
+                    latency.p50_ms, latency.p99_ms, latency.max_ms, latency.count
+                ));
+            }
             match source_result {
                 Ok(()) => exit::OK,
                 Err(e) => fail(exit::AUDIO, e),
@@ -458,28 +464,35 @@ fn start_mic(
             let started = Instant::now();
             let mut lost = None;
             loop {
+                // Sleep until something happens, the duration ends, or (at most) 100 ms, the
+                // reaction time to Ctrl+C.
+                let wait = limit
+                    .map(|l| l.saturating_sub(started.elapsed()))
+                    .unwrap_or(Duration::from_millis(100))
+                    .min(Duration::from_millis(100));
+                if let Ok(event) = events.recv_timeout(wait) {
+                    handle_capture_event(&event, &mut lost, quiet, verbose_levels);
+                }
                 for event in events.try_iter() {
-                    if let CaptureEvent::DeviceLost { device, detail } = &event {
-                        lost = Some(format!(
-                            "the input device `{device}` failed ({detail}): reconnect it or pick another with --device; the text so far is kept"
-                        ));
-                    }
-                    if !quiet {
-                        print_capture_event(&event, verbose_levels);
-                    }
+                    handle_capture_event(&event, &mut lost, quiet, verbose_levels);
                 }
                 let timed_out = limit.is_some_and(|l| started.elapsed() >= l);
-                if timed_out || stop.load(Ordering::SeqCst) || lost.is_some() || capture.has_ended() {
+                if timed_out || stop.load(Ordering::SeqCst) || lost.is_some() || capture.has_ended()
+                {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(10));
             }
             let stats = capture.stop();
             if let Some(detail) = stats.device_lost.as_ref().filter(|_| lost.is_none()) {
-                lost = Some(format!("the input device failed ({detail}): the text so far is kept"));
+                lost = Some(format!(
+                    "the input device failed ({detail}): the text so far is kept"
+                ));
             }
             if stats.dropped_frames > 0 && !quiet {
-                eprintln!("warning: {} audio frames were dropped (the computer was too busy)", stats.dropped_frames);
+                eprintln!(
+                    "warning: {} audio frames were dropped (the computer was too busy)",
+                    stats.dropped_frames
+                );
             }
             match lost {
                 Some(message) => Err(message),
@@ -487,6 +500,22 @@ fn start_mic(
             }
         })
         .map_err(|e| format!("cannot start the capture control thread: {e}"))
+}
+
+fn handle_capture_event(
+    event: &CaptureEvent,
+    lost: &mut Option<String>,
+    quiet: bool,
+    levels: bool,
+) {
+    if let CaptureEvent::DeviceLost { device, detail } = event {
+        *lost = Some(format!(
+            "the input device `{device}` failed ({detail}): reconnect it or pick another with --device; the text so far is kept"
+        ));
+    }
+    if !quiet {
+        print_capture_event(event, levels);
+    }
 }
 
 fn print_capture_event(event: &CaptureEvent, levels: bool) {

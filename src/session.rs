@@ -90,6 +90,35 @@ pub struct SessionSummary {
     pub bytes_sent: u64,
     pub audio_secs_sent: f64,
     pub finals: u64,
+    /// For live audio: time from the device delivering the audio that completed a chunk to that
+    /// chunk being handed to the WebSocket, over every chunk.
+    pub handoff_latency: Option<LatencySummary>,
+}
+
+/// Percentiles of a latency, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LatencySummary {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl LatencySummary {
+    /// Summarises samples in seconds; `None` when there are none.
+    pub fn from_secs(mut samples: Vec<f64>) -> Option<LatencySummary> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize] * 1000.0;
+        Some(LatencySummary {
+            count: samples.len(),
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            max_ms: samples[samples.len() - 1] * 1000.0,
+        })
+    }
 }
 
 /// Why a session failed. Each message says what to do; [`SessionError::is_retryable`] says whether
@@ -266,6 +295,7 @@ async fn stream_session(
     };
     let mut audio_open = true;
     let mut finish_deadline: Option<Instant> = None;
+    let mut latencies: Vec<f64> = Vec::new();
 
     loop {
         let deadline = finish_deadline;
@@ -282,6 +312,7 @@ async fn stream_session(
                         let _ = tokio::time::timeout(Duration::from_secs(2), async {
                             while let Some(Ok(_)) = stream.next().await {}
                         }).await;
+                        inbox.summary.handoff_latency = LatencySummary::from_secs(latencies);
                         return Ok(inbox.summary);
                     }
                     Flow::Failed(e) => return Err(e),
@@ -292,6 +323,9 @@ async fn stream_session(
                     Some(chunk) => {
                         let secs = chunk.end_secs(rate);
                         let len = chunk.bytes.len() as u64;
+                        if let Some(at) = chunk.captured_at {
+                            latencies.push(at.elapsed().as_secs_f64());
+                        }
                         let sent = sink.send(Message::Binary(chunk.bytes.into())).await;
                         if sent.is_ok() {
                             inbox.summary.chunks_sent += 1;

@@ -239,13 +239,13 @@ impl Capture {
             }
         };
         let stream = built.map_err(|e| fail(e.to_string(), &stop))?;
-        stream.play().map_err(|e| fail(e.to_string(), &stop))?;
         let _ = event_tx.send(CaptureEvent::Opened {
             device: label.clone(),
             rate,
             channels,
             format: sample_format.to_string(),
         });
+        stream.play().map_err(|e| fail(e.to_string(), &stop))?;
         tracing::info!(device = %label, rate, channels, format = %sample_format, "capturing");
         Ok(Capture {
             stream: Some(stream),

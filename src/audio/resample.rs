@@ -61,7 +61,7 @@ impl MonoResampler {
             sinc_len: 128,
             f_cutoff: None,
             oversampling_factor: 256,
-            interpolation: SincInterpolationType::Cubic,
+            interpolation: SincInterpolationType::Linear,
             window: WindowFunction::BlackmanHarris2,
         };
         let inner = Async::<f32>::new_sinc(
