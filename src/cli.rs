@@ -163,6 +163,9 @@ pub struct ServeArgs {
     /// Fault: stall (no reading, no answers) once a session received this many bytes.
     #[arg(long, help_heading = "Fault switches (for tests)")]
     pub fault_stall_after_bytes: Option<u64>,
+    /// Fault: how many sessions stall (0: every session).
+    #[arg(long, default_value_t = 0, help_heading = "Fault switches (for tests)")]
+    pub fault_stall_sessions: u32,
     /// Fault: how long to stall, in seconds.
     #[arg(
         long,
@@ -626,7 +629,29 @@ fn print_events(
                 if format == OutputFormat::Text && !segment.text.trim().is_empty() =>
             {
                 let _ = writeln!(out, "{}", segment.text.trim());
+                if segment.unconfirmed {
+                    eprintln!(
+                        "note: the server never confirmed that last line; it is the last text it sent"
+                    );
+                }
             }
+            SessionEvent::Reconnecting {
+                attempt,
+                delay,
+                reason,
+            } if !quiet => eprintln!(
+                "reconnecting (attempt {attempt}, in {:.1} s): {reason}",
+                delay.as_secs_f64()
+            ),
+            SessionEvent::Reconnected {
+                attempt,
+                replayed_secs,
+            } if !quiet => eprintln!(
+                "reconnected after {attempt} attempt(s); {replayed_secs:.1} s of audio sent again"
+            ),
+            SessionEvent::ReplayOverflow { dropped_secs } if !quiet => eprintln!(
+                "warning: {dropped_secs:.2} s of unconfirmed audio no longer fits the replay buffer"
+            ),
             SessionEvent::Connecting { url } if !quiet => eprintln!("connecting to {url}"),
             SessionEvent::Connected if !quiet => eprintln!("connected"),
             SessionEvent::Finishing if !quiet => {
@@ -658,6 +683,7 @@ fn serve(args: ServeArgs) -> u8 {
         drop_sessions: args.fault_drop_sessions,
         stall_after_bytes: args.fault_stall_after_bytes,
         stall: Duration::from_secs_f64(args.fault_stall_secs.clamp(0.0, 3600.0)),
+        stall_sessions: args.fault_stall_sessions,
         garbage: args.fault_garbage,
         refuse_first: args.fault_refuse,
         refuse_status: args.fault_refuse_status,

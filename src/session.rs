@@ -1,6 +1,11 @@
-//! The session task: one WebSocket connection per dictation. It connects, streams audio chunks
-//! from a crossbeam channel as they come, sends `end` when the source ends, waits (bounded) for the
-//! `is_last` message and closes cleanly. Everything it learns goes out as [`SessionEvent`]s.
+//! The session task: one per dictation. It connects, streams audio chunks from a crossbeam channel
+//! as they come, sends `end` when the source ends, waits (bounded) for the `is_last` message and
+//! closes cleanly. Everything it learns goes out as [`SessionEvent`]s.
+//!
+//! It owns the recovery policy: it keeps the audio not yet covered by a final segment (bounded), and
+//! after an unexpected close or a dead connection it reconnects with backoff, replays that audio,
+//! and carries on; word times of every connection are put on the dictation's timeline. Refusals
+//! the user must fix (key, parameters, policy) are never retried.
 
 use std::time::Duration;
 
@@ -31,6 +36,53 @@ pub struct SessionConfig {
     pub finish_timeout: Duration,
     /// Also emit [`SessionEvent::ServerText`] for every text frame, exactly as received.
     pub forward_raw: bool,
+    pub reconnect: ReconnectPolicy,
+    pub liveness: Liveness,
+    /// Audio kept for replay after a reconnect; past this the oldest is dropped (and reported).
+    pub replay_limit: Duration,
+}
+
+/// When and how fast to reconnect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectPolicy {
+    pub enabled: bool,
+    /// First wait; doubles each attempt (with ±20 % jitter) up to `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// Give up once an outage has lasted this long.
+    pub give_up_after: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            enabled: true,
+            first_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+            give_up_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How a dead connection is noticed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Liveness {
+    /// WebSocket ping interval.
+    pub ping_every: Duration,
+    /// No pong for this long: the connection is dead.
+    pub pong_timeout: Duration,
+    /// No frame at all for this long while audio is being sent: the connection is dead.
+    pub silence_timeout: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            ping_every: Duration::from_secs(5),
+            pong_timeout: Duration::from_secs(15),
+            silence_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 impl SessionConfig {
@@ -42,6 +94,9 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(10),
             finish_timeout: Duration::from_secs(15),
             forward_raw: false,
+            reconnect: ReconnectPolicy::default(),
+            liveness: Liveness::default(),
+            replay_limit: Duration::from_secs(60),
         }
     }
 }
@@ -57,6 +112,8 @@ pub struct FinalSegment {
     /// Seconds of audio sent when it arrived: an upper bound on the segment's end when there are no
     /// word times.
     pub audio_sent_secs: f64,
+    /// The server never confirmed it: the last interim text, kept when `is_last` did not come.
+    pub unconfirmed: bool,
 }
 
 /// What the session reports, in order.
@@ -78,6 +135,17 @@ pub enum SessionEvent {
     Notice(String),
     /// `end` was sent; waiting for the last message.
     Finishing,
+    /// The connection was lost; trying again after `delay` (attempt 1, 2, ...).
+    Reconnecting {
+        attempt: u32,
+        delay: Duration,
+        reason: String,
+    },
+    /// Connected again; `replayed_secs` of audio not yet covered by a final were sent again.
+    Reconnected { attempt: u32, replayed_secs: f64 },
+    /// The replay buffer overflowed: this much of the oldest unconfirmed audio can no longer be
+    /// replayed if the connection drops.
+    ReplayOverflow { dropped_secs: f64 },
     /// The session is over; `Ok` after a clean `is_last`.
     Ended(Result<SessionSummary, String>),
 }
@@ -90,6 +158,8 @@ pub struct SessionSummary {
     pub bytes_sent: u64,
     pub audio_secs_sent: f64,
     pub finals: u64,
+    /// Connections made after the first.
+    pub reconnects: u32,
     /// For live audio: time from the device delivering the audio that completed a chunk to that
     /// chunk being handed to the WebSocket, over every chunk.
     pub handoff_latency: Option<LatencySummary>,
@@ -161,6 +231,9 @@ pub enum SessionError {
     /// The server sent an error frame and closed.
     #[error("the server reported an error: {message}: the text received so far is kept; try again")]
     ServerReported { message: String },
+    /// Close code 1008: a policy refusal (too many sessions, ...). Retrying will not help now.
+    #[error("the server ended the stream by policy (close code 1008){}: close other dictations or check your plan", detail_suffix(.reason))]
+    Policy { reason: String },
     /// `is_last` did not arrive in time after `end`.
     #[error(
         "the server did not confirm the end of the stream within {secs} s: the text received so far is kept"
@@ -202,6 +275,7 @@ impl SessionError {
                 | SessionError::Connect { .. }
                 | SessionError::Dropped { .. }
                 | SessionError::ClosedEarly { .. }
+                | SessionError::ServerReported { .. }
         )
     }
 
@@ -224,49 +298,116 @@ pub async fn run_session(
     outcome
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Audio that no final segment covers yet, in order: what a new connection must hear again.
+struct ReplayBuffer {
+    chunks: std::collections::VecDeque<SentChunk>,
+    samples: u64,
+    limit_samples: u64,
+}
+
+#[derive(Clone)]
+struct SentChunk {
+    first_sample: u64,
+    samples: u32,
+    bytes: tungstenite::Bytes,
+}
+
+impl ReplayBuffer {
+    fn new(limit: Duration, rate: u32) -> Self {
+        ReplayBuffer {
+            chunks: std::collections::VecDeque::new(),
+            samples: 0,
+            limit_samples: (limit.as_secs_f64() * f64::from(rate)) as u64,
+        }
+    }
+
+    /// Adds a chunk; returns the samples dropped from the front to stay within the limit.
+    fn push(&mut self, chunk: SentChunk) -> u64 {
+        self.samples += u64::from(chunk.samples);
+        self.chunks.push_back(chunk);
+        let mut dropped = 0;
+        while self.samples > self.limit_samples {
+            let Some(old) = self.chunks.pop_front() else {
+                break;
+            };
+            self.samples -= u64::from(old.samples);
+            dropped += u64::from(old.samples);
+        }
+        dropped
+    }
+
+    /// Forgets the chunks that end at or before `sample` (covered by a final).
+    fn release_until(&mut self, sample: u64) {
+        while let Some(front) = self.chunks.front() {
+            if front.first_sample + u64::from(front.samples) > sample {
+                break;
+            }
+            self.samples -= u64::from(front.samples);
+            self.chunks.pop_front();
+        }
+    }
+}
+
+/// Without word times, how far behind the audio sent a final may still reach.
+const UNTIMED_FINAL_MARGIN_SECS: f64 = 3.0;
+
+/// What one connection ended with.
+enum ConnectionEnd {
+    /// `is_last` arrived: the dictation is complete.
+    Done,
+    /// It failed; `progressed` tells whether it got anywhere (resets the outage clock).
+    Failed {
+        error: SessionError,
+        progressed: bool,
+    },
+}
+
+/// The state of a dictation across its connections.
+struct Dictation<'a> {
+    config: &'a SessionConfig,
+    events: &'a Sender<SessionEvent>,
+    rate: u32,
+    replay: ReplayBuffer,
+    summary: SessionSummary,
+    latencies: Vec<f64>,
+    /// The source has ended (`end` must be sent).
+    source_done: bool,
+    /// Sample index after the newest chunk received from the source.
+    live_sample: u64,
+    last_interim: String,
+    noticed: Noticed,
+}
+
 async fn stream_session(
     config: &SessionConfig,
     audio: Receiver<AudioChunk>,
     events: &Sender<SessionEvent>,
 ) -> Result<SessionSummary, SessionError> {
     let endpoint = build_endpoint(&config.base_url, &config.params, config.api_key.is_some())?;
+    let request = || -> Result<tungstenite::handshake::client::Request, SessionError> {
+        let mut request = endpoint
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|_| UrlError::Invalid(config.base_url.clone()))?;
+        if let Some(key) = &config.api_key {
+            let mut value =
+                HeaderValue::from_str(&key.bearer()).map_err(|_| SessionError::Auth {
+                    status: 401,
+                    detail: "the key contains characters a header cannot carry".to_owned(),
+                })?;
+            value.set_sensitive(true);
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        Ok(request)
+    };
+    request()?;
     let _ = events.send(SessionEvent::Connecting {
         url: endpoint.url.clone(),
     });
-    let mut request = endpoint
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|_| UrlError::Invalid(config.base_url.clone()))?;
-    if let Some(key) = &config.api_key {
-        let mut value = HeaderValue::from_str(&key.bearer()).map_err(|_| SessionError::Auth {
-            status: 401,
-            detail: "the key contains characters a header cannot carry".to_owned(),
-        })?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(header::AUTHORIZATION, value);
-    }
-
-    let connect = tokio_tungstenite::connect_async_with_config(
-        request,
-        Some(crate::server::websocket_config()),
-        true,
-    );
-    let (ws, _response) = match tokio::time::timeout(config.connect_timeout, connect).await {
-        Err(_) => {
-            return Err(SessionError::Connect {
-                host: endpoint.host.clone(),
-                detail: format!(
-                    "no answer within {} s",
-                    config.connect_timeout.as_secs_f32()
-                ),
-            });
-        }
-        Ok(Err(e)) => return Err(handshake_error(e, &endpoint.host)),
-        Ok(Ok(ok)) => ok,
-    };
-    let _ = events.send(SessionEvent::Connected);
-    tracing::info!(url = %endpoint.url, "connected");
 
     // The crossbeam receiver blocks; a small thread moves chunks into the async world. It ends
     // when the source ends (channel disconnected) or this task is gone.
@@ -284,93 +425,376 @@ async fn stream_session(
             detail: format!("cannot start a thread: {e}"),
         })?;
 
-    let (mut sink, mut stream) = ws.split();
-    let rate = config.params.sample_rate;
-    let mut inbox = Inbox {
+    let rate = config.params.sample_rate.hz();
+    let mut dictation = Dictation {
+        config,
         events,
-        forward_raw: config.forward_raw,
+        rate,
+        replay: ReplayBuffer::new(config.replay_limit, rate),
         summary: SessionSummary::default(),
-        error_message: None,
+        latencies: Vec::new(),
+        source_done: false,
+        live_sample: 0,
+        last_interim: String::new(),
         noticed: Noticed::default(),
     };
-    let mut audio_open = true;
-    let mut finish_deadline: Option<Instant> = None;
-    let mut latencies: Vec<f64> = Vec::new();
-
+    let mut jitter = Jitter::seeded();
+    // (when the outage began, attempts so far)
+    let mut outage: Option<(Instant, u32)> = None;
     loop {
-        let deadline = finish_deadline;
-        tokio::select! {
-            // Read before sending: a final or an error frame waiting in the socket is never
-            // left behind by a send that fails.
-            biased;
-            frame = stream.next() => {
-                match inbox.on_frame(frame) {
-                    Flow::Continue => {}
-                    Flow::Last => {
-                        let _ = sink.send(Message::Close(None)).await;
-                        // Read the server's close (bounded), then we are done.
-                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                            while let Some(Ok(_)) = stream.next().await {}
-                        }).await;
-                        inbox.summary.handoff_latency = LatencySummary::from_secs(latencies);
-                        return Ok(inbox.summary);
-                    }
-                    Flow::Failed(e) => return Err(e),
+        let connected = match tokio::time::timeout(
+            config.connect_timeout,
+            tokio_tungstenite::connect_async_with_config(
+                request()?,
+                Some(crate::server::websocket_config()),
+                true,
+            ),
+        )
+        .await
+        {
+            Err(_) => Err(SessionError::Connect {
+                host: endpoint.host.clone(),
+                detail: format!(
+                    "no answer within {} s",
+                    config.connect_timeout.as_secs_f32()
+                ),
+            }),
+            Ok(Err(e)) => Err(handshake_error(e, &endpoint.host)),
+            Ok(Ok((ws, _response))) => Ok(ws),
+        };
+        let end = match connected {
+            Ok(ws) => {
+                if let Some((_, attempt)) = outage {
+                    dictation.summary.reconnects += 1;
+                    let replayed_secs = dictation.replay.samples as f64 / f64::from(rate);
+                    tracing::info!(attempt, replayed_secs, "reconnected");
+                    let _ = events.send(SessionEvent::Reconnected {
+                        attempt,
+                        replayed_secs,
+                    });
+                } else {
+                    tracing::info!(url = %endpoint.url, "connected");
                 }
+                let _ = events.send(SessionEvent::Connected);
+                dictation.run_connection(ws, &mut chunk_rx).await
             }
-            chunk = chunk_rx.recv(), if audio_open => {
-                let sent = match chunk {
-                    Some(chunk) => {
-                        let secs = chunk.end_secs(rate);
-                        let len = chunk.bytes.len() as u64;
-                        if let Some(at) = chunk.captured_at {
-                            latencies.push(at.elapsed().as_secs_f64());
-                        }
-                        let sent = sink.send(Message::Binary(chunk.bytes.into())).await;
-                        if sent.is_ok() {
-                            inbox.summary.chunks_sent += 1;
-                            inbox.summary.bytes_sent += len;
-                            inbox.summary.audio_secs_sent = secs;
-                        }
-                        sent
-                    }
-                    None => {
-                        audio_open = false;
-                        let sent = sink.send(Message::text(END_MESSAGE)).await;
-                        if sent.is_ok() {
-                            let _ = events.send(SessionEvent::Finishing);
-                            finish_deadline = Some(Instant::now() + config.finish_timeout);
-                        }
-                        sent
-                    }
-                };
-                if let Err(e) = sent {
-                    // The socket broke while sending: whatever the server sent before that is
-                    // still worth reading (finals, an error frame saying why).
-                    let drained = tokio::time::timeout(Duration::from_millis(500), async {
-                        loop {
-                            match inbox.on_frame(stream.next().await) {
-                                Flow::Continue => {}
-                                Flow::Last => return Ok(()),
-                                Flow::Failed(e) => return Err(e),
-                            }
-                        }
-                    }).await;
-                    return match drained {
-                        Ok(Ok(())) => Ok(inbox.summary),
-                        Ok(Err(SessionError::ServerReported { message })) => Err(SessionError::ServerReported { message }),
-                        _ => Err(match inbox.error_message {
-                            Some(message) => SessionError::ServerReported { message },
-                            None => SessionError::Dropped { detail: e.to_string() },
-                        }),
-                    };
+            Err(error) => ConnectionEnd::Failed {
+                error,
+                progressed: false,
+            },
+        };
+        let error = match end {
+            ConnectionEnd::Done => {
+                dictation.summary.handoff_latency =
+                    LatencySummary::from_secs(std::mem::take(&mut dictation.latencies));
+                return Ok(dictation.summary);
+            }
+            ConnectionEnd::Failed { error, progressed } => {
+                if progressed {
+                    outage = None;
                 }
+                error
             }
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                let _ = sink.send(Message::Close(None)).await;
-                return Err(SessionError::NoLastMessage { secs: config.finish_timeout.as_secs() });
+        };
+        // Before the first connection, nobody answering is reported at once (a wrong URL, a
+        // server not started); a server that answers "later" (429, 5xx) is waited for.
+        let never_connected = dictation.summary.session_id.is_none() && outage.is_none();
+        let unreachable = matches!(
+            error,
+            SessionError::Connect { .. } | SessionError::Tls { .. }
+        );
+        if !(config.reconnect.enabled && error.is_retryable()) || (never_connected && unreachable) {
+            return Err(dictation.give_up(error));
+        }
+        let (since, attempt) = outage.get_or_insert((Instant::now(), 0));
+        *attempt += 1;
+        let attempt = *attempt;
+        let exponent = attempt.saturating_sub(1).min(16);
+        let base = config
+            .reconnect
+            .first_delay
+            .saturating_mul(1u32 << exponent)
+            .min(config.reconnect.max_delay);
+        let mut delay = base.mul_f64(jitter.factor());
+        if let SessionError::RateLimited {
+            retry_after: Some(wait),
+        } = &error
+        {
+            delay = delay.max(*wait);
+        }
+        if since.elapsed() + delay > config.reconnect.give_up_after {
+            return Err(dictation.give_up(error));
+        }
+        tracing::warn!(attempt, ?delay, "connection lost: {error}");
+        let _ = events.send(SessionEvent::Reconnecting {
+            attempt,
+            delay,
+            reason: error.to_string(),
+        });
+        dictation.collect_for(delay, &mut chunk_rx).await;
+    }
+}
+
+impl Dictation<'_> {
+    /// Reports the failure's consequences for the text, and returns it.
+    fn give_up(&mut self, error: SessionError) -> SessionError {
+        if matches!(error, SessionError::NoLastMessage { .. }) {
+            self.keep_interim_unconfirmed();
+        }
+        error
+    }
+
+    /// The open interim becomes a final marked unconfirmed rather than vanishing.
+    fn keep_interim_unconfirmed(&mut self) {
+        let text = std::mem::take(&mut self.last_interim);
+        if text.trim().is_empty() {
+            return;
+        }
+        let _ = self.events.send(SessionEvent::Final(FinalSegment {
+            text: text.trim().to_owned(),
+            language: None,
+            words: Vec::new(),
+            is_last: false,
+            audio_sent_secs: self.summary.audio_secs_sent,
+            unconfirmed: true,
+        }));
+    }
+
+    /// While waiting to reconnect, keeps taking audio from the source (capture never stops) into
+    /// the replay buffer.
+    async fn collect_for(
+        &mut self,
+        delay: Duration,
+        chunks: &mut tokio::sync::mpsc::Receiver<AudioChunk>,
+    ) {
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                chunk = chunks.recv(), if !self.source_done => match chunk {
+                    Some(chunk) => { self.take_chunk(chunk); }
+                    None => self.source_done = true,
+                },
             }
         }
+    }
+
+    /// Puts a source chunk into the replay buffer; returns it ready to send.
+    fn take_chunk(&mut self, chunk: AudioChunk) -> SentChunk {
+        if let Some(at) = chunk.captured_at {
+            self.latencies.push(at.elapsed().as_secs_f64());
+        }
+        self.live_sample = chunk.first_sample + u64::from(chunk.samples);
+        let sent = SentChunk {
+            first_sample: chunk.first_sample,
+            samples: chunk.samples,
+            bytes: tungstenite::Bytes::from(chunk.bytes),
+        };
+        let dropped = self.replay.push(sent.clone());
+        if dropped > 0 {
+            let dropped_secs = dropped as f64 / f64::from(self.rate);
+            if self.noticed.first("replay-overflow") {
+                tracing::warn!("replay buffer full: oldest unconfirmed audio dropped");
+            }
+            let _ = self
+                .events
+                .send(SessionEvent::ReplayOverflow { dropped_secs });
+        }
+        sent
+    }
+
+    /// One connection: replay, then live audio, until `is_last` or a failure.
+    async fn run_connection(
+        &mut self,
+        ws: Socket,
+        chunks: &mut tokio::sync::mpsc::Receiver<AudioChunk>,
+    ) -> ConnectionEnd {
+        let (mut sink, mut stream) = ws.split();
+        let config = self.config;
+        let send_timeout = config.liveness.pong_timeout;
+        // This connection's time zero is the first sample it is sent.
+        let offset_sample = self
+            .replay
+            .chunks
+            .front()
+            .map_or(self.live_sample, |c| c.first_sample);
+        let mut inbox = Inbox {
+            events: self.events,
+            forward_raw: config.forward_raw,
+            error_message: None,
+            offset_secs: offset_sample as f64 / f64::from(self.rate),
+            progressed: false,
+        };
+        let failed = |error: SessionError, inbox: &Inbox| ConnectionEnd::Failed {
+            error,
+            progressed: inbox.progressed,
+        };
+        let replay: Vec<SentChunk> = self.replay.chunks.iter().cloned().collect();
+        for chunk in replay {
+            self.count_sent(&chunk);
+            if let Err(e) =
+                send_bounded(&mut sink, Message::Binary(chunk.bytes), send_timeout).await
+            {
+                return failed(e, &inbox);
+            }
+        }
+        let mut finish_deadline = None;
+        if self.source_done {
+            if let Err(e) = send_bounded(&mut sink, Message::text(END_MESSAGE), send_timeout).await
+            {
+                return failed(e, &inbox);
+            }
+            let _ = self.events.send(SessionEvent::Finishing);
+            finish_deadline = Some(Instant::now() + config.finish_timeout);
+        }
+        let mut ping = tokio::time::interval(config.liveness.ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let mut last_frame = Instant::now();
+        let mut last_pong = Instant::now();
+
+        loop {
+            let deadline = finish_deadline;
+            tokio::select! {
+                // Read before sending: a final or an error frame waiting in the socket is never
+                // left behind by a send that fails.
+                biased;
+                frame = stream.next() => {
+                    last_frame = Instant::now();
+                    if let Some(Ok(Message::Pong(_))) = &frame {
+                        last_pong = last_frame;
+                    }
+                    match inbox.on_frame(frame, self) {
+                        Flow::Continue => {}
+                        Flow::Last => {
+                            let _ = sink.send(Message::Close(None)).await;
+                            // Read the server's close (bounded), then we are done.
+                            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                                while let Some(Ok(_)) = stream.next().await {}
+                            }).await;
+                            return ConnectionEnd::Done;
+                        }
+                        Flow::Failed(e) => return failed(e, &inbox),
+                    }
+                }
+                chunk = chunks.recv(), if !self.source_done => {
+                    let message = match chunk {
+                        Some(chunk) => {
+                            let sent = self.take_chunk(chunk);
+                            self.count_sent(&sent);
+                            Message::Binary(sent.bytes)
+                        }
+                        None => {
+                            self.source_done = true;
+                            Message::text(END_MESSAGE)
+                        }
+                    };
+                    let is_end = matches!(message, Message::Text(_));
+                    if let Err(e) = send_bounded(&mut sink, message, send_timeout).await {
+                        // The socket broke while sending: whatever the server sent before that
+                        // is still worth reading (finals, an error frame saying why).
+                        let drained = tokio::time::timeout(Duration::from_millis(500), async {
+                            loop {
+                                match inbox.on_frame(stream.next().await, self) {
+                                    Flow::Continue => {}
+                                    Flow::Last => return true,
+                                    Flow::Failed(_) => return false,
+                                }
+                            }
+                        }).await;
+                        if drained == Ok(true) {
+                            return ConnectionEnd::Done;
+                        }
+                        let error = match inbox.error_message.take() {
+                            Some(message) => SessionError::ServerReported { message },
+                            None => e,
+                        };
+                        return failed(error, &inbox);
+                    }
+                    if is_end {
+                        let _ = self.events.send(SessionEvent::Finishing);
+                        finish_deadline = Some(Instant::now() + config.finish_timeout);
+                    }
+                }
+                _ = ping.tick() => {
+                    let silent_for = last_frame.elapsed();
+                    if last_pong.elapsed() > config.liveness.pong_timeout
+                        || (!self.source_done && silent_for > config.liveness.silence_timeout)
+                    {
+                        let error = SessionError::Dropped {
+                            detail: format!("no answer from the server for {} s", silent_for.as_secs()),
+                        };
+                        return failed(error, &inbox);
+                    }
+                    if let Err(e) = send_bounded(&mut sink, Message::Ping(tungstenite::Bytes::new()), send_timeout).await {
+                        return failed(e, &inbox);
+                    }
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    return failed(SessionError::NoLastMessage { secs: config.finish_timeout.as_secs() }, &inbox);
+                }
+            }
+        }
+    }
+
+    fn count_sent(&mut self, chunk: &SentChunk) {
+        self.summary.chunks_sent += 1;
+        self.summary.bytes_sent += chunk.bytes.len() as u64;
+        let end = (chunk.first_sample + u64::from(chunk.samples)) as f64 / f64::from(self.rate);
+        self.summary.audio_secs_sent = self.summary.audio_secs_sent.max(end);
+    }
+
+    /// A final arrived (times already on the dictation's timeline): release the audio it covers.
+    fn on_final(&mut self, words: &[WordTimestamp], offset_secs: f64) {
+        self.summary.finals += 1;
+        self.last_interim.clear();
+        let covered_secs = match words.last() {
+            Some(last) => last.end,
+            // No word times: the final covers at most what was sent, minus how far the server
+            // may lag behind.
+            None => self.summary.audio_secs_sent - UNTIMED_FINAL_MARGIN_SECS,
+        };
+        if covered_secs > offset_secs {
+            self.replay
+                .release_until((covered_secs * f64::from(self.rate)) as u64);
+        }
+    }
+}
+
+/// Sends one frame, bounded in time: a peer that stops reading is a dead connection.
+async fn send_bounded(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    message: Message,
+    limit: Duration,
+) -> Result<(), SessionError> {
+    match tokio::time::timeout(limit, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(SessionError::Dropped {
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(SessionError::Dropped {
+            detail: format!("the server took no data for {} s", limit.as_secs()),
+        }),
+    }
+}
+
+/// ±20 % jitter for backoff delays, from a tiny xorshift generator (no randomness crate needed).
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64);
+        Jitter(nanos | 1)
+    }
+
+    fn factor(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        0.8 + 0.4 * ((self.0 >> 11) as f64 / (1u64 << 53) as f64)
     }
 }
 
@@ -382,17 +806,23 @@ enum Flow {
     Failed(SessionError),
 }
 
-/// The receiving side: turns frames into events and remembers what the outcome needs.
+/// The receiving side of one connection: turns frames into events.
 struct Inbox<'a> {
     events: &'a Sender<SessionEvent>,
     forward_raw: bool,
-    summary: SessionSummary,
     error_message: Option<String>,
-    noticed: Noticed,
+    /// Where this connection's time zero is on the dictation's timeline.
+    offset_secs: f64,
+    /// Whether a transcript arrived on this connection.
+    progressed: bool,
 }
 
 impl Inbox<'_> {
-    fn on_frame(&mut self, frame: Option<Result<Message, tungstenite::Error>>) -> Flow {
+    fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tungstenite::Error>>,
+        dictation: &mut Dictation<'_>,
+    ) -> Flow {
         let frame = match frame {
             None => {
                 return Flow::Failed(
@@ -403,43 +833,63 @@ impl Inbox<'_> {
             Some(Ok(frame)) => frame,
         };
         match frame {
-            Message::Text(text) => self.on_text(&text),
+            Message::Text(text) => self.on_text(&text, dictation),
             Message::Binary(_) => {
-                self.notice("binary", "ignored a binary frame from the server");
+                dictation.notice("binary", "ignored a binary frame from the server");
                 Flow::Continue
             }
             Message::Close(close) => {
-                if let Some(message) = self.error_message.take() {
-                    return Flow::Failed(SessionError::ServerReported { message });
-                }
                 let (code, reason) = close
                     .map(|c| (u16::from(c.code), c.reason.to_string()))
                     .unwrap_or((u16::from(CloseCode::Status), String::new()));
+                if code == u16::from(CloseCode::Policy) {
+                    let reason = self.error_message.take().unwrap_or(reason);
+                    return Flow::Failed(SessionError::Policy { reason });
+                }
+                if let Some(message) = self.error_message.take() {
+                    return Flow::Failed(SessionError::ServerReported { message });
+                }
                 Flow::Failed(SessionError::ClosedEarly { code, reason })
             }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Flow::Continue,
         }
     }
 
-    fn on_text(&mut self, text: &str) -> Flow {
+    fn on_text(&mut self, text: &str, dictation: &mut Dictation<'_>) -> Flow {
         if self.forward_raw {
             let _ = self.events.send(SessionEvent::ServerText(text.to_owned()));
         }
         match parse_server_message(text) {
             Ok(ServerMessage::Transcript(message)) => {
-                if self.summary.session_id.is_none() {
-                    self.summary.session_id = message.session_id.clone();
+                self.progressed = true;
+                if dictation.summary.session_id.is_none() {
+                    dictation.summary.session_id = message.session_id.clone();
                 }
                 if message.is_final || message.is_last {
-                    self.summary.finals += 1;
+                    // Onto the dictation's timeline; absurd times (negative, reversed, not
+                    // finite) are dropped, the text is kept.
+                    let words: Vec<WordTimestamp> = message
+                        .word_timestamps
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|w| w.start >= 0.0 && w.end >= w.start && w.end.is_finite())
+                        .map(|w| WordTimestamp {
+                            start: w.start + self.offset_secs,
+                            end: w.end + self.offset_secs,
+                            ..w
+                        })
+                        .collect();
+                    dictation.on_final(&words, self.offset_secs);
                     let _ = self.events.send(SessionEvent::Final(FinalSegment {
                         text: message.transcript.trim().to_owned(),
                         language: message.language,
-                        words: message.word_timestamps.unwrap_or_default(),
+                        words,
                         is_last: message.is_last,
-                        audio_sent_secs: self.summary.audio_secs_sent,
+                        audio_sent_secs: dictation.summary.audio_secs_sent,
+                        unconfirmed: false,
                     }));
                 } else {
+                    dictation.last_interim.clone_from(&message.transcript);
                     let _ = self.events.send(SessionEvent::Interim {
                         text: message.transcript,
                     });
@@ -459,13 +909,13 @@ impl Inbox<'_> {
                 Flow::Continue
             }
             Ok(ServerMessage::Event { kind }) => {
-                if self.noticed.first(&kind) {
+                if dictation.noticed.first(&kind) {
                     tracing::debug!("ignoring server event `{kind}`");
                 }
                 Flow::Continue
             }
             Err(e) => {
-                self.notice(
+                dictation.notice(
                     "malformed",
                     &format!("ignored a malformed message from the server ({e})"),
                 );
@@ -474,18 +924,20 @@ impl Inbox<'_> {
         }
     }
 
-    fn notice(&mut self, kind: &str, message: &str) {
-        if self.noticed.first(kind) {
-            tracing::warn!("{message}");
-            let _ = self.events.send(SessionEvent::Notice(message.to_owned()));
-        }
-    }
-
     /// The error for a broken connection: the server's own words when it sent an error frame.
     fn broken(&mut self, detail: String) -> SessionError {
         match self.error_message.take() {
             Some(message) => SessionError::ServerReported { message },
             None => SessionError::Dropped { detail },
+        }
+    }
+}
+
+impl Dictation<'_> {
+    fn notice(&mut self, kind: &str, message: &str) {
+        if self.noticed.first(kind) {
+            tracing::warn!("{message}");
+            let _ = self.events.send(SessionEvent::Notice(message.to_owned()));
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct Segment {
     pub end: f64,
     /// Whether the times come from word timestamps (otherwise they are estimates).
     pub timed_by_words: bool,
+    /// The server never confirmed this segment (the last interim, kept when `is_last` never came).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
 }
 
 /// Everything recognised so far.
@@ -77,6 +80,7 @@ impl Transcript {
             start,
             end,
             timed_by_words,
+            unconfirmed: segment.unconfirmed,
         });
     }
 
@@ -174,6 +178,7 @@ mod tests {
             words,
             is_last: false,
             audio_sent_secs: sent,
+            unconfirmed: false,
         })
     }
 

@@ -61,7 +61,9 @@ fn an_error_frame_then_close_keeps_the_finals_so_far() {
         error_after_bytes: Some(bytes_at(3.9)),
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
+    let run = run_client(server.url(), &wav(&dir), params(), 20, |c| {
+        c.reconnect.enabled = false
+    });
     match &run.outcome {
         Err(SessionError::ServerReported { message }) => {
             assert!(message.contains("internal error"), "{message}")
@@ -84,7 +86,10 @@ fn a_dropped_connection_is_reported_and_keeps_the_finals_so_far() {
         drop_sessions: 1,
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
+    // Without reconnection (see tests/reconnect.rs for with).
+    let run = run_client(server.url(), &wav(&dir), params(), 20, |c| {
+        c.reconnect.enabled = false
+    });
     assert!(
         matches!(run.outcome, Err(SessionError::Dropped { .. })),
         "{:?}",
@@ -100,34 +105,33 @@ fn a_dropped_connection_is_reported_and_keeps_the_finals_so_far() {
 #[test]
 fn refusals_map_to_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let server = server_with(Faults {
-        refuse_first: 2,
-        refuse_status: 429,
-        retry_after_secs: Some(1),
-        ..Faults::default()
-    });
-    for _ in 0..2 {
-        let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
-        assert_eq!(
-            run.outcome,
-            Err(SessionError::RateLimited {
-                retry_after: Some(Duration::from_secs(1))
-            })
-        );
+    for (status, expected) in [
+        (
+            429,
+            SessionError::RateLimited {
+                retry_after: Some(Duration::from_secs(1)),
+            },
+        ),
+        (
+            503,
+            SessionError::Server {
+                status: 503,
+                detail: "refused by the fault switch".into(),
+            },
+        ),
+    ] {
+        let server = server_with(Faults {
+            refuse_first: 1,
+            refuse_status: status,
+            retry_after_secs: (status == 429).then_some(1),
+            ..Faults::default()
+        });
+        let run = run_client(server.url(), &wav(&dir), params(), 20, |c| {
+            c.reconnect.enabled = false
+        });
+        assert_eq!(run.outcome, Err(expected));
+        assert!(run.outcome.as_ref().unwrap_err().is_retryable());
     }
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
-    assert_eq!(run.finals(), script_text());
-
-    let server = server_with(Faults {
-        refuse_first: 1,
-        refuse_status: 503,
-        ..Faults::default()
-    });
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
-    assert!(matches!(
-        run.outcome,
-        Err(SessionError::Server { status: 503, .. })
-    ));
 }
 
 #[test]
@@ -142,6 +146,8 @@ fn a_missing_is_last_times_out_with_the_finals_kept() {
         c.finish_timeout = Duration::from_secs(1)
     });
     assert_eq!(run.outcome, Err(SessionError::NoLastMessage { secs: 1 }));
+    // Nothing was open when it timed out: no unconfirmed segment.
+    assert!(run.transcript.segments.iter().all(|s| !s.unconfirmed));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(run.finals(), script_text());
 }

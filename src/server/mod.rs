@@ -37,6 +37,8 @@ pub struct Faults {
     /// Stop reading and answering for `stall` once this many audio bytes arrived (once a session).
     pub stall_after_bytes: Option<u64>,
     pub stall: Duration,
+    /// How many sessions stall (0: every session).
+    pub stall_sessions: u32,
     /// Send a garbage text frame and a garbage binary frame before every real message.
     pub garbage: bool,
     /// Refuse the first N handshakes with `refuse_status` (and `Retry-After` when set).
@@ -99,6 +101,7 @@ struct State {
     config: ServerConfig,
     refusals_left: AtomicU32,
     drops_left: AtomicU32,
+    stalls_left: AtomicU32,
     sessions: AtomicU64,
     records: Option<crossbeam_channel::Sender<SessionRecord>>,
 }
@@ -219,6 +222,7 @@ impl RunningServer {
         let state = Arc::new(State {
             refusals_left: AtomicU32::new(config.faults.refuse_first),
             drops_left: AtomicU32::new(config.faults.drop_sessions),
+            stalls_left: AtomicU32::new(config.faults.stall_sessions),
             sessions: AtomicU64::new(0),
             records: config.record_sessions.then_some(record_tx),
             config,
@@ -409,6 +413,10 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
         .filter(|_| faults.drop_sessions > 0)
         .filter(|_| take_one(&state.drops_left));
 
+    let stall_at = faults
+        .stall_after_bytes
+        .filter(|_| faults.stall_sessions == 0 || take_one(&state.stalls_left));
+
     let (engine_tx, engine_rx) = crossbeam_channel::unbounded();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
     let engine_session = state.config.engine.start(&params);
@@ -474,7 +482,7 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                         }))).await;
                         break;
                     }
-                    if !stalled && faults.stall_after_bytes.is_some_and(|limit| bytes_in >= limit) {
+                    if !stalled && stall_at.is_some_and(|limit| bytes_in >= limit) {
                         stalled = true;
                         tracing::info!(%session_id, "fault: stalling for {:?}", faults.stall);
                         tokio::time::sleep(faults.stall).await;

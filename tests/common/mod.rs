@@ -47,6 +47,8 @@ pub fn tone_wav(
 pub struct Run {
     pub outcome: Result<SessionSummary, SessionError>,
     pub events: Vec<SessionEvent>,
+    /// When each event arrived, from the start of the run.
+    pub times: Vec<std::time::Duration>,
     pub transcript: Transcript,
 }
 
@@ -57,6 +59,42 @@ impl Run {
             .iter()
             .map(|s| s.text.clone())
             .collect()
+    }
+
+    /// Every word of every final, in order.
+    pub fn words(&self) -> Vec<String> {
+        self.transcript
+            .segments
+            .iter()
+            .flat_map(|s| s.text.split_whitespace().map(str::to_owned))
+            .collect()
+    }
+
+    /// Seconds from each `Reconnecting` to the next `Reconnected`.
+    pub fn recoveries(&self) -> Vec<f64> {
+        let mut out = Vec::new();
+        let mut since = None;
+        for (event, at) in self.events.iter().zip(&self.times) {
+            match event {
+                SessionEvent::Reconnecting { .. } => {
+                    since.get_or_insert(*at);
+                }
+                SessionEvent::Reconnected { .. } => {
+                    if let Some(start) = since.take() {
+                        out.push((*at - start).as_secs_f64());
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub fn reconnect_attempts(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, SessionEvent::Reconnecting { .. }))
+            .count()
     }
 
     pub fn interims(&self) -> usize {
@@ -86,6 +124,13 @@ pub fn run_client(
     let source_thread =
         std::thread::spawn(move || source.stream(format, Pace::AsFastAsPossible, &audio_tx, &stop));
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
+    let started = std::time::Instant::now();
+    let collector = std::thread::spawn(move || {
+        event_rx
+            .iter()
+            .map(|e| (e, started.elapsed()))
+            .collect::<Vec<_>>()
+    });
     let mut config = SessionConfig::new(url, params, None);
     tweak(&mut config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -95,7 +140,8 @@ pub fn run_client(
         .expect("runtime");
     let outcome = runtime.block_on(run_session(config, audio_rx, event_tx));
     let _ = source_thread.join();
-    let events: Vec<SessionEvent> = event_rx.try_iter().collect();
+    let (events, times): (Vec<SessionEvent>, Vec<_>) =
+        collector.join().expect("collector").into_iter().unzip();
     let mut transcript = Transcript::default();
     for e in &events {
         transcript.apply(e);
@@ -103,6 +149,7 @@ pub fn run_client(
     Run {
         outcome,
         events,
+        times,
         transcript,
     }
 }
