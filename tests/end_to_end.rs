@@ -122,3 +122,30 @@ fn linear16_at_the_file_rate_arrives_byte_for_byte() {
         assert_eq!(record.params, params);
     }
 }
+
+#[test]
+fn a_file_the_fuzzer_found_goes_through_the_pipeline() {
+    // Float samples that overflowed rubato's FFT and made it panic, before samples were tamed.
+    let bytes = std::fs::read("tests/data/fuzz-fft-overflow.wav").expect("fixture");
+    let (info, frames) = lightning_dictate::audio::wav::decode_wav_bytes(&bytes).expect("decodes");
+    for rate in SampleRate::ALL {
+        let format = lightning_dictate::audio::ChunkFormat {
+            encoding: Encoding::Linear16,
+            sample_rate: rate,
+            chunk_ms: 20,
+        };
+        let mut pipeline =
+            lightning_dictate::audio::ChunkPipeline::new(info.sample_rate, info.channels, format)
+                .expect("pipeline");
+        let mut samples = 0u64;
+        pipeline
+            .push_interleaved(&frames, &mut |c| samples += u64::from(c.samples))
+            .expect("push");
+        pipeline
+            .finish(&mut |c| samples += u64::from(c.samples))
+            .expect("finish");
+        let expected = (frames.len() as f64 / f64::from(info.channels)) * f64::from(rate.hz())
+            / f64::from(info.sample_rate);
+        assert_eq!(samples, expected.round() as u64);
+    }
+}

@@ -232,18 +232,29 @@ impl Chunker {
     }
 }
 
-/// Averages interleaved channels into mono.
+/// Averages interleaved channels into mono. Samples are clamped to full scale and anything not a
+/// number becomes silence: a broken file or driver must not reach the resampler's FFT (which
+/// panics on overflow; found by fuzzing).
 pub fn downmix(frames: &[f32], channels: usize, out: &mut Vec<f32>) {
     if channels == 1 {
-        out.extend_from_slice(frames);
+        out.extend(frames.iter().map(|&s| sanitize(s)));
         return;
     }
     let scale = 1.0 / channels as f32;
     out.extend(
         frames
             .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() * scale),
+            .map(|frame| frame.iter().map(|&s| sanitize(s)).sum::<f32>() * scale),
     );
+}
+
+#[inline]
+fn sanitize(sample: f32) -> f32 {
+    if sample.is_nan() {
+        0.0
+    } else {
+        sample.clamp(-1.0, 1.0)
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +308,30 @@ mod tests {
         let mut out = Vec::new();
         downmix(&[1.0, 0.0, 0.5, 0.5, -1.0, 1.0], 2, &mut out);
         assert_eq!(out, [0.5, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn absurd_samples_are_tamed_before_the_resampler() {
+        // From the fuzzer: huge floats made rubato's FFT overflow and panic.
+        let format = ChunkFormat {
+            encoding: Encoding::Linear16,
+            sample_rate: SampleRate::Hz16000,
+            chunk_ms: 20,
+        };
+        let mut p = ChunkPipeline::new(44100, 1, format).unwrap();
+        let input: Vec<f32> = (0..5000)
+            .map(|i| match i % 4 {
+                0 => f32::MAX,
+                1 => f32::NAN,
+                2 => f32::NEG_INFINITY,
+                _ => 3.0e38,
+            })
+            .collect();
+        let chunks = collect(&mut p, &input);
+        assert!(!chunks.is_empty());
+        let mut out = Vec::new();
+        downmix(&[f32::NAN, 2.0, -5.0], 1, &mut out);
+        assert_eq!(out, [0.0, 1.0, -1.0]);
     }
 
     #[test]

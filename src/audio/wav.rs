@@ -2,7 +2,7 @@
 //! channel, either as fast as the receiver takes them or paced at real time like a microphone.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,36 +105,7 @@ impl WavSource {
                 detail: other.to_string(),
             },
         })?;
-        let spec = reader.spec();
-        let info = WavInfo {
-            sample_rate: spec.sample_rate,
-            channels: spec.channels,
-            bits: spec.bits_per_sample,
-            is_float: spec.sample_format == hound::SampleFormat::Float,
-            frames: reader.duration(),
-        };
-        let unsupported = |detail: String| WavError::Unsupported {
-            path: path.to_owned(),
-            detail,
-        };
-        if !(8000..=192_000).contains(&info.sample_rate) {
-            return Err(unsupported(format!("{} Hz", info.sample_rate)));
-        }
-        if !(1..=8).contains(&info.channels) {
-            return Err(unsupported(format!("{} channels", info.channels)));
-        }
-        let format_ok = if info.is_float {
-            info.bits == 32
-        } else {
-            matches!(info.bits, 8 | 16 | 24 | 32)
-        };
-        if !format_ok {
-            return Err(unsupported(format!(
-                "{}-bit {}",
-                info.bits,
-                if info.is_float { "float" } else { "integer" }
-            )));
-        }
+        let info = check_spec(&reader, path)?;
         Ok(WavSource {
             path: path.to_owned(),
             reader,
@@ -229,18 +200,74 @@ impl WavSource {
     }
 }
 
+/// Reads and validates the header: rate, channels and sample format the app supports.
+fn check_spec<R: Read>(reader: &hound::WavReader<R>, path: &Path) -> Result<WavInfo, WavError> {
+    let spec = reader.spec();
+    let info = WavInfo {
+        sample_rate: spec.sample_rate,
+        channels: spec.channels,
+        bits: spec.bits_per_sample,
+        is_float: spec.sample_format == hound::SampleFormat::Float,
+        frames: reader.duration(),
+    };
+    let unsupported = |detail: String| WavError::Unsupported {
+        path: path.to_owned(),
+        detail,
+    };
+    if !(8000..=192_000).contains(&info.sample_rate) {
+        return Err(unsupported(format!("{} Hz", info.sample_rate)));
+    }
+    if !(1..=8).contains(&info.channels) {
+        return Err(unsupported(format!("{} channels", info.channels)));
+    }
+    let format_ok = if info.is_float {
+        info.bits == 32
+    } else {
+        matches!(info.bits, 8 | 16 | 24 | 32)
+    };
+    if !format_ok {
+        return Err(unsupported(format!(
+            "{}-bit {}",
+            info.bits,
+            if info.is_float { "float" } else { "integer" }
+        )));
+    }
+    Ok(info)
+}
+
+/// Decodes a whole WAV file held in memory, with the same checks and conversion as a file on
+/// disk (the fuzzers' entry point). Returns the header and interleaved samples.
+pub fn decode_wav_bytes(bytes: &[u8]) -> Result<(WavInfo, Vec<f32>), WavError> {
+    let path = Path::new("<memory>");
+    let mut reader =
+        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| WavError::Format {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+    let info = check_spec(&reader, path)?;
+    let scale = 1.0 / (1u64 << (info.bits.saturating_sub(1))) as f32;
+    let samples: Result<Vec<f32>, String> =
+        SampleIter::new(&mut reader, info.is_float, scale).collect();
+    let samples = samples.map_err(|detail| WavError::Truncated {
+        path: path.to_owned(),
+        secs: 0.0,
+        detail,
+    })?;
+    Ok((info, samples))
+}
+
 fn pipeline_secs(frames: u64, rate: u32) -> f64 {
     frames as f64 / f64::from(rate)
 }
 
 /// hound's sample iterators, unified to f32 in [-1, 1).
-enum SampleIter<'a> {
-    Int(hound::WavSamples<'a, BufReader<File>, i32>, f32),
-    Float(hound::WavSamples<'a, BufReader<File>, f32>),
+enum SampleIter<'a, R: Read> {
+    Int(hound::WavSamples<'a, R, i32>, f32),
+    Float(hound::WavSamples<'a, R, f32>),
 }
 
-impl<'a> SampleIter<'a> {
-    fn new(reader: &'a mut hound::WavReader<BufReader<File>>, is_float: bool, scale: f32) -> Self {
+impl<'a, R: Read> SampleIter<'a, R> {
+    fn new(reader: &'a mut hound::WavReader<R>, is_float: bool, scale: f32) -> Self {
         if is_float {
             SampleIter::Float(reader.samples::<f32>())
         } else {
@@ -249,7 +276,7 @@ impl<'a> SampleIter<'a> {
     }
 }
 
-impl Iterator for SampleIter<'_> {
+impl<R: Read> Iterator for SampleIter<'_, R> {
     type Item = Result<f32, String>;
     fn next(&mut self) -> Option<Self::Item> {
         match self {
