@@ -41,12 +41,31 @@ pub mod exit {
     long_about = "Dictation with Smallest AI's Lightning streaming speech-to-text.\n\n\
         Exit codes: 0 done, 2 usage, 3 API key refused, 4 network or server failure, 5 audio input error."
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// More logging on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Window: server URL for this run (overrides the saved setting).
+    #[arg(long, env = "LIGHTNING_URL")]
+    pub url: Option<String>,
+    /// Window: language for this run.
+    #[arg(long, value_parser = language_parser())]
+    pub language: Option<String>,
+    /// Window: input device for this run.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Window: encoding for this run.
+    #[arg(long, value_parser = encoding_parser())]
+    pub encoding: Option<String>,
+    /// Window: sample rate for this run.
+    #[arg(long, value_parser = rate_parser())]
+    pub sample_rate: Option<String>,
+    /// Window: API key (else SMALLEST_API_KEY, else typed in Settings).
+    #[arg(long, env = "SMALLEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,10 +255,23 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Tones(args)) => write_tones(args),
         None => {
-            eprintln!(
-                "lightning-dictate: the dictation window is not built yet; run `lightning-dictate transcribe FILE.wav` (see --help)"
-            );
-            exit::USAGE
+            let overrides = crate::ui::Overrides {
+                url: cli.url,
+                language: cli.language.and_then(|l| l.parse().ok()),
+                device: cli.device,
+                encoding: cli.encoding.and_then(|e| e.parse().ok()),
+                sample_rate: cli.sample_rate.and_then(|r| r.parse().ok()),
+            };
+            let key = cli.api_key.as_deref().and_then(ApiKey::new);
+            match crate::ui::run_window(overrides, key) {
+                Ok(()) => exit::OK,
+                Err(e) => fail(
+                    exit::USAGE,
+                    format!(
+                        "{e}: is there a display? (the headless commands work without one: see --help)"
+                    ),
+                ),
+            }
         }
     };
     ExitCode::from(code)

@@ -12,3 +12,4 @@ pub mod server;
 pub mod session;
 pub mod tones;
 pub mod transcript;
+pub mod ui;

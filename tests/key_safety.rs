@@ -50,7 +50,10 @@ fn the_key_is_not_in_any_output_or_log() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(all.contains("lightning"), "{format}: the run produced output");
+        assert!(
+            all.contains("lightning"),
+            "{format}: the run produced output"
+        );
         assert!(!all.contains(SECRET), "{format}: key leaked: {all}");
         assert!(!all.contains("NEVER-PRINT"), "{format}");
     }
@@ -79,7 +82,10 @@ fn the_key_is_not_in_any_output_or_log() {
         .read_to_string(&mut server_log)
         .unwrap();
     let _ = server.wait();
-    assert!(server_log.contains("session"), "the server logged: {server_log}");
+    assert!(
+        server_log.contains("session"),
+        "the server logged: {server_log}"
+    );
     assert!(!server_log.contains(SECRET), "server log leaked the key");
 }
 

@@ -1,0 +1,430 @@
+//! The dictation window: one big Start/Stop button (or Ctrl+Space), the live transcript (finals in
+//! the strong text colour, the open interim in the weak one), Copy (Ctrl+Shift+C), Clear, the
+//! language picker, a status line, and a settings panel.
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use eframe::egui;
+use egui::text::LayoutJob;
+use egui::{Color32, FontId, Key, Modifiers, RichText, TextFormat};
+
+use super::backend::{Backend, StartRequest, UiEvent};
+use super::settings::Settings;
+use crate::audio::capture::CaptureEvent;
+use crate::protocol::{ApiKey, Encoding, Language, SampleRate};
+use crate::session::SessionEvent;
+use crate::transcript::Transcript;
+
+/// What the status line says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Ready,
+    Connecting,
+    Listening,
+    Finishing,
+    Reconnecting { attempt: u32 },
+    Error(String),
+}
+
+impl Status {
+    pub fn text(&self) -> String {
+        match self {
+            Status::Ready => "Ready".to_owned(),
+            Status::Connecting => "Connecting…".to_owned(),
+            Status::Listening => "Listening".to_owned(),
+            Status::Finishing => "Finishing…".to_owned(),
+            Status::Reconnecting { attempt } => format!("Reconnecting… (attempt {attempt})"),
+            Status::Error(message) => message.clone(),
+        }
+    }
+}
+
+/// How long "Copied" stays in the status line.
+const NOTICE_SECS: f64 = 2.0;
+
+pub struct DictationApp {
+    pub settings: Settings,
+    pub transcript: Transcript,
+    pub status: Status,
+    /// A dictation is running (between Start and the session's end).
+    pub dictating: bool,
+    /// Stop was pressed; waiting for the last finals.
+    pub stopping: bool,
+    pub show_settings: bool,
+    /// The key typed in the settings (kept for this run only) or from SMALLEST_API_KEY.
+    api_key: Option<ApiKey>,
+    key_from_env: bool,
+    key_input: String,
+    notice: Option<(String, f64)>,
+    level_dbfs: f32,
+    backend: Box<dyn Backend>,
+    events_tx: Sender<UiEvent>,
+    events_rx: Receiver<UiEvent>,
+}
+
+impl DictationApp {
+    /// A window with `settings`, driving `backend`; the key comes from the environment if set.
+    pub fn new(settings: Settings, backend: Box<dyn Backend>, api_key: Option<ApiKey>) -> Self {
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        DictationApp {
+            settings,
+            transcript: Transcript::default(),
+            status: Status::Ready,
+            dictating: false,
+            stopping: false,
+            show_settings: false,
+            key_from_env: api_key.is_some(),
+            api_key,
+            key_input: String::new(),
+            notice: None,
+            level_dbfs: -120.0,
+            backend,
+            events_tx,
+            events_rx,
+        }
+    }
+
+    /// A sender for events, as the backend would send them (tests feed the window with it).
+    pub fn event_sender(&self) -> Sender<UiEvent> {
+        self.events_tx.clone()
+    }
+
+    /// Start ↔ Stop.
+    pub fn toggle(&mut self, ctx: &egui::Context) {
+        if self.dictating {
+            if !self.stopping {
+                self.stopping = true;
+                self.status = Status::Finishing;
+                self.backend.stop();
+            }
+            return;
+        }
+        let request = StartRequest {
+            settings: self.settings.clone(),
+            api_key: self.api_key.clone(),
+        };
+        let repaint_ctx = ctx.clone();
+        match self.backend.start(
+            request,
+            self.events_tx.clone(),
+            Box::new(move || repaint_ctx.request_repaint()),
+        ) {
+            Ok(()) => {
+                self.dictating = true;
+                self.stopping = false;
+                self.status = Status::Connecting;
+            }
+            Err(message) => self.status = Status::Error(message),
+        }
+    }
+
+    /// The whole transcript on the clipboard.
+    pub fn copy(&mut self, ctx: &egui::Context) {
+        let text = self.transcript.final_text();
+        let words = text.split_whitespace().count();
+        ctx.copy_text(text);
+        let now = ctx.input(|i| i.time);
+        self.notice = Some((format!("Copied {words} words"), now + NOTICE_SECS));
+    }
+
+    fn apply(&mut self, event: UiEvent) {
+        match event {
+            UiEvent::Session(event) => {
+                self.transcript.apply(&event);
+                match event {
+                    SessionEvent::Connected
+                        if !self.stopping && self.status != Status::Listening =>
+                    {
+                        self.status = Status::Connecting;
+                    }
+                    SessionEvent::Reconnecting { attempt, .. } => {
+                        self.status = Status::Reconnecting { attempt }
+                    }
+                    SessionEvent::Reconnected { .. } if !self.stopping => {
+                        self.status = Status::Listening
+                    }
+                    SessionEvent::Finishing => self.status = Status::Finishing,
+                    SessionEvent::Interim { .. } | SessionEvent::Final(_)
+                        if !self.stopping && matches!(self.status, Status::Connecting) =>
+                    {
+                        self.status = Status::Listening
+                    }
+                    SessionEvent::Ended(outcome) => {
+                        self.dictating = false;
+                        self.stopping = false;
+                        self.backend.stop();
+                        self.status = match outcome {
+                            Ok(_) => Status::Ready,
+                            Err(message) => Status::Error(message),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            UiEvent::Capture(event) => match event {
+                CaptureEvent::Listening if !self.stopping => self.status = Status::Listening,
+                CaptureEvent::Level { peak_dbfs, .. } => self.level_dbfs = peak_dbfs,
+                CaptureEvent::Silent { .. } => {
+                    self.notice = Some((
+                        "Only silence so far: is the microphone muted, or the wrong one?"
+                            .to_owned(),
+                        f64::INFINITY,
+                    ))
+                }
+                CaptureEvent::SoundBack => self.notice = None,
+                CaptureEvent::DeviceLost { device, detail } => {
+                    self.notice = Some((
+                        format!(
+                            "The microphone {device} failed ({detail}): reconnect it or pick another in Settings"
+                        ),
+                        f64::INFINITY,
+                    ));
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn controls_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let label = if self.dictating {
+                "Stop dictation"
+            } else {
+                "Start dictation"
+            };
+            let button = egui::Button::new(RichText::new(label).size(20.0))
+                .min_size(egui::vec2(200.0, 44.0));
+            if ui
+                .add_enabled(!self.stopping, button)
+                .on_hover_text("Ctrl+Space")
+                .clicked()
+            {
+                self.toggle(ui.ctx());
+            }
+            if ui.button("Copy").on_hover_text("Ctrl+Shift+C").clicked() {
+                self.copy(ui.ctx());
+            }
+            if ui.button("Clear").clicked() {
+                self.transcript = Transcript::default();
+            }
+            language_picker(ui, &mut self.settings.language);
+            ui.toggle_value(&mut self.show_settings, "Settings");
+        });
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        let now = ui.input(|i| i.time);
+        if self.notice.as_ref().is_some_and(|(_, until)| now > *until) {
+            self.notice = None;
+        }
+        ui.horizontal(|ui| {
+            let status = self.status.text();
+            let colour = match self.status {
+                Status::Error(_) => ui.visuals().error_fg_color,
+                Status::Listening => Color32::from_rgb(0, 140, 60),
+                _ => ui.visuals().text_color(),
+            };
+            ui.label(RichText::new(status).color(colour));
+            if let Some((notice, until)) = &self.notice {
+                ui.label(RichText::new(notice).italics());
+                if until.is_finite() {
+                    ui.ctx()
+                        .request_repaint_after(Duration::from_secs_f64((until - now).max(0.0)));
+                }
+            }
+        });
+    }
+
+    fn settings_ui(&mut self, ui: &mut egui::Ui) {
+        egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
+            ui.label("Microphone");
+            let current = self
+                .settings
+                .device
+                .clone()
+                .unwrap_or_else(|| "System default".to_owned());
+            ui.horizontal(|ui| {
+                egui::ComboBox::from_id_salt("device")
+                    .selected_text(current)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.settings.device, None, "System default");
+                        for device in crate::audio::devices::list_input_devices().0 {
+                            let name = device.full_name();
+                            ui.selectable_value(
+                                &mut self.settings.device,
+                                Some(name.clone()),
+                                name,
+                            );
+                        }
+                    });
+                level_meter(ui, self.level_dbfs);
+            });
+            ui.end_row();
+
+            ui.label("Encoding");
+            let before = self.settings.encoding;
+            egui::ComboBox::from_id_salt("encoding")
+                .selected_text(self.settings.encoding.as_str())
+                .show_ui(ui, |ui| {
+                    for encoding in Encoding::ALL {
+                        ui.selectable_value(
+                            &mut self.settings.encoding,
+                            encoding,
+                            encoding.as_str(),
+                        );
+                    }
+                });
+            // A-law and µ-law are telephone audio: suggest their rate.
+            if self.settings.encoding != before
+                && let Some(rate) = self.settings.encoding.suggested_rate()
+            {
+                self.settings.sample_rate = rate;
+            }
+            ui.end_row();
+
+            ui.label("Sample rate");
+            egui::ComboBox::from_id_salt("sample_rate")
+                .selected_text(format!("{} Hz", self.settings.sample_rate.hz()))
+                .show_ui(ui, |ui| {
+                    for rate in SampleRate::ALL {
+                        ui.selectable_value(
+                            &mut self.settings.sample_rate,
+                            rate,
+                            format!("{} Hz", rate.hz()),
+                        );
+                    }
+                });
+            ui.end_row();
+
+            ui.label("Word timestamps");
+            ui.checkbox(&mut self.settings.word_timestamps, "");
+            ui.end_row();
+
+            let url_label = ui.label("Server URL");
+            ui.add(egui::TextEdit::singleline(&mut self.settings.url).desired_width(420.0))
+                .labelled_by(url_label.id);
+            ui.end_row();
+
+            let key_label = ui.label("API key");
+            if self.key_from_env {
+                ui.label("from SMALLEST_API_KEY");
+            } else {
+                let response = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.key_input)
+                            .password(true)
+                            .hint_text("kept for this run only")
+                            .desired_width(420.0),
+                    )
+                    .labelled_by(key_label.id);
+                if response.changed() {
+                    self.api_key = ApiKey::new(&self.key_input);
+                }
+            }
+            ui.end_row();
+        });
+    }
+
+    fn transcript_ui(&mut self, ui: &mut egui::Ui) {
+        let strong = ui.visuals().strong_text_color();
+        let weak = ui.visuals().weak_text_color();
+        let font = FontId::proportional(18.0);
+        let badge_font = FontId::monospace(11.0);
+        let show_badges = self.settings.language.is_multi();
+        let mut job = LayoutJob::default();
+        for segment in &self.transcript.segments {
+            if show_badges && let Some(language) = &segment.language {
+                job.append(
+                    &format!(" {language} "),
+                    0.0,
+                    TextFormat {
+                        font_id: badge_font.clone(),
+                        color: weak,
+                        background: ui.visuals().faint_bg_color,
+                        ..TextFormat::default()
+                    },
+                );
+                job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
+            }
+            job.append(&segment.text, 0.0, TextFormat::simple(font.clone(), strong));
+            job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
+        }
+        job.append(
+            &self.transcript.interim,
+            0.0,
+            TextFormat::simple(font.clone(), weak),
+        );
+        egui::ScrollArea::vertical()
+            .stick_to_bottom(true)
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                ui.add(egui::Label::new(job).selectable(true).wrap());
+            });
+    }
+}
+
+fn language_picker(ui: &mut egui::Ui, language: &mut Language) {
+    let label = ui.label("Language");
+    egui::ComboBox::from_id_salt("language")
+        .selected_text(format!("{} ({})", language.name(), language.code()))
+        .show_ui(ui, |ui| {
+            for choice in Language::all() {
+                ui.selectable_value(
+                    language,
+                    choice,
+                    format!("{} ({})", choice.name(), choice.code()),
+                );
+            }
+        })
+        .response
+        .labelled_by(label.id);
+}
+
+fn level_meter(ui: &mut egui::Ui, dbfs: f32) {
+    let fraction = ((dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
+    ui.add(
+        egui::ProgressBar::new(fraction)
+            .desired_width(120.0)
+            .text(format!("{dbfs:.0} dB")),
+    );
+}
+
+impl eframe::App for DictationApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        // Events first: the frame shows the newest state. No event, no repaint: an idle window
+        // does no work.
+        let pending: Vec<UiEvent> = self.events_rx.try_iter().collect();
+        for event in pending {
+            self.apply(event);
+        }
+        let ctx = ui.ctx().clone();
+        if ctx.input_mut(|i| i.consume_key(Modifiers::CTRL, Key::Space)) {
+            self.toggle(&ctx);
+        }
+        if ctx.input_mut(|i| i.consume_key(Modifiers::CTRL | Modifiers::SHIFT, Key::C)) {
+            self.copy(&ctx);
+        }
+        egui::Panel::top("controls").show(ui, |ui| {
+            ui.add_space(6.0);
+            self.controls_ui(ui);
+            ui.add_space(4.0);
+            self.status_ui(ui);
+            ui.add_space(4.0);
+        });
+        if self.show_settings {
+            egui::Panel::bottom("settings_panel").show(ui, |ui| {
+                ui.add_space(4.0);
+                self.settings_ui(ui);
+                ui.add_space(4.0);
+            });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.transcript_ui(ui);
+        });
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, Settings::KEY, &self.settings);
+    }
+}

@@ -1,0 +1,127 @@
+//! What the window drives: a dictation backend started and stopped by the user. The live one
+//! captures the microphone and runs a session on a background runtime; tests use their own.
+
+use crossbeam_channel::Sender;
+
+use crate::audio::capture::{Capture, CaptureEvent, CaptureOptions};
+use crate::audio::{AudioChunk, ChunkFormat};
+use crate::protocol::ApiKey;
+use crate::session::{SessionConfig, SessionEvent, run_session};
+
+use super::settings::Settings;
+
+/// Everything the backend reports to the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiEvent {
+    Session(SessionEvent),
+    Capture(CaptureEvent),
+}
+
+/// What a dictation needs to start.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub settings: Settings,
+    pub api_key: Option<ApiKey>,
+}
+
+/// Starts and stops dictations. `start` must return at once; everything after goes through
+/// `events` (and each event asks the window to repaint).
+pub trait Backend {
+    /// Starts capturing and connecting. An error is shown in the status line.
+    fn start(
+        &mut self,
+        request: StartRequest,
+        events: Sender<UiEvent>,
+        repaint: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<(), String>;
+
+    /// Stops capturing: the session sends `end` and reports the last finals, then `Ended`.
+    fn stop(&mut self);
+}
+
+/// The real thing: microphone → pipeline → session.
+#[derive(Default)]
+pub struct LiveBackend {
+    capture: Option<Capture>,
+}
+
+impl Backend for LiveBackend {
+    fn start(
+        &mut self,
+        request: StartRequest,
+        events: Sender<UiEvent>,
+        repaint: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<(), String> {
+        self.stop();
+        let settings = request.settings;
+        let format = ChunkFormat {
+            encoding: settings.encoding,
+            sample_rate: settings.sample_rate,
+            chunk_ms: 20,
+        };
+        let params = settings.stream_params();
+        crate::protocol::build_endpoint(&settings.url, &params, request.api_key.is_some())
+            .map_err(|e| e.to_string())?;
+        // A minute of audio can queue while connecting or reconnecting.
+        let (audio_tx, audio_rx) = crossbeam_channel::bounded::<AudioChunk>(3000);
+        let options = CaptureOptions::new(settings.device.clone(), format);
+        let capture = Capture::start(options, audio_tx).map_err(|e| e.to_string())?;
+        let repaint: std::sync::Arc<dyn Fn() + Send + Sync> = std::sync::Arc::from(repaint);
+
+        let capture_events = capture.events().clone();
+        let tx = events.clone();
+        let wake = std::sync::Arc::clone(&repaint);
+        std::thread::Builder::new()
+            .name("ui-capture-events".to_owned())
+            .spawn(move || {
+                for event in capture_events.iter() {
+                    if tx.send(UiEvent::Capture(event)).is_err() {
+                        break;
+                    }
+                    wake();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+
+        let config = SessionConfig::new(settings.url.clone(), params, request.api_key);
+        let (session_tx, session_rx) = crossbeam_channel::unbounded();
+        let tx = events;
+        let wake = repaint;
+        std::thread::Builder::new()
+            .name("ui-session-events".to_owned())
+            .spawn(move || {
+                for event in session_rx.iter() {
+                    let _ = tx.send(UiEvent::Session(event));
+                    wake();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        std::thread::Builder::new()
+            .name("session".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => {
+                        let _ = runtime.block_on(run_session(config, audio_rx, session_tx));
+                    }
+                    Err(e) => {
+                        let _ = session_tx.send(SessionEvent::Ended(Err(format!(
+                            "cannot start the network runtime: {e}"
+                        ))));
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        self.capture = Some(capture);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let Some(capture) = self.capture.take() {
+            // Flushes the last chunk and closes the channel: the session sends `end`.
+            let _ = capture.stop();
+        }
+    }
+}

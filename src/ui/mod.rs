@@ -1,0 +1,78 @@
+//! The desktop window (eframe/egui).
+
+pub mod app;
+pub mod backend;
+pub mod settings;
+
+pub use app::{DictationApp, Status};
+pub use backend::{Backend, LiveBackend, StartRequest, UiEvent};
+pub use settings::Settings;
+
+use eframe::egui;
+
+use crate::protocol::{ApiKey, Encoding, Language, SampleRate};
+
+/// Startup flags that override the persisted settings for this run.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub url: Option<String>,
+    pub language: Option<Language>,
+    pub device: Option<String>,
+    pub encoding: Option<Encoding>,
+    pub sample_rate: Option<SampleRate>,
+}
+
+impl Overrides {
+    pub fn apply(&self, settings: &mut Settings) {
+        if let Some(url) = &self.url {
+            settings.url.clone_from(url);
+        }
+        if let Some(language) = self.language {
+            settings.language = language;
+        }
+        if let Some(device) = &self.device {
+            settings.device = Some(device.clone());
+        }
+        if let Some(encoding) = self.encoding {
+            settings.encoding = encoding;
+        }
+        if let Some(rate) = self.sample_rate {
+            settings.sample_rate = rate;
+        }
+    }
+}
+
+/// Opens the window and runs until it is closed.
+pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<(), String> {
+    let icon = eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png")).ok();
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Lightning Dictate")
+        .with_app_id("lightning-dictate")
+        .with_inner_size([820.0, 520.0])
+        .with_min_inner_size([480.0, 300.0]);
+    if let Some(icon) = icon {
+        viewport = viewport.with_icon(icon);
+    }
+    let options = eframe::NativeOptions {
+        viewport,
+        persist_window: true,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "lightning-dictate",
+        options,
+        Box::new(move |cc| {
+            let mut settings: Settings = cc
+                .storage
+                .and_then(|s| eframe::get_value(s, Settings::KEY))
+                .unwrap_or_default();
+            overrides.apply(&mut settings);
+            Ok(Box::new(DictationApp::new(
+                settings,
+                Box::new(LiveBackend::default()),
+                api_key,
+            )))
+        }),
+    )
+    .map_err(|e| format!("cannot open the window: {e}"))
+}
