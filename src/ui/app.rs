@@ -327,33 +327,10 @@ impl DictationApp {
     }
 
     fn transcript_ui(&mut self, ui: &mut egui::Ui) {
-        let strong = ui.visuals().strong_text_color();
-        let weak = ui.visuals().weak_text_color();
-        let font = FontId::proportional(18.0);
-        let badge_font = FontId::monospace(11.0);
-        let show_badges = self.settings.language.is_multi();
-        let mut job = LayoutJob::default();
-        for segment in &self.transcript.segments {
-            if show_badges && let Some(language) = &segment.language {
-                job.append(
-                    &format!(" {language} "),
-                    0.0,
-                    TextFormat {
-                        font_id: badge_font.clone(),
-                        color: weak,
-                        background: ui.visuals().faint_bg_color,
-                        ..TextFormat::default()
-                    },
-                );
-                job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
-            }
-            job.append(&segment.text, 0.0, TextFormat::simple(font.clone(), strong));
-            job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
-        }
-        job.append(
-            &self.transcript.interim,
-            0.0,
-            TextFormat::simple(font.clone(), weak),
+        let job = transcript_layout(
+            &self.transcript,
+            ui.visuals(),
+            self.settings.language.is_multi(),
         );
         egui::ScrollArea::vertical()
             .stick_to_bottom(true)
@@ -362,6 +339,39 @@ impl DictationApp {
                 ui.add(egui::Label::new(job).selectable(true).wrap());
             });
     }
+}
+
+/// The transcript as rich text: finals in the strong text colour (black on the light theme), the
+/// open interim after them in the weak one (grey); with automatic language detection, each
+/// segment starts with a small badge of its language.
+pub fn transcript_layout(
+    transcript: &Transcript,
+    visuals: &egui::Visuals,
+    language_badges: bool,
+) -> LayoutJob {
+    let strong = visuals.strong_text_color();
+    let weak = visuals.weak_text_color();
+    let font = FontId::proportional(18.0);
+    let mut job = LayoutJob::default();
+    for segment in &transcript.segments {
+        if language_badges && let Some(language) = &segment.language {
+            job.append(
+                &format!(" {language} "),
+                0.0,
+                TextFormat {
+                    font_id: FontId::monospace(11.0),
+                    color: weak,
+                    background: visuals.faint_bg_color,
+                    ..TextFormat::default()
+                },
+            );
+            job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
+        }
+        job.append(&segment.text, 0.0, TextFormat::simple(font.clone(), strong));
+        job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
+    }
+    job.append(&transcript.interim, 0.0, TextFormat::simple(font, weak));
+    job
 }
 
 fn language_picker(ui: &mut egui::Ui, language: &mut Language) {
