@@ -33,5 +33,8 @@ ensure_rust() {
 # libclang-dev for its bindings).
 BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev)
 # What the tests need: a PulseAudio daemon with null sinks as virtual microphones, the ALSA
-# plugins that route to it, speech from espeak-ng, sox to convert it.
-TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox)
+# plugins that route to it, speech from espeak-ng, sox to convert it; a real window under Xvfb
+# driven with xdotool, its clipboard read with xclip, its screenshot taken with imagemagick.
+TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox
+    xvfb x11-utils xdotool xclip imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0
+    libxcursor1 libxrandr2 libxi6)

@@ -63,6 +63,9 @@ pub struct Cli {
     /// Window: sample rate for this run.
     #[arg(long, value_parser = rate_parser())]
     pub sample_rate: Option<String>,
+    /// Window: theme for this run.
+    #[arg(long, value_parser = ["system", "light", "dark"])]
+    pub theme: Option<String>,
     /// Window: API key (else SMALLEST_API_KEY, else typed in Settings).
     #[arg(long, env = "SMALLEST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -261,6 +264,11 @@ pub fn main() -> ExitCode {
                 device: cli.device,
                 encoding: cli.encoding.and_then(|e| e.parse().ok()),
                 sample_rate: cli.sample_rate.and_then(|r| r.parse().ok()),
+                theme: cli.theme.as_deref().map(|t| match t {
+                    "light" => crate::ui::Theme::Light,
+                    "dark" => crate::ui::Theme::Dark,
+                    _ => crate::ui::Theme::System,
+                }),
             };
             let key = cli.api_key.as_deref().and_then(ApiKey::new);
             match crate::ui::run_window(overrides, key) {

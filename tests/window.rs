@@ -97,7 +97,10 @@ fn start_live_text_stop_and_copy() {
         assert_eq!(colour_of("one two"), Some(visuals.weak_text_color()));
         assert_ne!(visuals.strong_text_color(), visuals.weak_text_color());
     }
-    assert_eq!(egui::Visuals::light().strong_text_color(), egui::Color32::BLACK);
+    assert_eq!(
+        egui::Visuals::light().strong_text_color(),
+        egui::Color32::BLACK
+    );
 
     // Ctrl+Space stops; the window waits for the last finals.
     h.key_press_modifiers(egui::Modifiers::CTRL, egui::Key::Space);
@@ -111,7 +114,10 @@ fn start_live_text_stop_and_copy() {
     h.run();
     assert_eq!(h.state().status, Status::Ready);
     assert!(!h.state().dictating);
-    assert_eq!(h.state().transcript.final_text(), "hello world one two three");
+    assert_eq!(
+        h.state().transcript.final_text(),
+        "hello world one two three"
+    );
     h.get_by_label("Start dictation");
 
     // Copy: the whole transcript, finals joined with single spaces.
@@ -152,7 +158,9 @@ fn errors_show_in_the_status_line() {
     h.run();
     assert!(!h.state().dictating);
     assert!(matches!(&h.state().status, Status::Error(m) if m.contains("HTTP 401")));
-    h.get_by_label("the server refused the API key (HTTP 401): set SMALLEST_API_KEY or pass --api-key");
+    h.get_by_label(
+        "the server refused the API key (HTTP 401): set SMALLEST_API_KEY or pass --api-key",
+    );
 }
 
 #[test]
@@ -163,7 +171,10 @@ fn the_language_picker_applies_to_the_next_dictation() {
     h.run();
     h.get_by_label("German (de)").click();
     h.run();
-    assert_eq!(h.state().settings.language, Language::from_code("de").unwrap());
+    assert_eq!(
+        h.state().settings.language,
+        Language::from_code("de").unwrap()
+    );
     h.get_by_label("Start dictation").click();
     h.run();
     assert_eq!(recorder.calls(), ["start de"]);

@@ -10,7 +10,7 @@ use egui::text::LayoutJob;
 use egui::{Color32, FontId, Key, Modifiers, RichText, TextFormat};
 
 use super::backend::{Backend, StartRequest, UiEvent};
-use super::settings::Settings;
+use super::settings::{Settings, Theme};
 use crate::audio::capture::CaptureEvent;
 use crate::protocol::{ApiKey, Encoding, Language, SampleRate};
 use crate::session::SessionEvent;
@@ -301,6 +301,14 @@ impl DictationApp {
             ui.checkbox(&mut self.settings.word_timestamps, "");
             ui.end_row();
 
+            ui.label("Theme");
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.settings.theme, Theme::System, "System");
+                ui.selectable_value(&mut self.settings.theme, Theme::Light, "Light");
+                ui.selectable_value(&mut self.settings.theme, Theme::Dark, "Dark");
+            });
+            ui.end_row();
+
             let url_label = ui.label("Server URL");
             ui.add(egui::TextEdit::singleline(&mut self.settings.url).desired_width(420.0))
                 .labelled_by(url_label.id);
@@ -409,6 +417,11 @@ impl eframe::App for DictationApp {
             self.apply(event);
         }
         let ctx = ui.ctx().clone();
+        ctx.set_theme(match self.settings.theme {
+            Theme::System => egui::ThemePreference::System,
+            Theme::Light => egui::ThemePreference::Light,
+            Theme::Dark => egui::ThemePreference::Dark,
+        });
         if ctx.input_mut(|i| i.consume_key(Modifiers::CTRL, Key::Space)) {
             self.toggle(&ctx);
         }

@@ -6,7 +6,7 @@ pub mod settings;
 
 pub use app::{DictationApp, Status};
 pub use backend::{Backend, LiveBackend, StartRequest, UiEvent};
-pub use settings::Settings;
+pub use settings::{Settings, Theme};
 
 use eframe::egui;
 
@@ -20,6 +20,7 @@ pub struct Overrides {
     pub device: Option<String>,
     pub encoding: Option<Encoding>,
     pub sample_rate: Option<SampleRate>,
+    pub theme: Option<Theme>,
 }
 
 impl Overrides {
@@ -38,6 +39,9 @@ impl Overrides {
         }
         if let Some(rate) = self.sample_rate {
             settings.sample_rate = rate;
+        }
+        if let Some(theme) = self.theme {
+            settings.theme = theme;
         }
     }
 }

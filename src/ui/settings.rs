@@ -15,6 +15,16 @@ pub struct Settings {
     pub url: String,
     /// `None`: the system's default input.
     pub device: Option<String>,
+    pub theme: Theme,
+}
+
+/// Light, dark, or whatever the desktop uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
 }
 
 impl Default for Settings {
@@ -26,6 +36,7 @@ impl Default for Settings {
             word_timestamps: true,
             url: DEFAULT_URL.to_owned(),
             device: None,
+            theme: Theme::System,
         }
     }
 }

@@ -1,0 +1,124 @@
+//! The real window under Xvfb, driven like a person: Ctrl+Space, speak (a recording plays into a
+//! virtual microphone), Ctrl+Space, Ctrl+Shift+C, and the X clipboard holds the transcript. Also
+//! takes the README's screenshot mid-dictation (`UPDATE_SCREENSHOT=1` writes assets/screenshot.png).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::vmic::{DEVICE, VirtualMic};
+use common::*;
+use lightning_dictate::audio::wav::WavFormat;
+use lightning_dictate::server::{BackgroundServer, ServerConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .expect("xdotool is needed: run `bash .ci/test`, which installs it");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn dictate_in_the_real_window_and_paste_the_transcript() {
+    let display = format!(":{}", 90 + std::process::id() % 100);
+    let _xvfb = Killed(
+        Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is needed: run `bash .ci/test`, which installs it"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Command::new("xdpyinfo")
+        .args(["-display", &display])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "Xvfb did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 44100, 2, WavFormat::Int(16));
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let app = Killed(
+        mic.command(BIN)
+            .args([
+                "--url",
+                server.url(),
+                "--device",
+                DEVICE,
+                "--theme",
+                "light",
+            ])
+            .env("DISPLAY", &display)
+            .env_remove("SMALLEST_API_KEY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = app.0.id().to_string();
+    let window = xdotool(
+        &display,
+        &["search", "--sync", "--onlyvisible", "--pid", &pid],
+    );
+    let window = window.lines().next().unwrap_or_default().to_owned();
+    assert!(!window.is_empty(), "no window appeared");
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["windowfocus", "--sync", &window]);
+    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
+    std::thread::sleep(Duration::from_millis(800));
+    mic.play(&wav);
+    // Mid-dictation: the first segment final (black), the second still growing (grey).
+    std::thread::sleep(Duration::from_millis(3100));
+    let shot = dir.path().join("window.png");
+    let status = Command::new("import")
+        .args(["-window", &window])
+        .arg(&shot)
+        .env("DISPLAY", &display)
+        .status()
+        .expect("imagemagick's import is needed: run `bash .ci/test`");
+    assert!(status.success());
+    assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 1000);
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        std::fs::copy(&shot, "assets/screenshot.png").unwrap();
+    }
+    mic.wait_played();
+    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    xdotool(&display, &["key", "--window", &window, "ctrl+shift+c"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let clipboard = Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .env("DISPLAY", &display)
+        .output()
+        .expect("xclip is needed: run `bash .ci/test`");
+    let text = String::from_utf8_lossy(&clipboard.stdout).into_owned();
+    assert_eq!(text, script_text().join(" "));
+}
