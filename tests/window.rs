@@ -199,12 +199,15 @@ impl eframe::Storage for MemoryStorage {
 
 #[test]
 fn settings_persist_without_the_key() {
-    let mut settings = Settings::default();
-    settings.language = Language::MULTI;
-    settings.url = "ws://127.0.0.1:9/api/v1/lightning/get_text".to_owned();
-    settings.device = Some("PulseAudio: USB mic".to_owned());
-    settings.sample_rate = lightning_dictate::protocol::SampleRate::Hz8000;
-    settings.encoding = lightning_dictate::protocol::Encoding::Mulaw;
+    let settings = Settings {
+        language: Language::MULTI,
+        url: "ws://127.0.0.1:9/api/v1/lightning/get_text".to_owned(),
+        device: Some("PulseAudio: USB mic".to_owned()),
+        sample_rate: lightning_dictate::protocol::SampleRate::Hz8000,
+        encoding: lightning_dictate::protocol::Encoding::Mulaw,
+        theme: lightning_dictate::ui::Theme::Dark,
+        ..Settings::default()
+    };
     let mut app = DictationApp::new(
         settings.clone(),
         Box::new(Recorder::default()),
