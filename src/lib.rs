@@ -7,6 +7,7 @@
 
 pub mod audio;
 pub mod cli;
+pub mod history;
 pub mod protocol;
 pub mod server;
 pub mod session;

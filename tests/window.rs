@@ -219,3 +219,51 @@ fn settings_persist_without_the_key() {
     assert_eq!(stored, settings);
     assert!(storage.0.values().all(|v| !v.contains("sk-secret")));
 }
+
+#[test]
+fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = lightning_dictate::history::History::open(&dir.path().join("history")).unwrap();
+    let recorder = Recorder::default();
+    let backend = recorder.clone();
+    let history_for_app = history.clone();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(820.0, 520.0))
+        .build_eframe(move |_cc| {
+            DictationApp::new(Settings::default(), Box::new(backend), None)
+                .with_history(history_for_app)
+        });
+    let events = h.state().event_sender();
+    let _ = events.send(final_event("hello world"));
+    let _ = events.send(UiEvent::Session(SessionEvent::Interim {
+        text: "not yet final".to_owned(),
+    }));
+    h.run();
+    let saved = history.list();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].transcript.final_text(), "hello world");
+    // The interim is not saved: only what the server confirmed.
+    assert_eq!(saved[0].transcript.interim, "");
+    let _ = events.send(final_event("one two"));
+    h.run();
+    assert_eq!(
+        history.list()[0].transcript.final_text(),
+        "hello world one two"
+    );
+
+    for ext in ["txt", "srt", "vtt", "json"] {
+        let path = h.state_mut().export(ext).unwrap();
+        let body = std::fs::read_to_string(&path).unwrap();
+        assert!(body.contains("hello world"), "{ext}: {body}");
+    }
+
+    h.get_by_label("Clear").click();
+    h.run();
+    let _ = events.send(final_event("a new one"));
+    h.run();
+    let saved = history.list();
+    assert_eq!(saved.len(), 2, "the old transcript stays in the history");
+    let texts: Vec<String> = saved.iter().map(|s| s.transcript.final_text()).collect();
+    assert!(texts.contains(&"hello world one two".to_owned()));
+    assert!(texts.contains(&"a new one".to_owned()));
+}

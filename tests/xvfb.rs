@@ -122,3 +122,70 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
     let text = String::from_utf8_lossy(&clipboard.stdout).into_owned();
     assert_eq!(text, script_text().join(" "));
 }
+
+#[test]
+fn the_autosave_survives_sigkill_mid_dictation() {
+    let display = format!(":{}", 190 + std::process::id() % 50);
+    let _xvfb = Killed(
+        Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Command::new("xdpyinfo")
+        .args(["-display", &display])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "Xvfb did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let mut app = mic
+        .command(BIN)
+        .args(["--url", server.url(), "--device", DEVICE])
+        .env("DISPLAY", &display)
+        .env("XDG_DATA_HOME", &data)
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = app.id().to_string();
+    let window = xdotool(
+        &display,
+        &["search", "--sync", "--onlyvisible", "--pid", &pid],
+    );
+    let window = window.lines().next().unwrap_or_default().to_owned();
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["windowfocus", "--sync", &window]);
+    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
+    std::thread::sleep(Duration::from_millis(800));
+    mic.play(&wav);
+    // The first segment is final 1.82 s in, the second 3.56 s in: kill in between, mid-word.
+    std::thread::sleep(Duration::from_millis(2900));
+    let _ = Command::new("kill").args(["-9", &pid]).status();
+    let _ = app.wait();
+    let history =
+        lightning_dictate::history::History::open(&data.join("lightning-dictate").join("history"))
+            .unwrap();
+    let saved = history.list();
+    assert_eq!(saved.len(), 1, "one autosaved transcript");
+    assert_eq!(saved[0].transcript.final_text(), script_text()[0]);
+}

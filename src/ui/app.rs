@@ -12,6 +12,7 @@ use egui::{Color32, FontId, Key, Modifiers, RichText, TextFormat};
 use super::backend::{Backend, StartRequest, UiEvent};
 use super::settings::{Settings, Theme};
 use crate::audio::capture::CaptureEvent;
+use crate::history::{History, SavedTranscript};
 use crate::protocol::{ApiKey, Encoding, Language, SampleRate};
 use crate::session::SessionEvent;
 use crate::transcript::Transcript;
@@ -52,6 +53,11 @@ pub struct DictationApp {
     /// Stop was pressed; waiting for the last finals.
     pub stopping: bool,
     pub show_settings: bool,
+    pub show_history: bool,
+    /// Where transcripts are autosaved; `None` when no data directory could be opened.
+    history: Option<History>,
+    /// The current transcript's identity in the history.
+    current: SavedTranscript,
     /// The key typed in the settings (kept for this run only) or from SMALLEST_API_KEY.
     api_key: Option<ApiKey>,
     key_from_env: bool,
@@ -74,6 +80,9 @@ impl DictationApp {
             dictating: false,
             stopping: false,
             show_settings: false,
+            show_history: false,
+            history: None,
+            current: SavedTranscript::start_now(),
             key_from_env: api_key.is_some(),
             api_key,
             key_input: String::new(),
@@ -83,6 +92,61 @@ impl DictationApp {
             events_tx,
             events_rx,
         }
+    }
+
+    /// Autosaves every transcript into `history`.
+    pub fn with_history(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// Saves the current transcript (after each final): a crash loses at most the open interim.
+    fn autosave(&mut self) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        if self.transcript.segments.is_empty() {
+            return;
+        }
+        self.current
+            .transcript
+            .segments
+            .clone_from(&self.transcript.segments);
+        if let Err(e) = history.save(&self.current) {
+            tracing::error!("autosave failed: {e}");
+            self.notice = Some((
+                format!(
+                    "Could not save the transcript to {}: {e}",
+                    history.dir().display()
+                ),
+                f64::INFINITY,
+            ));
+        }
+    }
+
+    /// A new transcript; the old one stays in the history.
+    pub fn clear(&mut self) {
+        self.transcript = Transcript::default();
+        self.current = SavedTranscript::start_now();
+    }
+
+    /// Writes the current transcript next to the history, as `ext` (txt, srt, vtt, json).
+    pub fn export(&mut self, ext: &str) -> Result<std::path::PathBuf, String> {
+        let dir = self
+            .history
+            .as_ref()
+            .and_then(|h| h.dir().parent().map(|p| p.join("exports")))
+            .ok_or_else(|| "no data directory to export into".to_owned())?;
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let body = match ext {
+            "srt" => self.transcript.to_srt(),
+            "vtt" => self.transcript.to_vtt(),
+            "json" => self.transcript.to_json(),
+            _ => self.transcript.final_text() + "\n",
+        };
+        let path = dir.join(format!("transcript-{}.{ext}", self.current.id));
+        std::fs::write(&path, body).map_err(|e| e.to_string())?;
+        Ok(path)
     }
 
     /// A sender for events, as the backend would send them (tests feed the window with it).
@@ -132,6 +196,9 @@ impl DictationApp {
         match event {
             UiEvent::Session(event) => {
                 self.transcript.apply(&event);
+                if matches!(event, SessionEvent::Final(_)) {
+                    self.autosave();
+                }
                 match event {
                     SessionEvent::Connected
                         if !self.stopping && self.status != Status::Listening =>
@@ -206,8 +273,21 @@ impl DictationApp {
                 self.copy(ui.ctx());
             }
             if ui.button("Clear").clicked() {
-                self.transcript = Transcript::default();
+                self.clear();
             }
+            ui.menu_button("Export", |ui| {
+                for ext in ["txt", "srt", "vtt", "json"] {
+                    if ui.button(ext.to_uppercase()).clicked() {
+                        let now = ui.input(|i| i.time);
+                        self.notice = Some(match self.export(ext) {
+                            Ok(path) => (format!("Saved to {}", path.display()), now + 6.0),
+                            Err(e) => (format!("Export failed: {e}"), now + 6.0),
+                        });
+                        ui.close();
+                    }
+                }
+            });
+            ui.toggle_value(&mut self.show_history, "History");
             language_picker(ui, &mut self.settings.language);
             ui.toggle_value(&mut self.show_settings, "Settings");
         });
@@ -334,6 +414,36 @@ impl DictationApp {
         });
     }
 
+    fn history_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("History");
+        let Some(history) = self.history.clone() else {
+            ui.label("No data directory: transcripts are not being saved.");
+            return;
+        };
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for entry in history.list() {
+                ui.separator();
+                let current = entry.id == self.current.id;
+                ui.label(RichText::new(entry.preview(12)).strong());
+                ui.horizontal(|ui| {
+                    if !current && ui.button("Open").clicked() && !self.dictating {
+                        self.transcript = entry.transcript.clone();
+                        self.current = entry.clone();
+                    }
+                    if ui.button("Copy").clicked() {
+                        ui.ctx().copy_text(entry.transcript.final_text());
+                    }
+                    if !current && ui.button("Delete").clicked() {
+                        let _ = history.delete(&entry.id);
+                    }
+                    if current {
+                        ui.label("(open)");
+                    }
+                });
+            }
+        });
+    }
+
     fn transcript_ui(&mut self, ui: &mut egui::Ui) {
         let job = transcript_layout(
             &self.transcript,
@@ -435,6 +545,11 @@ impl eframe::App for DictationApp {
             self.status_ui(ui);
             ui.add_space(4.0);
         });
+        if self.show_history {
+            egui::Panel::right("history_panel")
+                .default_size(280.0)
+                .show(ui, |ui| self.history_ui(ui));
+        }
         if self.show_settings {
             egui::Panel::bottom("settings_panel").show(ui, |ui| {
                 ui.add_space(4.0);

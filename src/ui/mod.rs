@@ -71,11 +71,15 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<(), S
                 .and_then(|s| eframe::get_value(s, Settings::KEY))
                 .unwrap_or_default();
             overrides.apply(&mut settings);
-            Ok(Box::new(DictationApp::new(
-                settings,
-                Box::new(LiveBackend::default()),
-                api_key,
-            )))
+            let mut app = DictationApp::new(settings, Box::new(LiveBackend::default()), api_key);
+            match crate::history::History::default_dir()
+                .map(|dir| crate::history::History::open(&dir))
+            {
+                Some(Ok(history)) => app = app.with_history(history),
+                Some(Err(e)) => tracing::error!("no history: {e}"),
+                None => tracing::error!("no data directory: transcripts are not saved"),
+            }
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| format!("cannot open the window: {e}"))
