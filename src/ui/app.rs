@@ -445,50 +445,84 @@ impl DictationApp {
     }
 
     fn transcript_ui(&mut self, ui: &mut egui::Ui) {
-        let job = transcript_layout(
-            &self.transcript,
-            ui.visuals(),
-            self.settings.language.is_multi(),
-        );
+        let badges = self.settings.language.is_multi();
         egui::ScrollArea::vertical()
             .stick_to_bottom(true)
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                ui.add(egui::Label::new(job).selectable(true).wrap());
+                ui.horizontal_wrapped(|ui| {
+                    ui.spacing_mut().item_spacing.x = 0.0;
+                    // One label per segment: each keeps its laid-out text in egui's cache, so
+                    // a new interim re-lays out only itself, not an hour of finals.
+                    for segment in &self.transcript.segments {
+                        let job = segment_layout(segment, ui.visuals(), badges);
+                        ui.add(egui::Label::new(job).selectable(true).wrap());
+                    }
+                    let interim = interim_layout(&self.transcript.interim, ui.visuals());
+                    ui.add(egui::Label::new(interim).selectable(true).wrap());
+                });
             });
     }
 }
 
-/// The transcript as rich text: finals in the strong text colour (black on the light theme), the
-/// open interim after them in the weak one (grey); with automatic language detection, each
-/// segment starts with a small badge of its language.
+/// One final segment: strong text colour, a trailing space, and with automatic language
+/// detection a small badge of its language first.
+pub fn segment_layout(
+    segment: &crate::transcript::Segment,
+    visuals: &egui::Visuals,
+    language_badge: bool,
+) -> LayoutJob {
+    let strong = visuals.strong_text_color();
+    let font = FontId::proportional(18.0);
+    let mut job = LayoutJob::default();
+    if language_badge && let Some(language) = &segment.language {
+        job.append(
+            &format!(" {language} "),
+            0.0,
+            TextFormat {
+                font_id: FontId::monospace(11.0),
+                color: visuals.weak_text_color(),
+                background: visuals.faint_bg_color,
+                ..TextFormat::default()
+            },
+        );
+        job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
+    }
+    job.append(&segment.text, 0.0, TextFormat::simple(font.clone(), strong));
+    job.append(" ", 0.0, TextFormat::simple(font, strong));
+    job
+}
+
+/// The open interim: the weak text colour.
+pub fn interim_layout(text: &str, visuals: &egui::Visuals) -> LayoutJob {
+    let mut job = LayoutJob::default();
+    job.append(
+        text,
+        0.0,
+        TextFormat::simple(FontId::proportional(18.0), visuals.weak_text_color()),
+    );
+    job
+}
+
+/// The whole transcript as one rich text (what the window shows, segment by segment): finals in
+/// the strong text colour (black on the light theme), the open interim after them in the weak one
+/// (grey).
 pub fn transcript_layout(
     transcript: &Transcript,
     visuals: &egui::Visuals,
     language_badges: bool,
 ) -> LayoutJob {
-    let strong = visuals.strong_text_color();
-    let weak = visuals.weak_text_color();
-    let font = FontId::proportional(18.0);
     let mut job = LayoutJob::default();
-    for segment in &transcript.segments {
-        if language_badges && let Some(language) = &segment.language {
-            job.append(
-                &format!(" {language} "),
-                0.0,
-                TextFormat {
-                    font_id: FontId::monospace(11.0),
-                    color: weak,
-                    background: visuals.faint_bg_color,
-                    ..TextFormat::default()
-                },
-            );
-            job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
+    let mut add = |part: LayoutJob| {
+        for section in &part.sections {
+            let range = section.byte_range.start.0..section.byte_range.end.0;
+            job.append(&part.text[range], 0.0, section.format.clone());
         }
-        job.append(&segment.text, 0.0, TextFormat::simple(font.clone(), strong));
-        job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
+    };
+    for segment in &transcript.segments {
+        add(segment_layout(segment, visuals, language_badges));
     }
-    job.append(&transcript.interim, 0.0, TextFormat::simple(font, weak));
+    add(interim_layout(&transcript.interim, visuals));
     job
 }
 
@@ -520,6 +554,17 @@ fn level_meter(ui: &mut egui::Ui, dbfs: f32) {
 
 impl eframe::App for DictationApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.window_ui(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, Settings::KEY, &self.settings);
+    }
+}
+
+impl DictationApp {
+    /// One frame of the whole window (what `eframe::App::ui` runs; benchmarks run it directly).
+    pub fn window_ui(&mut self, ui: &mut egui::Ui) {
         // Events first: the frame shows the newest state. No event, no repaint: an idle window
         // does no work.
         let pending: Vec<UiEvent> = self.events_rx.try_iter().collect();
@@ -560,9 +605,5 @@ impl eframe::App for DictationApp {
         egui::CentralPanel::default().show(ui, |ui| {
             self.transcript_ui(ui);
         });
-    }
-
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, Settings::KEY, &self.settings);
     }
 }
