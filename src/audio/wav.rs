@@ -245,15 +245,24 @@ pub fn decode_wav_bytes(bytes: &[u8]) -> Result<(WavInfo, Vec<f32>), WavError> {
             detail: e.to_string(),
         })?;
     let info = check_spec(&reader, path)?;
-    let scale = 1.0 / (1u64 << (info.bits.saturating_sub(1))) as f32;
-    let samples: Result<Vec<f32>, String> =
-        SampleIter::new(&mut reader, info.is_float, scale).collect();
-    let samples = samples.map_err(|detail| WavError::Truncated {
-        path: path.to_owned(),
-        secs: 0.0,
-        detail,
-    })?;
+    let samples = read_samples(&mut reader, info, path)?;
     Ok((info, samples))
+}
+
+/// Every sample of an open reader, as f32 in [-1, 1).
+fn read_samples<R: Read>(
+    reader: &mut hound::WavReader<R>,
+    info: WavInfo,
+    path: &Path,
+) -> Result<Vec<f32>, WavError> {
+    let scale = 1.0 / (1u64 << (info.bits.saturating_sub(1))) as f32;
+    SampleIter::new(reader, info.is_float, scale)
+        .collect::<Result<Vec<f32>, String>>()
+        .map_err(|detail| WavError::Truncated {
+            path: path.to_owned(),
+            secs: 0.0,
+            detail,
+        })
 }
 
 fn pipeline_secs(frames: u64, rate: u32) -> f64 {
@@ -295,14 +304,7 @@ impl<R: Read> Iterator for SampleIter<'_, R> {
 pub fn read_all(path: &Path) -> Result<(WavInfo, Vec<f32>), WavError> {
     let mut source = WavSource::open(path)?;
     let info = source.info;
-    let scale = 1.0 / (1u64 << (info.bits.saturating_sub(1))) as f32;
-    let samples: Result<Vec<f32>, String> =
-        SampleIter::new(&mut source.reader, info.is_float, scale).collect();
-    let samples = samples.map_err(|detail| WavError::Truncated {
-        path: path.to_owned(),
-        secs: 0.0,
-        detail,
-    })?;
+    let samples = read_samples(&mut source.reader, info, path)?;
     Ok((info, samples))
 }
 
