@@ -32,19 +32,11 @@ fn xdotool(display: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[test]
-fn dictate_in_the_real_window_and_paste_the_transcript() {
-    let display = format!(":{}", 90 + std::process::id() % 100);
-    let _xvfb = Killed(
+/// A virtual X display, ready when this returns.
+fn start_xvfb(display: &str) -> Killed {
+    let xvfb = Killed(
         Command::new("Xvfb")
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-                "tcp",
-            ])
+            .args([display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -52,7 +44,7 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !Command::new("xdpyinfo")
-        .args(["-display", &display])
+        .args(["-display", display])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -61,6 +53,13 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
         assert!(Instant::now() < deadline, "Xvfb did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
+    xvfb
+}
+
+#[test]
+fn dictate_in_the_real_window_and_paste_the_transcript() {
+    let display = format!(":{}", 90 + std::process::id() % 100);
+    let _xvfb = start_xvfb(&display);
     let dir = tempfile::tempdir().unwrap();
     let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 44100, 2, WavFormat::Int(16));
     let mut mic = VirtualMic::start(48000, 1, "s16le");
@@ -126,32 +125,7 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
 #[test]
 fn the_autosave_survives_sigkill_mid_dictation() {
     let display = format!(":{}", 190 + std::process::id() % 50);
-    let _xvfb = Killed(
-        Command::new("Xvfb")
-            .args([
-                display.as_str(),
-                "-screen",
-                "0",
-                "1024x768x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Command::new("xdpyinfo")
-        .args(["-display", &display])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        assert!(Instant::now() < deadline, "Xvfb did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _xvfb = start_xvfb(&display);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));
