@@ -267,3 +267,36 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
     assert!(texts.contains(&"hello world one two".to_owned()));
     assert!(texts.contains(&"a new one".to_owned()));
 }
+
+#[test]
+fn hovering_a_word_shows_its_time() {
+    let recorder = Recorder::default();
+    let mut h = harness(&recorder);
+    let word = |w: &str, start: f64, end: f64| lightning_dictate::protocol::WordTimestamp {
+        word: w.to_owned(),
+        start,
+        end,
+        confidence: None,
+    };
+    let _ = h
+        .state()
+        .event_sender()
+        .send(UiEvent::Session(SessionEvent::Final(FinalSegment {
+            text: "hello world".to_owned(),
+            language: Some("en".to_owned()),
+            words: vec![word("hello", 0.2, 0.4), word("world", 0.48, 0.68)],
+            is_last: false,
+            audio_sent_secs: 1.0,
+            unconfirmed: false,
+        })));
+    h.run();
+    let rect = h.get_by_label("hello world ").rect();
+    // Over the last letters of the segment: "world".
+    h.hover_at(egui::pos2(rect.right() - 12.0, rect.center().y));
+    h.run();
+    h.get_by_label("world: 0.48 s – 0.68 s");
+    // Over the first letters: "hello".
+    h.hover_at(egui::pos2(rect.left() + 6.0, rect.center().y));
+    h.run();
+    h.get_by_label("hello: 0.20 s – 0.40 s");
+}

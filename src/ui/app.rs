@@ -455,14 +455,88 @@ impl DictationApp {
                     // One label per segment: each keeps its laid-out text in egui's cache, so
                     // a new interim re-lays out only itself, not an hour of finals.
                     for segment in &self.transcript.segments {
-                        let job = segment_layout(segment, ui.visuals(), badges);
-                        ui.add(egui::Label::new(job).selectable(true).wrap());
+                        segment_label(ui, segment, badges);
                     }
                     let interim = interim_layout(&self.transcript.interim, ui.visuals());
                     ui.add(egui::Label::new(interim).selectable(true).wrap());
                 });
             });
     }
+}
+
+/// A final segment as a selectable label; hovering a word shows its start and end time when the
+/// server sent word timestamps.
+fn segment_label(ui: &mut egui::Ui, segment: &crate::transcript::Segment, badge: bool) {
+    let job = segment_layout(segment, ui.visuals(), badge);
+    let text_starts_at = job.text.chars().count() - segment.text.chars().count() - 1;
+    let (pos, galley, response) = egui::Label::new(job)
+        .selectable(true)
+        .wrap()
+        .layout_in_ui(ui);
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(egui::Role::Label, ui.is_enabled(), galley.text())
+    });
+    if ui.is_rect_visible(response.rect) {
+        egui::text_selection::LabelSelectionState::label_text_selection(
+            ui,
+            &response,
+            pos,
+            galley.clone(),
+            ui.visuals().text_color(),
+            egui::Stroke::NONE,
+        );
+    }
+    if segment.words.is_empty() {
+        return;
+    }
+    let Some(pointer) = response.hover_pos() else {
+        return;
+    };
+    let index = galley.cursor_from_pos(pointer - pos).index;
+    let Some(char_index) = index.0.checked_sub(text_starts_at) else {
+        return;
+    };
+    if let Some(word) = word_at(segment, char_index) {
+        response.on_hover_text(format!(
+            "{}: {:.2} s – {:.2} s",
+            word.word, word.start, word.end
+        ));
+    }
+}
+
+/// The timed word under a character of the segment's text: the n-th token is the n-th timed word
+/// when the counts agree, else the first timed word with the same letters.
+pub fn word_at(
+    segment: &crate::transcript::Segment,
+    char_index: usize,
+) -> Option<&crate::protocol::WordTimestamp> {
+    let mut start = 0;
+    let tokens: Vec<(usize, usize, &str)> = segment
+        .text
+        .split(' ')
+        .map(|token| {
+            let span = (start, start + token.chars().count(), token);
+            start = span.1 + 1;
+            span
+        })
+        .collect();
+    let (n, (_, _, token)) = tokens
+        .iter()
+        .enumerate()
+        .find(|(_, (from, to, _))| (*from..=*to).contains(&char_index))?;
+    let letters = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect::<String>()
+            .to_lowercase()
+    };
+    if tokens.len() == segment.words.len() {
+        return segment.words.get(n);
+    }
+    segment
+        .words
+        .iter()
+        .find(|w| letters(&w.word) == letters(token))
 }
 
 /// One final segment: strong text colour, a trailing space, and with automatic language
