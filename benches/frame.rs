@@ -40,28 +40,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let words = [
-        "the",
-        "quick",
-        "brown",
-        "fox",
-        "jumps",
-        "over",
-        "lazy",
-        "dog",
-        "while",
-        "you",
-        "speak",
-        "every",
-        "word",
-        "appears",
-        "nothing",
-        "is",
-        "ever",
-        "lost",
-        "lightning",
-        "dictate",
-    ];
+    let words = lightning_dictate::tones::VOCABULARY;
     let mut app = DictationApp::new(Settings::default(), Box::new(NoBackend), None);
     for segment in 0..500 {
         let text: Vec<&str> = (0..20)
