@@ -58,6 +58,10 @@ pub struct DictationApp {
     history: Option<History>,
     /// The current transcript's identity in the history.
     current: SavedTranscript,
+    /// The history as last read from disk; `None` until the panel needs it or after a change.
+    history_entries: Option<Vec<SavedTranscript>>,
+    /// Input devices as last listed (probing ALSA takes tens of milliseconds: not every frame).
+    devices: Option<Vec<String>>,
     /// The key typed in the settings (kept for this run only) or from SMALLEST_API_KEY.
     api_key: Option<ApiKey>,
     key_from_env: bool,
@@ -83,6 +87,8 @@ impl DictationApp {
             show_history: false,
             history: None,
             current: SavedTranscript::start_now(),
+            history_entries: None,
+            devices: None,
             key_from_env: api_key.is_some(),
             api_key,
             key_input: String::new(),
@@ -329,8 +335,14 @@ impl DictationApp {
                     .selected_text(current)
                     .show_ui(ui, |ui| {
                         ui.selectable_value(&mut self.settings.device, None, "System default");
-                        for device in crate::audio::devices::list_input_devices().0 {
-                            let name = device.full_name();
+                        let devices = self.devices.get_or_insert_with(|| {
+                            crate::audio::devices::list_input_devices()
+                                .0
+                                .iter()
+                                .map(|d| d.full_name())
+                                .collect()
+                        });
+                        for name in devices.iter() {
                             ui.selectable_value(
                                 &mut self.settings.device,
                                 Some(name.clone()),
@@ -338,6 +350,13 @@ impl DictationApp {
                             );
                         }
                     });
+                if ui
+                    .small_button("⟳")
+                    .on_hover_text("List the devices again")
+                    .clicked()
+                {
+                    self.devices = None;
+                }
                 level_meter(ui, self.level_dbfs);
             });
             ui.end_row();
@@ -420,8 +439,13 @@ impl DictationApp {
             ui.label("No data directory: transcripts are not being saved.");
             return;
         };
+        let entries = self
+            .history_entries
+            .take()
+            .unwrap_or_else(|| history.list());
+        let mut changed = false;
         egui::ScrollArea::vertical().show(ui, |ui| {
-            for entry in history.list() {
+            for entry in &entries {
                 ui.separator();
                 let current = entry.id == self.current.id;
                 ui.label(RichText::new(entry.preview(12)).strong());
@@ -435,6 +459,7 @@ impl DictationApp {
                     }
                     if !current && ui.button("Delete").clicked() {
                         let _ = history.delete(&entry.id);
+                        changed = true;
                     }
                     if current {
                         ui.label("(open)");
@@ -442,6 +467,10 @@ impl DictationApp {
                 });
             }
         });
+        // Read again from disk only after something changed there.
+        if !changed {
+            self.history_entries = Some(entries);
+        }
     }
 
     fn transcript_ui(&mut self, ui: &mut egui::Ui) {
