@@ -7,31 +7,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
-use lightning_dictate::protocol::StreamParams;
 use lightning_dictate::server::{BackgroundServer, Faults, ServerConfig};
 use lightning_dictate::session::{SessionError, SessionEvent};
 use tokio_tungstenite::tungstenite;
 
-fn server_with(faults: Faults) -> BackgroundServer {
-    let mut config = ServerConfig::loopback(0);
-    config.faults = faults;
-    BackgroundServer::start(config).expect("server")
-}
-
-fn params() -> StreamParams {
-    StreamParams {
-        word_timestamps: true,
-        ..StreamParams::default()
-    }
-}
-
 fn wav(dir: &tempfile::TempDir) -> std::path::PathBuf {
     tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16)).0
-}
-
-/// Bytes of linear16 at 16 kHz up to `secs` into the file.
-fn bytes_at(secs: f64) -> u64 {
-    (secs * 32000.0) as u64
 }
 
 #[test]
@@ -41,7 +22,7 @@ fn garbage_between_messages_is_ignored_and_nothing_is_lost() {
         garbage: true,
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
+    let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |_| {});
     assert!(run.outcome.is_ok(), "{:?}", run.outcome);
     assert_eq!(run.finals(), script_text());
     let notices: Vec<_> = run
@@ -61,7 +42,7 @@ fn an_error_frame_then_close_keeps_the_finals_so_far() {
         error_after_bytes: Some(bytes_at(3.9)),
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |c| {
+    let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
         c.reconnect.enabled = false
     });
     match &run.outcome {
@@ -87,7 +68,7 @@ fn a_dropped_connection_is_reported_and_keeps_the_finals_so_far() {
         ..Faults::default()
     });
     // Without reconnection (see tests/reconnect.rs for with).
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |c| {
+    let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
         c.reconnect.enabled = false
     });
     assert!(
@@ -98,7 +79,7 @@ fn a_dropped_connection_is_reported_and_keeps_the_finals_so_far() {
     assert!(run.outcome.as_ref().unwrap_err().is_retryable());
     assert_eq!(run.finals(), script_text()[..2]);
     // The drop applied to one session only: the next one goes through.
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
+    let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |_| {});
     assert_eq!(run.finals(), script_text());
 }
 
@@ -126,7 +107,7 @@ fn refusals_map_to_typed_errors() {
             retry_after_secs: (status == 429).then_some(1),
             ..Faults::default()
         });
-        let run = run_client(server.url(), &wav(&dir), params(), 20, |c| {
+        let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
             c.reconnect.enabled = false
         });
         assert_eq!(run.outcome, Err(expected));
@@ -142,7 +123,7 @@ fn a_missing_is_last_times_out_with_the_finals_kept() {
         ..Faults::default()
     });
     let started = Instant::now();
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |c| {
+    let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
         c.finish_timeout = Duration::from_secs(1)
     });
     assert_eq!(run.outcome, Err(SessionError::NoLastMessage { secs: 1 }));
@@ -161,7 +142,7 @@ fn a_stall_delays_but_completes() {
         ..Faults::default()
     });
     let started = Instant::now();
-    let run = run_client(server.url(), &wav(&dir), params(), 20, |_| {});
+    let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |_| {});
     assert!(run.outcome.is_ok(), "{:?}", run.outcome);
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(run.finals(), script_text());

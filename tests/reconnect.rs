@@ -7,31 +7,12 @@ use std::time::Duration;
 
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
-use lightning_dictate::protocol::StreamParams;
 use lightning_dictate::server::{BackgroundServer, Faults, ServerConfig};
 use lightning_dictate::session::{Liveness, SessionError, SessionEvent};
 use lightning_dictate::tones::PlacedWord;
 
-fn server_with(faults: Faults) -> BackgroundServer {
-    let mut config = ServerConfig::loopback(0);
-    config.faults = faults;
-    BackgroundServer::start(config).expect("server")
-}
-
-fn params() -> StreamParams {
-    StreamParams {
-        word_timestamps: true,
-        ..StreamParams::default()
-    }
-}
-
 fn script_wav(dir: &tempfile::TempDir) -> (std::path::PathBuf, Vec<PlacedWord>) {
     tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16))
-}
-
-/// linear16 at 16 kHz: bytes up to `secs` into a session's stream.
-fn bytes_at(secs: f64) -> u64 {
-    (secs * 32000.0) as u64
 }
 
 fn expected_words() -> Vec<String> {
@@ -73,7 +54,7 @@ fn a_drop_at_any_point_loses_no_word() {
             drop_sessions: 1,
             ..Faults::default()
         });
-        let run = run_client(server.url(), &wav, params(), 20, |_| {});
+        let run = run_client(server.url(), &wav, timed_params(), 20, |_| {});
         let label = format!("drop at {at} s");
         assert_complete(&run, &placed, &label);
         assert_eq!(run.reconnect_attempts(), 1, "{label}");
@@ -92,7 +73,7 @@ fn three_drops_in_a_row_lose_no_word() {
             drop_sessions: 3,
             ..Faults::default()
         });
-        let run = run_client(server.url(), &wav, params(), 20, |_| {});
+        let run = run_client(server.url(), &wav, timed_params(), 20, |_| {});
         let label = format!("3 drops after {at} s of each connection");
         assert_complete(&run, &placed, &label);
         assert_eq!(run.outcome.as_ref().unwrap().reconnects, 3, "{label}");
@@ -114,7 +95,7 @@ fn rate_limited_handshakes_honour_retry_after() {
         retry_after_secs: Some(1),
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav, params(), 20, |_| {});
+    let run = run_client(server.url(), &wav, timed_params(), 20, |_| {});
     assert_complete(&run, &placed, "429 x2");
     let delays: Vec<Duration> = run
         .events
@@ -136,7 +117,7 @@ fn rate_limited_handshakes_honour_retry_after() {
         refuse_status: 503,
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav, params(), 20, |_| {});
+    let run = run_client(server.url(), &wav, timed_params(), 20, |_| {});
     assert_complete(&run, &placed, "503 x2");
     row("503 twice, then success", 2, &run);
 }
@@ -149,7 +130,7 @@ fn an_error_frame_and_close_is_retried() {
         error_after_bytes: Some(bytes_at(3.9)),
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav, params(), 20, |_| {});
+    let run = run_client(server.url(), &wav, timed_params(), 20, |_| {});
     assert_complete(&run, &placed, "error frame");
     assert!(
         run.events
@@ -167,7 +148,7 @@ fn garbage_and_a_stall_lose_nothing() {
         garbage: true,
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav, params(), 20, |_| {});
+    let run = run_client(server.url(), &wav, timed_params(), 20, |_| {});
     assert_complete(&run, &placed, "garbage");
     assert_eq!(run.reconnect_attempts(), 0);
     row("garbage text + binary frame before every message", 16, &run);
@@ -177,7 +158,7 @@ fn garbage_and_a_stall_lose_nothing() {
         stall: Duration::from_secs(5),
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav, params(), 20, |_| {});
+    let run = run_client(server.url(), &wav, timed_params(), 20, |_| {});
     assert_complete(&run, &placed, "5 s stall");
     assert_eq!(
         run.reconnect_attempts(),
@@ -198,7 +179,7 @@ fn a_dead_connection_is_noticed_by_its_missing_pongs() {
         stall_sessions: 1,
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav, params(), 20, |c| {
+    let run = run_client(server.url(), &wav, timed_params(), 20, |c| {
         c.liveness = Liveness {
             ping_every: Duration::from_millis(250),
             pong_timeout: Duration::from_secs(1),
@@ -228,7 +209,7 @@ fn a_missing_is_last_keeps_the_open_text_as_unconfirmed() {
         withhold_is_last: true,
         ..Faults::default()
     });
-    let run = run_client(server.url(), &wav, params(), 20, |c| {
+    let run = run_client(server.url(), &wav, timed_params(), 20, |c| {
         c.finish_timeout = Duration::from_secs(1)
     });
     assert_eq!(run.outcome, Err(SessionError::NoLastMessage { secs: 1 }));
@@ -255,7 +236,7 @@ fn refusals_the_user_must_fix_are_never_retried() {
     config.api_key = lightning_dictate::protocol::ApiKey::new("right");
     let server = BackgroundServer::start(config).unwrap();
     let started = std::time::Instant::now();
-    let run = run_client(server.url(), &wav, params(), 20, |c| {
+    let run = run_client(server.url(), &wav, timed_params(), 20, |c| {
         c.api_key = lightning_dictate::protocol::ApiKey::new("wrong")
     });
     assert!(matches!(

@@ -351,7 +351,7 @@ impl DictationApp {
                         }
                     });
                 if ui
-                    .small_button("⟳")
+                    .small_button("Refresh")
                     .on_hover_text("List the devices again")
                     .clicked()
                 {

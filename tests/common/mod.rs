@@ -176,3 +176,25 @@ pub fn assert_word_times(transcript: &Transcript, placed: &[PlacedWord], toleran
         );
     }
 }
+
+/// A local server on a free port with these fault switches.
+pub fn server_with(
+    faults: lightning_dictate::server::Faults,
+) -> lightning_dictate::server::BackgroundServer {
+    let mut config = lightning_dictate::server::ServerConfig::loopback(0);
+    config.faults = faults;
+    lightning_dictate::server::BackgroundServer::start(config).expect("server")
+}
+
+/// linear16 at 16 kHz, word timestamps on: the parameters the fault tests use.
+pub fn timed_params() -> StreamParams {
+    StreamParams {
+        word_timestamps: true,
+        ..StreamParams::default()
+    }
+}
+
+/// linear16 at 16 kHz: bytes up to `secs` into a session's stream.
+pub fn bytes_at(secs: f64) -> u64 {
+    (secs * 32000.0) as u64
+}
