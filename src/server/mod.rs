@@ -480,6 +480,10 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                             code: CloseCode::Error,
                             reason: "internal error".into(),
                         }))).await;
+                        // Closing the socket with the client's audio still unread would reset
+                        // the connection, and a reset can discard the error frame before the
+                        // client reads it: finish the close handshake like a real server.
+                        await_client_close(&mut incoming).await;
                         break;
                     }
                     if !stalled && stall_at.is_some_and(|limit| bytes_in >= limit) {
@@ -518,9 +522,7 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                     Sent::Gone => break,
                     Sent::Last => {
                         // Give the client a moment to answer the close before the socket goes.
-                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                            while let Some(Ok(_)) = incoming.next().await {}
-                        }).await;
+                        await_client_close(&mut incoming).await;
                         break;
                     }
                 }
@@ -536,6 +538,18 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
             end_received,
         });
     }
+}
+
+/// After our close frame: reads (and discards) what the client still sends until its close
+/// arrives or the socket ends, for at most 2 s.
+async fn await_client_close<S>(incoming: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(_)) = incoming.next().await {}
+    })
+    .await;
 }
 
 /// Waits until the engine has processed everything sent so far, sending its outputs.
