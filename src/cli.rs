@@ -154,6 +154,13 @@ pub struct TranscribeArgs {
     /// Seconds to wait for the server's last message after the end of the audio.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub finish_timeout: u64,
+    /// Recognise on this computer: the offline Whisper recogniser behind a local server on a
+    /// loopback port (no key, no network).
+    #[arg(long)]
+    pub offline: bool,
+    /// The offline model: a faster-whisper model folder (default: the fetched tiny.en).
+    #[arg(long, requires = "offline")]
+    pub model: Option<PathBuf>,
     /// No progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -163,6 +170,8 @@ pub struct TranscribeArgs {
 pub enum EngineChoice {
     /// Deterministic tone-word recogniser, for tests and demos.
     Tone,
+    /// The offline Whisper recogniser (needs a model: see --model).
+    Whisper,
 }
 
 #[derive(Debug, Args)]
@@ -173,9 +182,12 @@ pub struct ServeArgs {
     /// Require this API key (default: accept any).
     #[arg(long, env = "LIGHTNING_SERVE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// The recogniser behind the protocol.
-    #[arg(long, value_enum, default_value_t = EngineChoice::Tone)]
-    pub engine: EngineChoice,
+    /// The recogniser behind the protocol (default: whisper when a model is present, else tone).
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineChoice>,
+    /// The Whisper model: a faster-whisper model folder (default: the fetched tiny.en).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Fault: drop the TCP connection once a session received this many audio bytes.
     #[arg(long, help_heading = "Fault switches (for tests)")]
     pub fault_drop_after_bytes: Option<u64>,
@@ -323,7 +335,65 @@ fn stream_params(args: &TranscribeArgs) -> Result<StreamParams, String> {
     })
 }
 
-fn transcribe(args: TranscribeArgs) -> u8 {
+/// Loads the Whisper model once (from `dir`, else the default folder) as an engine.
+pub fn load_whisper(
+    dir: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<Arc<crate::whisper::WhisperEngine>, String> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => crate::whisper::default_model_dir().ok_or_else(|| {
+            "cannot find the data folder (neither XDG_DATA_HOME nor HOME is set): pass --model DIR"
+                .to_owned()
+        })?,
+    };
+    let started = Instant::now();
+    if !quiet {
+        eprintln!("loading the offline model from {}", dir.display());
+    }
+    let recognizer = crate::whisper::Recognizer::load(&dir).map_err(|e| e.to_string())?;
+    if !quiet {
+        eprintln!(
+            "offline model ready in {:.2} s ({})",
+            started.elapsed().as_secs_f64(),
+            if recognizer.multilingual() {
+                "multilingual"
+            } else {
+                "English only"
+            }
+        );
+    }
+    Ok(Arc::new(crate::whisper::WhisperEngine::new(Arc::new(
+        recognizer,
+    ))))
+}
+
+/// Starts the offline recogniser behind a local server on an ephemeral loopback port.
+pub fn start_offline_server(
+    model: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<crate::server::BackgroundServer, String> {
+    let engine = load_whisper(model, quiet)?;
+    let mut config = ServerConfig::loopback(0);
+    config.engine = engine;
+    crate::server::BackgroundServer::start(config)
+        .map_err(|e| format!("cannot start the offline recogniser on loopback: {e}"))
+}
+
+fn transcribe(mut args: TranscribeArgs) -> u8 {
+    // The offline recogniser: a local server in this process; the key is never sent to it.
+    let _offline_server = if args.offline {
+        match start_offline_server(args.model.as_deref(), args.quiet) {
+            Ok(server) => {
+                args.url = server.url().to_owned();
+                args.api_key = None;
+                Some(server)
+            }
+            Err(e) => return fail(exit::USAGE, e),
+        }
+    } else {
+        None
+    };
     let params = match stream_params(&args) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, e),
@@ -736,8 +806,24 @@ fn serve(args: ServeArgs) -> u8 {
     };
     let mut config = ServerConfig::loopback(args.port);
     config.api_key = args.api_key.as_deref().and_then(ApiKey::new);
-    config.engine = match args.engine {
+    let choice = args.engine.unwrap_or_else(|| {
+        let present = args
+            .model
+            .clone()
+            .or_else(crate::whisper::default_model_dir)
+            .is_some_and(|dir| crate::whisper::looks_like_model(&dir));
+        if present {
+            EngineChoice::Whisper
+        } else {
+            EngineChoice::Tone
+        }
+    });
+    config.engine = match choice {
         EngineChoice::Tone => Arc::new(ToneEngine),
+        EngineChoice::Whisper => match load_whisper(args.model.as_deref(), false) {
+            Ok(engine) => engine,
+            Err(e) => return fail(exit::USAGE, e),
+        },
     };
     config.faults = faults;
     let result: anyhow::Result<()> =

@@ -3,7 +3,8 @@
 //! Data flows one way: an audio source feeds the [`audio`] pipeline (downmix → resample → encode →
 //! chunks) into a crossbeam channel; the [`session`] task streams the chunks over a WebSocket and
 //! reports [`session::SessionEvent`]s, which build a [`transcript::Transcript`]. The [`server`] is
-//! the same protocol on loopback, in front of a recogniser engine.
+//! the same protocol on loopback, in front of a recogniser engine: the test tone engine or the
+//! offline [`whisper`] recogniser.
 
 pub mod audio;
 pub mod cli;
@@ -14,3 +15,4 @@ pub mod session;
 pub mod tones;
 pub mod transcript;
 pub mod ui;
+pub mod whisper;

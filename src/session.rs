@@ -664,6 +664,12 @@ impl Dictation<'_> {
                     if let Some(Ok(Message::Pong(_))) = &frame {
                         last_pong = last_frame;
                     }
+                    // A server still delivering transcripts after `end` is working through a
+                    // backlog (a slow offline recogniser, a file sent faster than real time):
+                    // the finish timeout counts from its latest message, not from `end`.
+                    if finish_deadline.is_some() && matches!(&frame, Some(Ok(Message::Text(_)))) {
+                        finish_deadline = Some(Instant::now() + config.finish_timeout);
+                    }
                     match inbox.on_frame(frame, self) {
                         Flow::Continue => {}
                         Flow::Last => {

@@ -40,4 +40,8 @@ pub trait EngineSession: Send {
 
     /// The stream ended (`end`): flush everything.
     fn finish(&mut self) -> Vec<EngineOutput>;
+
+    /// Told before each `push` whether more audio is already waiting behind it: a slow engine
+    /// can skip optional work (interims) until it has caught up.
+    fn set_behind(&mut self, _behind: bool) {}
 }

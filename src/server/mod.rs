@@ -335,12 +335,37 @@ enum EngineInput {
 /// Runs one engine session on its own thread until the stream ends or the connection goes.
 fn run_engine(
     mut session: Box<dyn EngineSession>,
+    max_batch: usize,
     input: crossbeam_channel::Receiver<EngineInput>,
     output: tokio::sync::mpsc::UnboundedSender<EngineOutput>,
 ) {
-    for message in input.iter() {
+    let mut next = None;
+    loop {
+        let message = match next.take() {
+            Some(message) => message,
+            None => match input.recv() {
+                Ok(message) => message,
+                Err(_) => return,
+            },
+        };
         let outputs = match message {
-            EngineInput::Audio(samples) => session.push(&samples),
+            EngineInput::Audio(mut samples) => {
+                // A slow engine (a real recogniser) gets what queued up meanwhile in one call
+                // (up to `max_batch` samples, so its results still flow while it catches up),
+                // and is told when it is behind.
+                while samples.len() < max_batch {
+                    match input.try_recv() {
+                        Ok(EngineInput::Audio(more)) => samples.extend_from_slice(&more),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                session.set_behind(next.is_some() || !input.is_empty());
+                session.push(&samples)
+            }
             EngineInput::Finalize => session.finalize(),
             EngineInput::Sync(done) => {
                 let _ = done.send(());
@@ -420,9 +445,11 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
     let (engine_tx, engine_rx) = crossbeam_channel::unbounded();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
     let engine_session = state.config.engine.start(&params);
+    // One second of audio at most per engine call.
+    let max_batch = params.sample_rate.hz() as usize;
     let engine_thread = std::thread::Builder::new()
         .name("engine-session".to_owned())
-        .spawn(move || run_engine(engine_session, engine_rx, out_tx));
+        .spawn(move || run_engine(engine_session, max_batch, engine_rx, out_tx));
     if let Err(e) = engine_thread {
         tracing::error!("cannot start an engine thread: {e}");
         return;

@@ -1,0 +1,550 @@
+//! Recognising one segment of speech: log-mel, encoder on just enough frames, greedy decoding with
+//! Whisper's token suppression, language detection for `multi`, and word times from the
+//! alignment heads' cross-attention (dynamic time warping, as the reference does).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::ModelError;
+use super::ct2::{Ct2Model, model_files};
+use super::mel::{HOP, LogMel, SAMPLE_RATE};
+use super::model::{Whisper, log_softmax};
+use super::tokenizer::Tokenizer;
+
+/// Encoder positions per second of audio (a position covers 2 mel frames = 20 ms).
+pub const POSITIONS_PER_SECOND: f64 = 50.0;
+/// The longest segment the model takes at once.
+pub const MAX_SECONDS: f64 = 30.0;
+
+#[derive(Deserialize, Default)]
+struct ModelConfig {
+    #[serde(default)]
+    alignment_heads: Vec<(usize, usize)>,
+    #[serde(default)]
+    suppress_ids: Vec<u32>,
+    #[serde(default)]
+    suppress_ids_begin: Vec<u32>,
+}
+
+/// How much of the 30 s window the encoder runs on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Context {
+    /// Always 30 s, padded (the reference behaviour; slow for short segments).
+    Full,
+    /// The audio plus this much silence, in seconds (rounded up to whole positions).
+    Padded(f64),
+}
+
+/// A word of a recognised segment, times in seconds from the segment's first sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub text: String,
+    pub start: f64,
+    pub end: f64,
+    /// Mean probability of its tokens.
+    pub probability: f64,
+}
+
+/// The result for one segment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recognition {
+    pub text: String,
+    pub words: Vec<Word>,
+    pub language: String,
+    /// The model's probability that the segment holds no speech.
+    pub no_speech: f64,
+    pub avg_logprob: f64,
+}
+
+/// A loaded model with everything needed to recognise audio; share it with `Arc`.
+pub struct Recognizer {
+    model: Whisper,
+    tokenizer: Tokenizer,
+    mel: LogMel,
+    alignment_heads: Vec<(usize, usize)>,
+    /// Token ids never produced (config's suppress list, every special but end-of-text).
+    suppressed: Vec<u32>,
+    suppressed_at_begin: Vec<u32>,
+    multilingual: bool,
+    pub context: Context,
+}
+
+impl std::fmt::Debug for Recognizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recognizer")
+            .field("dims", &self.model.dims)
+            .field("multilingual", &self.multilingual)
+            .finish()
+    }
+}
+
+impl Recognizer {
+    /// Loads a faster-whisper model directory (`model.bin`, `config.json`, `tokenizer.json`).
+    pub fn load(dir: &Path) -> Result<Self, ModelError> {
+        let [bin, config, tokenizer] = model_files(dir);
+        for file in [&bin, &config, &tokenizer] {
+            if !file.is_file() {
+                return Err(ModelError::Missing { path: file.clone() });
+            }
+        }
+        let config_text = std::fs::read_to_string(&config).map_err(|source| ModelError::Io {
+            path: config.clone(),
+            source,
+        })?;
+        let config: ModelConfig =
+            serde_json::from_str(&config_text).map_err(|e| ModelError::Corrupt {
+                path: config.clone(),
+                detail: e.to_string(),
+            })?;
+        let tokenizer = Tokenizer::load(&tokenizer)?;
+        let ct2 = Ct2Model::read(&bin)?;
+        let model = Whisper::from_ct2(ct2).map_err(|detail| ModelError::Corrupt {
+            path: bin.clone(),
+            detail,
+        })?;
+        let dims = model.dims;
+        let multilingual = dims.n_vocab >= 51865;
+        let s = &tokenizer.specials;
+        let mut suppressed = config.suppress_ids.clone();
+        suppressed.extend(s.timestamp_begin..dims.n_vocab as u32);
+        suppressed
+            .extend((0..dims.n_vocab as u32).filter(|&id| tokenizer.is_special(id) && id != s.eot));
+        suppressed.sort_unstable();
+        suppressed.dedup();
+        suppressed.retain(|&id| (id as usize) < dims.n_vocab && id != s.eot);
+        let alignment_heads = if config.alignment_heads.is_empty() {
+            // Without a list, the reference uses every head of the second half of the layers.
+            (dims.decoder_layers / 2..dims.decoder_layers)
+                .flat_map(|l| (0..dims.n_heads).map(move |h| (l, h)))
+                .collect()
+        } else {
+            config.alignment_heads.clone()
+        };
+        Ok(Self {
+            mel: LogMel::new(dims.n_mels),
+            model,
+            tokenizer,
+            alignment_heads,
+            suppressed,
+            suppressed_at_begin: config.suppress_ids_begin,
+            multilingual,
+            context: context_from_env().unwrap_or(Context::Padded(1.0)),
+        })
+    }
+
+    pub fn multilingual(&self) -> bool {
+        self.multilingual
+    }
+
+    /// Languages the model can transcribe (just `en` for English-only models).
+    pub fn supports_language(&self, code: &str) -> bool {
+        if self.multilingual {
+            self.tokenizer.language_token(code).is_some()
+        } else {
+            code == "en"
+        }
+    }
+
+    /// Recognises 16 kHz mono audio (at most 30 s). `language`: a code, or `None` to detect.
+    pub fn recognize(
+        &self,
+        samples: &[f32],
+        language: Option<&str>,
+    ) -> Result<Recognition, ModelError> {
+        self.recognize_inner(samples, language)
+            .map_err(ModelError::Inference)
+    }
+
+    fn recognize_inner(
+        &self,
+        samples: &[f32],
+        language: Option<&str>,
+    ) -> Result<Recognition, String> {
+        let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
+        let samples = &samples[..samples.len().min(max_samples)];
+        let audio_positions = samples.len().div_ceil(2 * HOP);
+        let positions = match self.context {
+            Context::Full => self.model.dims.n_audio_ctx,
+            Context::Padded(pad) => (audio_positions
+                + (pad * POSITIONS_PER_SECOND).ceil() as usize)
+                .clamp(1, self.model.dims.n_audio_ctx),
+        };
+        let frames = positions * 2;
+        let mut padded = samples.to_vec();
+        padded.resize(frames * HOP, 0.0);
+        let mel = self.mel.compute(&padded);
+        let audio = self.model.encode(&mel, frames)?;
+        let mut state = self.model.start_decoding(&audio)?;
+        let s = &self.tokenizer.specials;
+
+        // The start token alone: its logits give the no-speech probability and the language.
+        let (logits, _) = self.model.decode(&mut state, &[s.sot], &[])?;
+        let logprobs = log_softmax(&logits);
+        let no_speech = s
+            .no_speech
+            .and_then(|id| logprobs.get(id as usize))
+            .map_or(0.0, |lp| f64::from(lp.exp()));
+        let language = match language {
+            Some(code) => code.to_owned(),
+            None if self.multilingual => s
+                .languages
+                .iter()
+                .filter(|(_, id)| (*id as usize) < logprobs.len())
+                .max_by(|a, b| logprobs[a.1 as usize].total_cmp(&logprobs[b.1 as usize]))
+                .map_or_else(|| "en".to_owned(), |(code, _)| code.clone()),
+            None => "en".to_owned(),
+        };
+        let mut prompt = Vec::new();
+        if self.multilingual {
+            if let Some(lang) = self.tokenizer.language_token(&language) {
+                prompt.push(lang);
+            }
+            if let Some(t) = s.transcribe {
+                prompt.push(t);
+            }
+        }
+        prompt.push(s.no_timestamps);
+
+        let heads = &self.alignment_heads;
+        let (mut logits, weights) = self.model.decode(&mut state, &prompt, heads)?;
+        // Rows of attention per head: the last prompt position predicts the first text token.
+        let mut rows: Vec<Vec<Vec<f32>>> = weights
+            .into_iter()
+            .map(|per_token| per_token.last().cloned().into_iter().collect())
+            .collect();
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut token_logprobs: Vec<f32> = Vec::new();
+        // Speech is at most about 6 tokens a second; more is the model looping.
+        let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+        let limit = (self.model.dims.n_text_ctx / 2).min(12 + (seconds * 8.0) as usize);
+        loop {
+            for &id in &self.suppressed {
+                if let Some(l) = logits.get_mut(id as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+            if tokens.is_empty() {
+                for &id in &self.suppressed_at_begin {
+                    if let Some(l) = logits.get_mut(id as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let logprobs = log_softmax(&logits);
+            let (next, lp) = logprobs
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, &lp)| (i as u32, lp))
+                .ok_or("the model produced no logits")?;
+            if next == s.eot
+                || tokens.len() >= limit
+                || state.position() + 1 >= self.model.dims.n_text_ctx
+            {
+                break;
+            }
+            tokens.push(next);
+            token_logprobs.push(lp);
+            if let Some(cut) = repetition(&tokens) {
+                tokens.truncate(cut);
+                token_logprobs.truncate(cut);
+                rows.iter_mut().for_each(|r| r.truncate(cut + 1));
+                break;
+            }
+            let (l, w) = self.model.decode(&mut state, &[next], heads)?;
+            logits = l;
+            for (r, mut new) in rows.iter_mut().zip(w) {
+                r.append(&mut new);
+            }
+        }
+        let avg_logprob = if token_logprobs.is_empty() {
+            0.0
+        } else {
+            token_logprobs.iter().map(|&l| f64::from(l)).sum::<f64>() / token_logprobs.len() as f64
+        };
+        let text = self.tokenizer.decode(&tokens).trim().to_owned();
+        tracing::debug!(
+            seconds,
+            positions,
+            tokens = tokens.len(),
+            no_speech,
+            avg_logprob,
+            ?tokens,
+            "recognised {text:?}"
+        );
+        let words = self.words(&tokens, &token_logprobs, &rows, audio_positions);
+        Ok(Recognition {
+            text,
+            words,
+            language,
+            no_speech,
+            avg_logprob,
+        })
+    }
+
+    /// Groups tokens into words and times them by aligning tokens to audio positions.
+    fn words(
+        &self,
+        tokens: &[u32],
+        logprobs: &[f32],
+        rows: &[Vec<Vec<f32>>],
+        audio_positions: usize,
+    ) -> Vec<Word> {
+        if tokens.is_empty() || audio_positions == 0 {
+            return Vec::new();
+        }
+        // Word boundaries: a token starting with a space starts a word; punctuation-only
+        // tokens stay with the word before them.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for (i, &id) in tokens.iter().enumerate() {
+            let bytes = self.tokenizer.bytes(id);
+            let starts_word = bytes.first() == Some(&b' ')
+                && bytes
+                    .iter()
+                    .skip(1)
+                    .any(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+            match groups.last_mut() {
+                Some(last) if !starts_word => last.1 = i + 1,
+                _ => groups.push((i, i + 1)),
+            }
+        }
+        let token_times = align(rows, tokens.len(), audio_positions);
+        groups
+            .into_iter()
+            .filter_map(|(a, b)| {
+                let text = self.tokenizer.decode(&tokens[a..b]).trim().to_owned();
+                if text.is_empty() {
+                    return None;
+                }
+                let (start, _) = token_times.get(a).copied().unwrap_or((0.0, 0.0));
+                let (_, end) = token_times.get(b - 1).copied().unwrap_or((start, start));
+                let probability = logprobs[a..b]
+                    .iter()
+                    .map(|&l| f64::from(l.exp()))
+                    .sum::<f64>()
+                    / (b - a) as f64;
+                Some(Word {
+                    text,
+                    start,
+                    end: end.max(start),
+                    probability,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `LIGHTNING_WHISPER_CONTEXT=full` or `=pad:SECONDS` overrides the encoder context (for
+/// measurements).
+fn context_from_env() -> Option<Context> {
+    let value = std::env::var("LIGHTNING_WHISPER_CONTEXT").ok()?;
+    if value == "full" {
+        return Some(Context::Full);
+    }
+    let secs: f64 = value.strip_prefix("pad:")?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then_some(Context::Padded(secs))
+}
+
+/// Where a run of repeats starts, if the tokens end in one block repeated too often (a
+/// hallucination loop): a block of 1 token 8 times, of 2 to 7 tokens 4 times, or of 8 or more
+/// tokens twice.
+fn repetition(tokens: &[u32]) -> Option<usize> {
+    for block in 1..=tokens.len() / 2 {
+        let times = match block {
+            1 => 8,
+            2..=7 => 4,
+            _ => 2,
+        };
+        let span = block * times;
+        if tokens.len() < span {
+            continue;
+        }
+        let tail = &tokens[tokens.len() - span..];
+        let first = &tail[..block];
+        if tail.chunks(block).all(|c| c == first) {
+            // Keep one copy of the block.
+            return Some(tokens.len() - span + block);
+        }
+    }
+    None
+}
+
+/// Start and end time (seconds) of each text token, from the alignment heads' attention:
+/// z-normalise each head over tokens, median-filter over time (width 7), average the heads,
+/// then the cheapest monotonic path through −weights. Rows: [head][token + 1][position]; row
+/// i is the input whose output is token i (the last row predicts end-of-text).
+pub fn align(rows: &[Vec<Vec<f32>>], n_tokens: usize, positions: usize) -> Vec<(f64, f64)> {
+    let n = n_tokens + 1;
+    let usable: Vec<&Vec<Vec<f32>>> = rows
+        .iter()
+        .filter(|r| r.len() >= n && r.iter().all(|row| row.len() >= positions))
+        .collect();
+    if usable.is_empty() || positions == 0 {
+        let step = positions as f64 / POSITIONS_PER_SECOND / n_tokens.max(1) as f64;
+        return (0..n_tokens)
+            .map(|i| (i as f64 * step, (i + 1) as f64 * step))
+            .collect();
+    }
+    let mut matrix = vec![0f64; n * positions];
+    for head in &usable {
+        let mut w: Vec<f64> = (0..n)
+            .flat_map(|i| head[i][..positions].iter().map(|&v| f64::from(v)))
+            .collect();
+        for t in 0..positions {
+            let mean = (0..n).map(|i| w[i * positions + t]).sum::<f64>() / n as f64;
+            let var = (0..n)
+                .map(|i| (w[i * positions + t] - mean).powi(2))
+                .sum::<f64>()
+                / n as f64;
+            let std = var.sqrt().max(1e-8);
+            for i in 0..n {
+                w[i * positions + t] = (w[i * positions + t] - mean) / std;
+            }
+        }
+        for i in 0..n {
+            let filtered = median_filter(&w[i * positions..(i + 1) * positions], 7);
+            for (t, v) in filtered.into_iter().enumerate() {
+                matrix[i * positions + t] += v / usable.len() as f64;
+            }
+        }
+    }
+    let path = dtw(&matrix.iter().map(|v| -v).collect::<Vec<_>>(), n, positions);
+    // The first time each token row appears on the path: its start (in positions).
+    let mut first = vec![None; n];
+    for &(i, t) in &path {
+        if first[i].is_none() {
+            first[i] = Some(t);
+        }
+    }
+    let mut starts: Vec<f64> = Vec::with_capacity(n);
+    let mut last = 0usize;
+    for f in first {
+        let t = f.unwrap_or(last).max(last);
+        last = t;
+        starts.push(t as f64 / POSITIONS_PER_SECOND);
+    }
+    (0..n_tokens).map(|i| (starts[i], starts[i + 1])).collect()
+}
+
+fn median_filter(x: &[f64], width: usize) -> Vec<f64> {
+    let half = width / 2;
+    let n = x.len();
+    if n <= half {
+        return x.to_vec();
+    }
+    (0..n)
+        .map(|i| {
+            // Reflect at the edges, as the reference does.
+            let mut window: Vec<f64> = (0..width)
+                .map(|k| {
+                    let j = i as isize + k as isize - half as isize;
+                    let j = if j < 0 {
+                        -j
+                    } else if j >= n as isize {
+                        2 * (n as isize - 1) - j
+                    } else {
+                        j
+                    };
+                    x[j.clamp(0, n as isize - 1) as usize]
+                })
+                .collect();
+            window.sort_by(f64::total_cmp);
+            window[half]
+        })
+        .collect()
+}
+
+/// Dynamic time warping over an n × m cost matrix (row-major); the path from (0, 0) to
+/// (n − 1, m − 1) with steps down, right or diagonal, as (row, column) pairs in order.
+pub fn dtw(cost: &[f64], n: usize, m: usize) -> Vec<(usize, usize)> {
+    let mut acc = vec![f64::INFINITY; (n + 1) * (m + 1)];
+    let mut trace = vec![0u8; (n + 1) * (m + 1)];
+    let at = |i: usize, j: usize| i * (m + 1) + j;
+    acc[0] = 0.0;
+    for i in 1..=n {
+        for j in 1..=m {
+            let diag = acc[at(i - 1, j - 1)];
+            let up = acc[at(i - 1, j)];
+            let left = acc[at(i, j - 1)];
+            let (best, step) = if diag <= up && diag <= left {
+                (diag, 0)
+            } else if up <= left {
+                (up, 1)
+            } else {
+                (left, 2)
+            };
+            acc[at(i, j)] = cost[(i - 1) * m + (j - 1)] + best;
+            trace[at(i, j)] = step;
+        }
+    }
+    let (mut i, mut j) = (n, m);
+    let mut path = Vec::with_capacity(n + m);
+    while i > 0 && j > 0 {
+        path.push((i - 1, j - 1));
+        match trace[at(i, j)] {
+            0 => {
+                i -= 1;
+                j -= 1;
+            }
+            1 => i -= 1,
+            _ => j -= 1,
+        }
+    }
+    path.reverse();
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtw_follows_the_cheap_diagonal() {
+        // 3 × 6 with cheap cells at (0,0-1), (1,2-3), (2,4-5).
+        let mut cost = vec![1.0; 18];
+        for (i, j) in [(0, 0), (0, 1), (1, 2), (1, 3), (2, 4), (2, 5)] {
+            cost[i * 6 + j] = -1.0;
+        }
+        let path = dtw(&cost, 3, 6);
+        assert_eq!(path.first(), Some(&(0, 0)));
+        assert_eq!(path.last(), Some(&(2, 5)));
+        assert!(path.contains(&(1, 2)) && path.contains(&(2, 4)));
+        assert!(
+            path.windows(2)
+                .all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1)
+        );
+    }
+
+    #[test]
+    fn alignment_times_tokens_where_their_attention_peaks() {
+        // Two tokens (+ the end row), 100 positions: token 0 attends at 10-30, token 1 at
+        // 50-70, the end row at 90-99.
+        let mut head = vec![vec![0.0f32; 100]; 3];
+        head[0][10..30].fill(1.0);
+        head[1][50..70].fill(1.0);
+        head[2][90..100].fill(1.0);
+        let times = align(&[head], 2, 100);
+        assert_eq!(times.len(), 2);
+        assert!(times[0].0 <= 0.2 + 1e-9, "{times:?}");
+        assert!((0.8..=1.2).contains(&times[1].0), "{times:?}");
+        assert!((1.6..=1.9).contains(&times[1].1), "{times:?}");
+    }
+
+    #[test]
+    fn repetition_loops_are_cut_to_one_copy() {
+        let mut t = vec![5, 6];
+        for _ in 0..4 {
+            t.extend([1, 2, 3]);
+        }
+        assert_eq!(repetition(&t), Some(5));
+        assert_eq!(repetition(&[1, 2, 3, 4, 5, 6, 7]), None);
+        assert_eq!(repetition(&[9; 8]), Some(1));
+    }
+
+    #[test]
+    fn median_filter_removes_a_spike() {
+        let x = [0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0];
+        assert!(median_filter(&x, 7).iter().all(|&v| v == 0.0));
+    }
+}

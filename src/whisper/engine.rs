@@ -1,0 +1,404 @@
+//! Whisper behind the local server's [`Engine`] interface.
+//!
+//! Each stream is resampled to 16 kHz and cut into utterances by the voice-activity detector.
+//! While an utterance grows, it is re-recognised about every 0.5 s of new audio and an interim
+//! carries the words two successive hypotheses agree on (so grey text grows and does not flicker);
+//! at a pause (or `finalize`, `end`, or 28 s of speech) the utterance is recognised once more and
+//! sent as a final with word times and the language. Word times come from the alignment heads'
+//! cross-attention and are approximate (about ±0.1 s).
+
+use std::sync::Arc;
+
+use super::decode::Recognizer;
+use super::mel::SAMPLE_RATE;
+use super::vad::{FRAME, FRAMES_PER_SECOND, Vad, VadConfig, VadEvent, level_db};
+use crate::audio::resample::MonoResampler;
+use crate::protocol::{StreamParams, WordTimestamp};
+use crate::server::engine::{Engine, EngineOutput, EngineSession};
+
+/// Audio kept before the detected onset, so soft first sounds are not cut.
+const PRE_ROLL_SECS: f64 = 0.3;
+/// Re-recognise the open utterance after this much new audio.
+const INTERIM_EVERY_SECS: f64 = 0.5;
+/// Utterances are cut here even without a pause (the model takes at most 30 s).
+const MAX_UTTERANCE_SECS: f64 = 28.0;
+/// Above this no-speech probability, with low confidence, a segment is treated as noise.
+const NO_SPEECH_THRESHOLD: f64 = 0.6;
+const LOW_LOGPROB: f64 = -1.0;
+
+/// The Whisper engine; the model is loaded once and shared by every stream.
+#[derive(Debug, Clone)]
+pub struct WhisperEngine {
+    recognizer: Arc<Recognizer>,
+    vad: VadConfig,
+}
+
+impl WhisperEngine {
+    pub fn new(recognizer: Arc<Recognizer>) -> Self {
+        Self {
+            recognizer,
+            vad: VadConfig::default(),
+        }
+    }
+
+    pub fn recognizer(&self) -> &Arc<Recognizer> {
+        &self.recognizer
+    }
+}
+
+impl Engine for WhisperEngine {
+    fn name(&self) -> &'static str {
+        "whisper"
+    }
+
+    fn check_params(&self, params: &StreamParams) -> Result<(), String> {
+        let language = params.language;
+        if language.is_multi() || self.recognizer.supports_language(language.code()) {
+            return Ok(());
+        }
+        if self.recognizer.multilingual() {
+            Err(format!(
+                "language {} is not supported by this Whisper model",
+                language.code()
+            ))
+        } else {
+            Err(format!(
+                "the offline model is English-only: language {} needs a multilingual model (pass --model DIR with one), or use language=en or multi",
+                language.code()
+            ))
+        }
+    }
+
+    fn start(&self, params: &StreamParams) -> Box<dyn EngineSession> {
+        Box::new(WhisperSession::new(
+            Arc::clone(&self.recognizer),
+            self.vad,
+            params,
+        ))
+    }
+}
+
+struct WhisperSession {
+    recognizer: Arc<Recognizer>,
+    /// `None` for automatic detection.
+    language: Option<String>,
+    resampler: Option<MonoResampler>,
+    resampled: Vec<f32>,
+    vad: Vad,
+    /// 16 kHz samples not yet cut into a whole VAD frame.
+    pending: Vec<f32>,
+    /// Audio from `audio_start` (a 16 kHz sample index on the stream's timeline) on: the open
+    /// utterance, or the pre-roll while nobody speaks.
+    audio: Vec<f32>,
+    audio_start: u64,
+    /// Samples consumed (16 kHz) so far.
+    position: u64,
+    in_utterance: bool,
+    /// Length of the open utterance when it was last recognised for an interim.
+    decoded_len: usize,
+    previous_hypothesis: Vec<String>,
+    shown: Vec<String>,
+    /// More audio is queued behind the current push: no interims until caught up.
+    behind: bool,
+}
+
+impl WhisperSession {
+    fn new(recognizer: Arc<Recognizer>, vad: VadConfig, params: &StreamParams) -> Self {
+        let rate = params.sample_rate.hz();
+        let resampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            MonoResampler::new_low_latency(rate, SAMPLE_RATE).ok()
+        };
+        let language = (!params.language.is_multi()).then(|| params.language.code().to_owned());
+        Self {
+            recognizer,
+            language,
+            resampler,
+            resampled: Vec::new(),
+            vad: Vad::new(vad),
+            pending: Vec::with_capacity(FRAME),
+            audio: Vec::new(),
+            audio_start: 0,
+            position: 0,
+            in_utterance: false,
+            decoded_len: 0,
+            previous_hypothesis: Vec::new(),
+            shown: Vec::new(),
+            behind: false,
+        }
+    }
+
+    fn secs(sample: u64) -> f64 {
+        sample as f64 / f64::from(SAMPLE_RATE)
+    }
+
+    fn pre_roll() -> usize {
+        (PRE_ROLL_SECS * f64::from(SAMPLE_RATE)) as usize
+    }
+
+    /// Runs 16 kHz audio through the detector; closes utterances at pauses.
+    fn consume(&mut self, samples: &[f32], out: &mut Vec<EngineOutput>) {
+        for &s in samples {
+            self.pending.push(s);
+            if self.pending.len() < FRAME {
+                continue;
+            }
+            let db = level_db(&self.pending);
+            self.audio.extend_from_slice(&self.pending);
+            self.position += FRAME as u64;
+            self.pending.clear();
+            match self.vad.push(db) {
+                Some(VadEvent::SpeechStart { .. }) => {
+                    self.in_utterance = true;
+                    self.decoded_len = 0;
+                }
+                Some(VadEvent::SpeechEnd { quiet_frames }) => {
+                    // Keep 0.3 s of the pause; the rest is silence the model need not see.
+                    let keep_quiet = (FRAMES_PER_SECOND * 0.3) as usize;
+                    let drop = quiet_frames.saturating_sub(keep_quiet) * FRAME;
+                    let end = self.audio.len().saturating_sub(drop);
+                    self.close_utterance(end, out);
+                }
+                None => {}
+            }
+            if self.in_utterance {
+                let max = (MAX_UTTERANCE_SECS * f64::from(SAMPLE_RATE)) as usize;
+                if self.audio.len() >= max {
+                    self.close_utterance(self.audio.len(), out);
+                    // Still speaking: the next utterance starts right here.
+                    self.in_utterance = self.vad.speaking();
+                }
+            } else {
+                // Only the pre-roll is kept while nobody speaks.
+                let keep = Self::pre_roll();
+                if self.audio.len() > 2 * keep {
+                    let cut = self.audio.len() - keep;
+                    self.audio.drain(..cut);
+                    self.audio_start += cut as u64;
+                }
+            }
+        }
+    }
+
+    /// Recognises `audio[..end]` as a final; what follows stays as the next pre-roll.
+    fn close_utterance(&mut self, end: usize, out: &mut Vec<EngineOutput>) {
+        let end = end.min(self.audio.len());
+        let result = self
+            .recognizer
+            .recognize(&self.audio[..end], self.language.as_deref());
+        let had_interim = !self.shown.is_empty();
+        match result {
+            Ok(r) if !is_noise(&r) => {
+                let offset = Self::secs(self.audio_start);
+                let words = r
+                    .words
+                    .iter()
+                    .map(|w| WordTimestamp {
+                        word: w.text.clone(),
+                        start: round_ms(offset + w.start),
+                        end: round_ms(offset + w.end),
+                        confidence: Some((w.probability * 1000.0).round() / 1000.0),
+                    })
+                    .collect();
+                out.push(EngineOutput {
+                    text: r.text,
+                    is_final: true,
+                    is_last: false,
+                    language: Some(r.language),
+                    words,
+                });
+            }
+            Ok(_) => {
+                if had_interim {
+                    // Take back the grey text: it was noise after all.
+                    out.push(EngineOutput {
+                        is_final: true,
+                        language: Some(self.language.clone().unwrap_or_else(|| "en".into())),
+                        ..EngineOutput::default()
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!("offline recogniser: {e}");
+                if had_interim {
+                    out.push(EngineOutput {
+                        text: self.shown.join(" "),
+                        is_final: true,
+                        language: self.language.clone(),
+                        ..EngineOutput::default()
+                    });
+                }
+            }
+        }
+        self.audio.drain(..end);
+        self.audio_start += end as u64;
+        self.in_utterance = false;
+        self.decoded_len = 0;
+        self.previous_hypothesis.clear();
+        self.shown.clear();
+    }
+
+    /// Re-recognises the open utterance when it has grown enough; sends the agreed words.
+    fn maybe_interim(&mut self, out: &mut Vec<EngineOutput>) {
+        if !self.in_utterance || self.behind {
+            return;
+        }
+        let every = (INTERIM_EVERY_SECS * f64::from(SAMPLE_RATE)) as usize;
+        if self.audio.len() < self.decoded_len + every {
+            return;
+        }
+        self.decoded_len = self.audio.len();
+        let Ok(r) = self
+            .recognizer
+            .recognize(&self.audio, self.language.as_deref())
+        else {
+            return;
+        };
+        if is_noise(&r) {
+            return;
+        }
+        let hypothesis: Vec<String> = r.text.split_whitespace().map(str::to_owned).collect();
+        let agreed = common_prefix(&self.previous_hypothesis, &hypothesis);
+        self.previous_hypothesis = hypothesis.clone();
+        if agreed > self.shown.len() {
+            self.shown = hypothesis[..agreed].to_vec();
+            out.push(EngineOutput {
+                text: self.shown.join(" "),
+                ..EngineOutput::default()
+            });
+        }
+    }
+
+    fn resample(&mut self, samples: &[f32]) -> Vec<f32> {
+        match self.resampler.as_mut() {
+            None => samples.to_vec(),
+            Some(r) => {
+                self.resampled.clear();
+                if r.push(samples, &mut self.resampled).is_err() {
+                    return Vec::new();
+                }
+                std::mem::take(&mut self.resampled)
+            }
+        }
+    }
+
+    fn close_open(&mut self, out: &mut Vec<EngineOutput>) {
+        if self.in_utterance {
+            let end = self.audio.len();
+            self.close_utterance(end, out);
+        }
+    }
+}
+
+impl EngineSession for WhisperSession {
+    fn push(&mut self, samples: &[f32]) -> Vec<EngineOutput> {
+        let mut out = Vec::new();
+        let audio = self.resample(samples);
+        self.consume(&audio, &mut out);
+        self.maybe_interim(&mut out);
+        out
+    }
+
+    fn set_behind(&mut self, behind: bool) {
+        self.behind = behind;
+    }
+
+    fn finalize(&mut self) -> Vec<EngineOutput> {
+        let mut out = Vec::new();
+        self.close_open(&mut out);
+        out
+    }
+
+    fn finish(&mut self) -> Vec<EngineOutput> {
+        let mut out = Vec::new();
+        let mut tail = Vec::new();
+        if let Some(r) = self.resampler.as_mut() {
+            let _ = r.finish(&mut tail);
+        }
+        self.consume(&tail, &mut out);
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.audio.extend_from_slice(&rest);
+            self.position += rest.len() as u64;
+        }
+        self.close_open(&mut out);
+        out
+    }
+}
+
+/// Whisper's usual output for non-speech: nothing, a bracketed tag, or a confident "no speech".
+fn is_noise(r: &super::decode::Recognition) -> bool {
+    let text = r.text.trim();
+    if text.is_empty() {
+        return true;
+    }
+    let bracketed = (text.starts_with('[') && text.ends_with(']'))
+        || (text.starts_with('(') && text.ends_with(')'))
+        || (text.starts_with('*') && text.ends_with('*'));
+    bracketed || (r.no_speech > NO_SPEECH_THRESHOLD && r.avg_logprob < LOW_LOGPROB)
+}
+
+fn normalise(word: &str) -> String {
+    word.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// How many leading words two hypotheses share (ignoring case and punctuation); the last shared
+/// word only counts when both go on past it, since a word at the very end may still be growing.
+fn common_prefix(a: &[String], b: &[String]) -> usize {
+    let same = a
+        .iter()
+        .zip(b)
+        .take_while(|(x, y)| normalise(x) == normalise(y))
+        .count();
+    if same == a.len().min(b.len()) && same > 0 && (same == a.len() || same == b.len()) {
+        same - 1
+    } else {
+        same
+    }
+}
+
+fn round_ms(secs: f64) -> f64 {
+    (secs.max(0.0) * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_agreed_prefix_ignores_case_and_punctuation_and_holds_back_the_last_word() {
+        assert_eq!(
+            common_prefix(&words("the quick brown"), &words("The quick, brown fox")),
+            2
+        );
+        assert_eq!(
+            common_prefix(&words("the quick brawn"), &words("the quick brown fox")),
+            2
+        );
+        assert_eq!(common_prefix(&[], &words("hello")), 0);
+        assert_eq!(common_prefix(&words("a b c d"), &words("a b c d e")), 3);
+    }
+
+    #[test]
+    fn bracketed_tags_and_confident_silence_are_noise() {
+        let r = |text: &str, no_speech: f64, avg: f64| super::super::decode::Recognition {
+            text: text.into(),
+            no_speech,
+            avg_logprob: avg,
+            ..Default::default()
+        };
+        assert!(is_noise(&r("[BLANK_AUDIO]", 0.0, 0.0)));
+        assert!(is_noise(&r("(music)", 0.0, 0.0)));
+        assert!(is_noise(&r("Thank you.", 0.9, -1.5)));
+        assert!(!is_noise(&r("Thank you.", 0.9, -0.2)));
+        assert!(!is_noise(&r("Hello there.", 0.1, -0.4)));
+    }
+}

@@ -1,0 +1,60 @@
+//! The offline recogniser: Whisper from a faster-whisper (CTranslate2) model directory, run with
+//! candle on the CPU, behind the local server's engine interface.
+
+pub mod ct2;
+pub mod decode;
+pub mod engine;
+pub mod mel;
+pub mod model;
+pub mod tokenizer;
+pub mod vad;
+
+use std::path::{Path, PathBuf};
+
+pub use decode::{Context, Recognition, Recognizer, Word};
+pub use engine::WhisperEngine;
+
+/// The default model's folder name under the data directory.
+pub const DEFAULT_MODEL: &str = "tiny.en";
+
+/// Why a model could not be used. Every message names the path and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "no Whisper model at {path}: fetch the default one with `bash .ci/fetch-model`, or pass --model DIR (a faster-whisper model folder)"
+    )]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a usable Whisper model ({detail}); fetch it again with `bash .ci/fetch-model`"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the recogniser failed: {0}")]
+    Inference(String),
+}
+
+/// Where models live: `$XDG_DATA_HOME/lightning-dictate/models`, else
+/// `~/.local/share/lightning-dictate/models`.
+pub fn models_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
+        })?;
+    Some(base.join("lightning-dictate").join("models"))
+}
+
+/// The default model's folder (it may not exist yet).
+pub fn default_model_dir() -> Option<PathBuf> {
+    models_dir().map(|d| d.join(DEFAULT_MODEL))
+}
+
+/// True when `dir` has the files of a faster-whisper model.
+pub fn looks_like_model(dir: &Path) -> bool {
+    ct2::model_files(dir).iter().all(|f| f.is_file())
+}

@@ -1,0 +1,508 @@
+//! The Whisper network in candle, built from a CTranslate2 model: an encoder that runs on only
+//! as many frames as the audio needs (not always 30 s), and a decoder with cached self-attention
+//! keys/values and cross-attention keys/values computed once per encoded segment.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{LayerNorm, Linear};
+
+use super::ct2::{Ct2Model, Variable};
+
+/// Shapes of a loaded model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dims {
+    pub n_mels: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub encoder_layers: usize,
+    pub decoder_layers: usize,
+    pub n_vocab: usize,
+    /// Encoder positions (1500 = 30 s).
+    pub n_audio_ctx: usize,
+    /// Decoder positions (448).
+    pub n_text_ctx: usize,
+}
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Cross-attention weights of the requested heads: [head][token][audio position].
+pub type HeadWeights = Vec<Vec<Vec<f32>>>;
+
+fn err(e: candle_core::Error) -> String {
+    e.to_string()
+}
+
+struct Loader<'a> {
+    model: &'a mut Ct2Model,
+    device: &'a Device,
+}
+
+impl Loader<'_> {
+    fn var(&mut self, name: &str) -> Result<Variable> {
+        self.model
+            .take(name)
+            .ok_or_else(|| format!("the model has no variable {name}"))
+    }
+
+    fn tensor(&mut self, name: &str) -> Result<Tensor> {
+        let v = self.var(name)?;
+        Tensor::from_vec(v.data, v.dims.as_slice(), self.device).map_err(err)
+    }
+
+    fn linear(&mut self, prefix: &str) -> Result<Linear> {
+        let w = self.tensor(&format!("{prefix}/weight"))?;
+        let b = self.tensor(&format!("{prefix}/bias")).ok();
+        Ok(Linear::new(w, b))
+    }
+
+    fn layer_norm(&mut self, prefix: &str) -> Result<LayerNorm> {
+        let g = self.tensor(&format!("{prefix}/gamma"))?;
+        let b = self.tensor(&format!("{prefix}/beta"))?;
+        Ok(LayerNorm::new(g, b, 1e-5))
+    }
+
+    /// A fused projection split into `parts` equal row blocks.
+    fn split_linear(&mut self, prefix: &str, parts: usize) -> Result<Vec<Linear>> {
+        let w = self.tensor(&format!("{prefix}/weight"))?;
+        let b = self.tensor(&format!("{prefix}/bias")).ok();
+        let rows = w.dim(0).map_err(err)? / parts;
+        (0..parts)
+            .map(|i| {
+                let wi = w
+                    .narrow(0, i * rows, rows)
+                    .map_err(err)?
+                    .contiguous()
+                    .map_err(err)?;
+                let bi = match &b {
+                    Some(b) => Some(
+                        b.narrow(0, i * rows, rows)
+                            .map_err(err)?
+                            .contiguous()
+                            .map_err(err)?,
+                    ),
+                    None => None,
+                };
+                Ok(Linear::new(wi, bi))
+            })
+            .collect()
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    n_heads: usize,
+}
+
+impl Attention {
+    /// Splits (B, T, C) into heads: (B, H, T, C/H).
+    fn heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        x.reshape((b, t, self.n_heads, c / self.n_heads))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// Attention of `q` (B, H, Tq, Dh) over `k`, `v` (B, H, Tk, Dh); returns (B, Tq, C) and,
+    /// when asked, the attention weights.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        keep_weights: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let dh = q.dim(3)?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        if let Some(mask) = mask {
+            scores = scores.broadcast_add(mask)?;
+        }
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = weights.matmul(v)?;
+        let (b, h, t, d) = out.dims4()?;
+        let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
+        Ok((self.out.forward(&out)?, keep_weights.then_some(weights)))
+    }
+}
+
+struct EncoderLayer {
+    attn_ln: LayerNorm,
+    attn: Attention,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+struct DecoderLayer {
+    attn_ln: LayerNorm,
+    attn: Attention,
+    cross_ln: LayerNorm,
+    cross: Attention,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+fn mlp(ln: &LayerNorm, fc1: &Linear, fc2: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+    fc2.forward(&fc1.forward(&ln.forward(x)?)?.gelu_erf()?)
+}
+
+/// The loaded network; shared between sessions (it holds no per-stream state).
+pub struct Whisper {
+    pub dims: Dims,
+    device: Device,
+    conv1: (Tensor, Tensor),
+    conv2: (Tensor, Tensor),
+    enc_pos: Tensor,
+    encoder: Vec<EncoderLayer>,
+    enc_ln: LayerNorm,
+    embed: Tensor,
+    dec_pos: Tensor,
+    decoder: Vec<DecoderLayer>,
+    dec_ln: LayerNorm,
+}
+
+impl std::fmt::Debug for Whisper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Whisper").field("dims", &self.dims).finish()
+    }
+}
+
+/// Sinusoidal positions as Whisper's encoder uses them.
+fn sinusoids(length: usize, channels: usize) -> Vec<f32> {
+    let half = channels / 2;
+    let increment = (10_000f64).ln() / (half as f64 - 1.0);
+    let mut out = vec![0f32; length * channels];
+    for t in 0..length {
+        for i in 0..half {
+            let scaled = t as f64 * (-(increment * i as f64)).exp();
+            out[t * channels + i] = scaled.sin() as f32;
+            out[t * channels + half + i] = scaled.cos() as f32;
+        }
+    }
+    out
+}
+
+fn count_layers(model: &Ct2Model, prefix: &str) -> usize {
+    (0..)
+        .take_while(|i| {
+            model
+                .get(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))
+                .is_some()
+        })
+        .count()
+}
+
+impl Whisper {
+    pub fn from_ct2(mut model: Ct2Model) -> Result<Self> {
+        if model.spec != "WhisperSpec" {
+            return Err(format!("a {} model, not Whisper", model.spec));
+        }
+        let device = Device::Cpu;
+        let n_heads = model
+            .scalar("encoder/num_heads")
+            .ok_or("the model has no encoder/num_heads")? as usize;
+        let encoder_layers = count_layers(&model, "encoder");
+        let decoder_layers = count_layers(&model, "decoder");
+        let conv1_dims = model
+            .get("encoder/conv1/weight")
+            .ok_or("the model has no encoder/conv1/weight")?
+            .dims
+            .clone();
+        let embed_dims = model
+            .get("decoder/embeddings/weight")
+            .ok_or("the model has no decoder/embeddings/weight")?
+            .dims
+            .clone();
+        let dec_pos_dims = model
+            .get("decoder/position_encodings/encodings")
+            .ok_or("the model has no decoder/position_encodings/encodings")?
+            .dims
+            .clone();
+        if conv1_dims.len() != 3 || embed_dims.len() != 2 || dec_pos_dims.len() != 2 {
+            return Err("unexpected tensor ranks in the model".into());
+        }
+        let dims = Dims {
+            n_mels: conv1_dims[1],
+            d_model: conv1_dims[0],
+            n_heads,
+            encoder_layers,
+            decoder_layers,
+            n_vocab: embed_dims[0],
+            n_audio_ctx: 1500,
+            n_text_ctx: dec_pos_dims[0],
+        };
+        if n_heads == 0
+            || !dims.d_model.is_multiple_of(n_heads)
+            || encoder_layers == 0
+            || decoder_layers == 0
+        {
+            return Err(format!("inconsistent model dimensions {dims:?}"));
+        }
+        let mut l = Loader {
+            model: &mut model,
+            device: &device,
+        };
+        let conv1 = (
+            l.tensor("encoder/conv1/weight")?,
+            l.tensor("encoder/conv1/bias")?,
+        );
+        let conv2 = (
+            l.tensor("encoder/conv2/weight")?,
+            l.tensor("encoder/conv2/bias")?,
+        );
+        let enc_pos = Tensor::from_vec(
+            sinusoids(dims.n_audio_ctx, dims.d_model),
+            (dims.n_audio_ctx, dims.d_model),
+            &device,
+        )
+        .map_err(err)?;
+        let mut encoder = Vec::with_capacity(encoder_layers);
+        for i in 0..encoder_layers {
+            let p = format!("encoder/layer_{i}");
+            let qkv = l.split_linear(&format!("{p}/self_attention/linear_0"), 3)?;
+            let [q, k, v]: [Linear; 3] = qkv
+                .try_into()
+                .map_err(|_| "a fused projection did not split in three".to_string())?;
+            encoder.push(EncoderLayer {
+                attn_ln: l.layer_norm(&format!("{p}/self_attention/layer_norm"))?,
+                attn: Attention {
+                    q,
+                    k,
+                    v,
+                    out: l.linear(&format!("{p}/self_attention/linear_1"))?,
+                    n_heads,
+                },
+                mlp_ln: l.layer_norm(&format!("{p}/ffn/layer_norm"))?,
+                fc1: l.linear(&format!("{p}/ffn/linear_0"))?,
+                fc2: l.linear(&format!("{p}/ffn/linear_1"))?,
+            });
+        }
+        let enc_ln = l.layer_norm("encoder/layer_norm")?;
+        let mut decoder = Vec::with_capacity(decoder_layers);
+        for i in 0..decoder_layers {
+            let p = format!("decoder/layer_{i}");
+            let qkv = l.split_linear(&format!("{p}/self_attention/linear_0"), 3)?;
+            let [q, k, v]: [Linear; 3] = qkv
+                .try_into()
+                .map_err(|_| "a fused projection did not split in three".to_string())?;
+            let kv = l.split_linear(&format!("{p}/attention/linear_1"), 2)?;
+            let [ck, cv]: [Linear; 2] = kv
+                .try_into()
+                .map_err(|_| "a fused projection did not split in two".to_string())?;
+            decoder.push(DecoderLayer {
+                attn_ln: l.layer_norm(&format!("{p}/self_attention/layer_norm"))?,
+                attn: Attention {
+                    q,
+                    k,
+                    v,
+                    out: l.linear(&format!("{p}/self_attention/linear_1"))?,
+                    n_heads,
+                },
+                cross_ln: l.layer_norm(&format!("{p}/attention/layer_norm"))?,
+                cross: Attention {
+                    q: l.linear(&format!("{p}/attention/linear_0"))?,
+                    k: ck,
+                    v: cv,
+                    out: l.linear(&format!("{p}/attention/linear_2"))?,
+                    n_heads,
+                },
+                mlp_ln: l.layer_norm(&format!("{p}/ffn/layer_norm"))?,
+                fc1: l.linear(&format!("{p}/ffn/linear_0"))?,
+                fc2: l.linear(&format!("{p}/ffn/linear_1"))?,
+            });
+        }
+        let dec_ln = l.layer_norm("decoder/layer_norm")?;
+        let embed = l.tensor("decoder/embeddings/weight")?;
+        let dec_pos = l.tensor("decoder/position_encodings/encodings")?;
+        Ok(Self {
+            dims,
+            device,
+            conv1,
+            conv2,
+            enc_pos,
+            encoder,
+            enc_ln,
+            embed,
+            dec_pos,
+            decoder,
+            dec_ln,
+        })
+    }
+
+    /// Encodes `frames` columns of an `n_mels`-row log-mel (row-major); `frames` must be even
+    /// and at most 3000. Returns the audio features (1, frames / 2, d_model).
+    pub fn encode(&self, mel: &[f32], frames: usize) -> Result<Tensor> {
+        self.encode_inner(mel, frames).map_err(err)
+    }
+
+    fn encode_inner(&self, mel: &[f32], frames: usize) -> candle_core::Result<Tensor> {
+        let x = Tensor::from_slice(mel, (1, self.dims.n_mels, frames), &self.device)?;
+        let x = x
+            .conv1d(&self.conv1.0, 1, 1, 1, 1)?
+            .broadcast_add(&self.conv1.1.reshape((1, (), 1))?)?
+            .gelu_erf()?;
+        let x = x
+            .conv1d(&self.conv2.0, 1, 2, 1, 1)?
+            .broadcast_add(&self.conv2.1.reshape((1, (), 1))?)?
+            .gelu_erf()?;
+        let x = x.transpose(1, 2)?;
+        let ctx = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.enc_pos.narrow(0, 0, ctx)?)?;
+        for layer in &self.encoder {
+            let h = layer.attn_ln.forward(&x)?;
+            let q = layer.attn.heads(&layer.attn.q.forward(&h)?)?;
+            let k = layer.attn.heads(&layer.attn.k.forward(&h)?)?;
+            let v = layer.attn.heads(&layer.attn.v.forward(&h)?)?;
+            let (a, _) = layer.attn.attend(&q, &k, &v, None, false)?;
+            x = (x + a)?;
+            x = (&x + mlp(&layer.mlp_ln, &layer.fc1, &layer.fc2, &x)?)?;
+        }
+        self.enc_ln.forward(&x)
+    }
+
+    /// A decoder state for one encoded segment: cross-attention keys/values computed once.
+    pub fn start_decoding(&self, audio: &Tensor) -> Result<DecoderState> {
+        let cross = self
+            .decoder
+            .iter()
+            .map(|layer| {
+                let k = layer.cross.heads(&layer.cross.k.forward(audio)?)?;
+                let v = layer.cross.heads(&layer.cross.v.forward(audio)?)?;
+                Ok((k, v))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(err)?;
+        Ok(DecoderState {
+            cross,
+            cache: vec![None; self.decoder.len()],
+            position: 0,
+        })
+    }
+
+    /// Runs new tokens through the decoder, extending `state`'s caches. Returns the logits of
+    /// the last token (n_vocab) and, when `attention_heads` is not empty, each new token's
+    /// cross-attention weights of those (layer, head) pairs: [heads][tokens][audio positions].
+    pub fn decode(
+        &self,
+        state: &mut DecoderState,
+        tokens: &[u32],
+        attention_heads: &[(usize, usize)],
+    ) -> Result<(Vec<f32>, HeadWeights)> {
+        self.decode_inner(state, tokens, attention_heads)
+            .map_err(err)
+    }
+
+    fn decode_inner(
+        &self,
+        state: &mut DecoderState,
+        tokens: &[u32],
+        attention_heads: &[(usize, usize)],
+    ) -> candle_core::Result<(Vec<f32>, HeadWeights)> {
+        let n = tokens.len();
+        if state.position + n > self.dims.n_text_ctx {
+            candle_core::bail!("the decoder's context is full");
+        }
+        let ids = Tensor::from_slice(tokens, n, &self.device)?;
+        let x = self.embed.index_select(&ids, 0)?;
+        let pos = self.dec_pos.narrow(0, state.position, n)?;
+        let mut x = (x + pos)?.unsqueeze(0)?;
+        let past = state.position;
+        let mask = if n > 1 {
+            let total = past + n;
+            let values: Vec<f32> = (0..n)
+                .flat_map(|i| {
+                    (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
+                })
+                .collect();
+            Some(Tensor::from_vec(values, (n, total), &self.device)?)
+        } else {
+            None
+        };
+        let mut weights_out: HeadWeights = Vec::new();
+        for (li, layer) in self.decoder.iter().enumerate() {
+            let h = layer.attn_ln.forward(&x)?;
+            let q = layer.attn.heads(&layer.attn.q.forward(&h)?)?;
+            let k_new = layer.attn.heads(&layer.attn.k.forward(&h)?)?;
+            let v_new = layer.attn.heads(&layer.attn.v.forward(&h)?)?;
+            let (k, v) = match &state.cache[li] {
+                Some((k_old, v_old)) => (
+                    Tensor::cat(&[k_old, &k_new], 2)?,
+                    Tensor::cat(&[v_old, &v_new], 2)?,
+                ),
+                None => (k_new, v_new),
+            };
+            let (a, _) = layer.attn.attend(&q, &k, &v, mask.as_ref(), false)?;
+            state.cache[li] = Some((k, v));
+            x = (x + a)?;
+            let h = layer.cross_ln.forward(&x)?;
+            let q = layer.cross.heads(&layer.cross.q.forward(&h)?)?;
+            let (ck, cv) = &state.cross[li];
+            let wanted: Vec<usize> = attention_heads
+                .iter()
+                .filter(|(l, _)| *l == li)
+                .map(|(_, h)| *h)
+                .collect();
+            let (a, weights) = layer.cross.attend(&q, ck, cv, None, !wanted.is_empty())?;
+            if let Some(weights) = weights {
+                // (1, H, n, audio)
+                for head in wanted {
+                    let rows = weights.get(0)?.get(head)?.to_vec2::<f32>()?;
+                    weights_out.push(rows);
+                }
+            }
+            x = (x + a)?;
+            x = (&x + mlp(&layer.mlp_ln, &layer.fc1, &layer.fc2, &x)?)?;
+        }
+        state.position += n;
+        let last = self.dec_ln.forward(&x.get(0)?.get(n - 1)?.unsqueeze(0)?)?;
+        let logits = last.matmul(&self.embed.t()?)?.squeeze(0)?;
+        Ok((logits.to_dtype(DType::F32)?.to_vec1::<f32>()?, weights_out))
+    }
+}
+
+/// Per-segment decoder caches.
+pub struct DecoderState {
+    cross: Vec<(Tensor, Tensor)>,
+    cache: Vec<Option<(Tensor, Tensor)>>,
+    position: usize,
+}
+
+impl DecoderState {
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+/// Softmax over a slice, in place-free form (for language detection and probabilities).
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    let log_sum = sum.ln() + max;
+    logits.iter().map(|&l| l - log_sum).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinusoids_start_with_sin_zero_and_cos_one() {
+        let s = sinusoids(3, 8);
+        assert_eq!(&s[0..4], &[0.0; 4]);
+        assert_eq!(&s[4..8], &[1.0; 4]);
+        // Position 1, channel 0: sin(1).
+        assert!((s[8] - 1f32.sin()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn log_softmax_sums_to_one() {
+        let l = log_softmax(&[1.0, 2.0, 3.0]);
+        let total: f32 = l.iter().map(|v| v.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!(l[2] > l[1] && l[1] > l[0]);
+    }
+}
