@@ -30,8 +30,8 @@ ensure_rust() {
 }
 
 # What the build needs: cpal's ALSA host (libasound2-dev) and PipeWire host (libpipewire-0.3-dev,
-# libclang-dev for its bindings).
-BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev)
+# libclang-dev for its bindings); the keyring's D-Bus Secret Service client (libdbus-1-dev).
+BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev libdbus-1-dev)
 # What the tests need: a PulseAudio daemon with null sinks as virtual microphones, the ALSA
 # plugins that route to it, speech from espeak-ng, sox to convert it; a real window under Xvfb
 # driven with xdotool, its clipboard read with xclip, its screenshot taken with imagemagick.

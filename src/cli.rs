@@ -716,6 +716,7 @@ fn print_events(
 ) -> Transcript {
     let mut transcript = Transcript::default();
     let stdout = std::io::stdout();
+    let mut overflowed_secs = 0.0;
     for event in events.iter() {
         transcript.apply(&event);
         let mut out = stdout.lock();
@@ -759,9 +760,16 @@ fn print_events(
             } if !quiet => eprintln!(
                 "reconnected after {attempt} attempt(s); {replayed_secs:.1} s of audio sent again"
             ),
-            SessionEvent::ReplayOverflow { dropped_secs } if !quiet => eprintln!(
-                "warning: {dropped_secs:.2} s of unconfirmed audio no longer fits the replay buffer"
-            ),
+            SessionEvent::ReplayOverflow { dropped_secs } => {
+                // Once, not once per chunk: a file sent faster than the server answers overflows
+                // continuously, and that is only worth knowing (it matters if the link drops).
+                if overflowed_secs == 0.0 && !quiet {
+                    eprintln!(
+                        "warning: the server is more than a minute behind: audio older than that could not be sent again if the connection dropped"
+                    );
+                }
+                overflowed_secs += dropped_secs;
+            }
             SessionEvent::Connecting { url } if !quiet => eprintln!("connecting to {url}"),
             SessionEvent::Connected if !quiet => eprintln!("connected"),
             SessionEvent::Finishing if !quiet => {

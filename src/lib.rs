@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod cli;
 pub mod history;
+pub mod keystore;
 pub mod protocol;
 pub mod server;
 pub mod session;

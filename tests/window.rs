@@ -29,7 +29,8 @@ impl Backend for Recorder {
         _repaint: Box<dyn Fn() + Send + Sync>,
     ) -> Result<(), String> {
         if let Ok(mut calls) = self.0.lock() {
-            calls.push(format!("start {}", request.settings.language.code()));
+            let place = if request.offline { " offline" } else { "" };
+            calls.push(format!("start {}{place}", request.settings.language.code()));
         }
         Ok(())
     }
@@ -66,7 +67,7 @@ fn start_live_text_stop_and_copy() {
     assert_eq!(h.state().status, Status::Ready);
     h.get_by_label("Start dictation").click();
     h.run();
-    assert_eq!(recorder.calls(), ["start en"]);
+    assert_eq!(recorder.calls(), ["start en offline"]);
     assert!(h.state().dictating);
     assert_eq!(h.state().status, Status::Connecting);
     h.get_by_label("Stop dictation");
@@ -105,7 +106,7 @@ fn start_live_text_stop_and_copy() {
     // Ctrl+Space stops; the window waits for the last finals.
     h.key_press_modifiers(egui::Modifiers::CTRL, egui::Key::Space);
     h.run();
-    assert_eq!(recorder.calls(), ["start en", "stop"]);
+    assert_eq!(recorder.calls(), ["start en offline", "stop"]);
     assert_eq!(h.state().status, Status::Finishing);
     let _ = events.send(final_event("one two three"));
     let _ = events.send(UiEvent::Session(SessionEvent::Ended(Ok(
@@ -177,7 +178,7 @@ fn the_language_picker_applies_to_the_next_dictation() {
     );
     h.get_by_label("Start dictation").click();
     h.run();
-    assert_eq!(recorder.calls(), ["start de"]);
+    assert_eq!(recorder.calls(), ["start de offline"]);
 }
 
 /// eframe's storage, in memory.
@@ -299,4 +300,153 @@ fn hovering_a_word_shows_its_time() {
     h.hover_at(egui::pos2(rect.left() + 6.0, rect.center().y));
     h.run();
     h.get_by_label("hello: 0.20 s – 0.40 s");
+}
+
+/// An in-memory keyring, or one that is not there.
+#[derive(Clone, Default)]
+struct FakeKeyring {
+    stored: Arc<Mutex<Option<String>>>,
+    unavailable: bool,
+}
+
+impl FakeKeyring {
+    fn access(&self) -> lightning_dictate::ui::KeyringAccess {
+        let (load, save, delete) = (self.clone(), self.clone(), self.clone());
+        let down = "no keyring is available (no Secret Service on D-Bus): the key is kept for this session only";
+        lightning_dictate::ui::KeyringAccess {
+            load: Box::new(move || {
+                if load.unavailable {
+                    return Err(down.to_owned());
+                }
+                Ok(load.stored.lock().unwrap().as_deref().and_then(ApiKey::new))
+            }),
+            save: Box::new(move |key| {
+                if save.unavailable {
+                    return Err(down.to_owned());
+                }
+                *save.stored.lock().unwrap() = Some(key.expose().to_owned());
+                Ok(())
+            }),
+            delete: Box::new(move || {
+                *delete.stored.lock().unwrap() = None;
+                Ok(())
+            }),
+        }
+    }
+}
+
+fn harness_with_keyring(
+    recorder: &Recorder,
+    keyring: &FakeKeyring,
+) -> Harness<'static, DictationApp> {
+    let backend = recorder.clone();
+    let access = keyring.access();
+    let access = std::cell::RefCell::new(Some(access));
+    Harness::builder()
+        .with_size(egui::vec2(820.0, 620.0))
+        .build_eframe(move |_cc| {
+            let app = DictationApp::new(Settings::default(), Box::new(backend), None);
+            match access.borrow_mut().take() {
+                Some(access) => app.with_keyring(access),
+                None => app,
+            }
+        })
+}
+
+#[test]
+fn without_a_key_the_window_dictates_on_this_computer_and_says_so() {
+    let recorder = Recorder::default();
+    let keyring = FakeKeyring::default();
+    let mut h = harness_with_keyring(&recorder, &keyring);
+    h.run();
+    assert!(h.state().offline());
+    h.get_by_label_contains("on this computer (no API key");
+    h.get_by_label("Start dictation").click();
+    h.run();
+    assert_eq!(recorder.calls(), ["start en offline"]);
+
+    // Choosing "On this computer" keeps it offline even with a key.
+    let mut h = harness(&Recorder::default());
+    h.get_by_label("Settings").click();
+    h.run();
+    h.get_by_label("On this computer").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.engine,
+        lightning_dictate::ui::settings::EngineChoice::OnThisComputer
+    );
+    h.get_by_label("Ready · on this computer");
+}
+
+#[test]
+fn a_typed_key_goes_to_the_keyring_and_comes_back_next_start() {
+    let keyring = FakeKeyring::default();
+    let recorder = Recorder::default();
+    let mut h = harness_with_keyring(&recorder, &keyring);
+    h.get_by_label("Settings").click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .type_text("sk-typed-key");
+    h.run();
+    h.get_by_label("Save key").click();
+    h.run();
+    assert_eq!(
+        keyring.stored.lock().unwrap().as_deref(),
+        Some("sk-typed-key")
+    );
+    h.get_by_label("Saved in the system keyring.");
+    // With a key, the default URL means Lightning.
+    assert!(!h.state().offline());
+    h.get_by_label("Ready · Lightning");
+
+    // The next start finds it.
+    let recorder = Recorder::default();
+    let mut h = harness_with_keyring(&recorder, &keyring);
+    h.run();
+    assert!(!h.state().offline());
+    h.get_by_label("Start dictation").click();
+    h.run();
+    assert_eq!(recorder.calls(), ["start en"]);
+
+    // Forget removes it from the keyring too.
+    h.get_by_label("Stop dictation").click();
+    h.run();
+    h.get_by_label("Settings").click();
+    h.run();
+    h.get_by_label("Forget").click();
+    h.run();
+    assert_eq!(keyring.stored.lock().unwrap().as_deref(), None);
+    assert!(h.state().offline());
+}
+
+#[test]
+fn without_a_keyring_the_key_is_kept_for_the_session_and_the_window_says_so() {
+    let keyring = FakeKeyring {
+        unavailable: true,
+        ..FakeKeyring::default()
+    };
+    let recorder = Recorder::default();
+    let mut h = harness_with_keyring(&recorder, &keyring);
+    h.get_by_label("Settings").click();
+    h.run();
+    h.get_by_label_contains("key is kept for this session only");
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .type_text("sk-session-key");
+    h.run();
+    h.get_by_label("Save key").click();
+    h.run();
+    h.get_by_label_contains("key is kept for this session only");
+    assert!(
+        !h.state().offline(),
+        "the typed key is used for this session"
+    );
+    h.get_by_label("Start dictation").click();
+    h.run();
+    assert_eq!(recorder.calls(), ["start en"]);
 }

@@ -41,6 +41,28 @@ impl Status {
     }
 }
 
+type LoadKey = Box<dyn Fn() -> Result<Option<ApiKey>, String>>;
+type SaveKey = Box<dyn Fn(&ApiKey) -> Result<(), String>>;
+type DeleteKey = Box<dyn Fn() -> Result<(), String>>;
+
+/// How the window reaches the keyring (functions, so tests can stand in for the OS one).
+pub struct KeyringAccess {
+    pub load: LoadKey,
+    pub save: SaveKey,
+    pub delete: DeleteKey,
+}
+
+impl KeyringAccess {
+    /// The OS keyring (Secret Service on Linux).
+    pub fn system() -> Self {
+        KeyringAccess {
+            load: Box::new(|| crate::keystore::load().map_err(|e| e.to_string())),
+            save: Box::new(|key| crate::keystore::save(key).map_err(|e| e.to_string())),
+            delete: Box::new(|| crate::keystore::delete().map_err(|e| e.to_string())),
+        }
+    }
+}
+
 /// How long "Copied" stays in the status line.
 const NOTICE_SECS: f64 = 2.0;
 
@@ -66,6 +88,12 @@ pub struct DictationApp {
     api_key: Option<ApiKey>,
     key_from_env: bool,
     key_input: String,
+    /// The key field changed since it was last stored.
+    key_dirty: bool,
+    /// Where typed keys are kept: the OS keyring, when the window uses one (tests do not).
+    keyring: Option<KeyringAccess>,
+    /// What happened to the key last (saved, or why it is kept for this run only).
+    key_note: Option<String>,
     notice: Option<(String, f64)>,
     level_dbfs: f32,
     backend: Box<dyn Backend>,
@@ -92,12 +120,48 @@ impl DictationApp {
             key_from_env: api_key.is_some(),
             api_key,
             key_input: String::new(),
+            key_dirty: false,
+            keyring: None,
+            key_note: None,
             notice: None,
             level_dbfs: -120.0,
             backend,
             events_tx,
             events_rx,
         }
+    }
+
+    /// Keeps typed keys in the OS keyring through `access`, and takes the stored key when none
+    /// came from the environment or the command line.
+    pub fn with_keyring(mut self, access: KeyringAccess) -> Self {
+        if self.api_key.is_none() {
+            match (access.load)() {
+                Ok(Some(key)) => {
+                    self.api_key = Some(key);
+                    self.key_note = Some("Using the key stored in the system keyring.".into());
+                }
+                Ok(None) => {}
+                Err(e) => self.key_note = Some(e),
+            }
+        }
+        self.keyring = Some(access);
+        self
+    }
+
+    /// Stores (or, with no key, forgets) the typed key in the keyring.
+    fn store_key(&mut self) {
+        let Some(access) = &self.keyring else {
+            self.key_note = Some("Kept for this run only.".into());
+            return;
+        };
+        let result = match &self.api_key {
+            Some(key) => (access.save)(key).map(|()| "Saved in the system keyring."),
+            None => (access.delete)().map(|()| "Removed from the system keyring."),
+        };
+        self.key_note = Some(match result {
+            Ok(done) => done.to_owned(),
+            Err(e) => e,
+        });
     }
 
     /// Autosaves every transcript into `history`.
@@ -155,6 +219,24 @@ impl DictationApp {
         Ok(path)
     }
 
+    /// True when the next dictation runs on this computer (see [`Settings::offline`]).
+    pub fn offline(&self) -> bool {
+        self.settings.offline(self.api_key.is_some())
+    }
+
+    /// What the status line says when nothing runs: where speech will be recognised.
+    pub fn ready_text(&self) -> String {
+        use super::settings::EngineChoice;
+        match (self.offline(), self.settings.engine) {
+            (true, EngineChoice::OnThisComputer) => "Ready · on this computer".to_owned(),
+            (true, EngineChoice::Lightning) => {
+                "Ready · on this computer (no API key: add one in Settings to use Lightning)"
+                    .to_owned()
+            }
+            (false, _) => "Ready · Lightning".to_owned(),
+        }
+    }
+
     /// A sender for events, as the backend would send them (tests feed the window with it).
     pub fn event_sender(&self) -> Sender<UiEvent> {
         self.events_tx.clone()
@@ -173,6 +255,7 @@ impl DictationApp {
         let request = StartRequest {
             settings: self.settings.clone(),
             api_key: self.api_key.clone(),
+            offline: self.offline(),
         };
         let repaint_ctx = ctx.clone();
         match self.backend.start(
@@ -305,7 +388,11 @@ impl DictationApp {
             self.notice = None;
         }
         ui.horizontal(|ui| {
-            let status = self.status.text();
+            let status = if self.status == Status::Ready {
+                self.ready_text()
+            } else {
+                self.status.text()
+            };
             let colour = match self.status {
                 Status::Error(_) => ui.visuals().error_fg_color,
                 Status::Listening => Color32::from_rgb(0, 140, 60),
@@ -324,7 +411,7 @@ impl DictationApp {
 
     fn settings_ui(&mut self, ui: &mut egui::Ui) {
         egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
-            ui.label("Microphone");
+            let mic_label = ui.label("Microphone");
             let current = self
                 .settings
                 .device
@@ -349,7 +436,9 @@ impl DictationApp {
                                 name,
                             );
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(mic_label.id);
                 if ui
                     .small_button("Refresh")
                     .on_hover_text("List the devices again")
@@ -361,7 +450,7 @@ impl DictationApp {
             });
             ui.end_row();
 
-            ui.label("Encoding");
+            let encoding_label = ui.label("Encoding");
             let before = self.settings.encoding;
             egui::ComboBox::from_id_salt("encoding")
                 .selected_text(self.settings.encoding.as_str())
@@ -373,7 +462,9 @@ impl DictationApp {
                             encoding.as_str(),
                         );
                     }
-                });
+                })
+                .response
+                .labelled_by(encoding_label.id);
             // A-law and µ-law are telephone audio: suggest their rate.
             if self.settings.encoding != before
                 && let Some(rate) = self.settings.encoding.suggested_rate()
@@ -382,7 +473,7 @@ impl DictationApp {
             }
             ui.end_row();
 
-            ui.label("Sample rate");
+            let rate_label = ui.label("Sample rate");
             egui::ComboBox::from_id_salt("sample_rate")
                 .selected_text(format!("{} Hz", self.settings.sample_rate.hz()))
                 .show_ui(ui, |ui| {
@@ -393,11 +484,14 @@ impl DictationApp {
                             format!("{} Hz", rate.hz()),
                         );
                     }
-                });
+                })
+                .response
+                .labelled_by(rate_label.id);
             ui.end_row();
 
-            ui.label("Word timestamps");
-            ui.checkbox(&mut self.settings.word_timestamps, "");
+            let timestamps_label = ui.label("Word timestamps");
+            ui.checkbox(&mut self.settings.word_timestamps, "")
+                .labelled_by(timestamps_label.id);
             ui.end_row();
 
             ui.label("Theme");
@@ -405,6 +499,24 @@ impl DictationApp {
                 ui.selectable_value(&mut self.settings.theme, Theme::System, "System");
                 ui.selectable_value(&mut self.settings.theme, Theme::Light, "Light");
                 ui.selectable_value(&mut self.settings.theme, Theme::Dark, "Dark");
+            });
+            ui.end_row();
+
+            ui.label("Recognition");
+            ui.horizontal(|ui| {
+                use super::settings::EngineChoice;
+                ui.selectable_value(
+                    &mut self.settings.engine,
+                    EngineChoice::Lightning,
+                    "Lightning (server URL)",
+                )
+                .on_hover_text("Smallest AI's Lightning service, or the server at the URL below");
+                ui.selectable_value(
+                    &mut self.settings.engine,
+                    EngineChoice::OnThisComputer,
+                    "On this computer",
+                )
+                .on_hover_text("The offline Whisper recogniser: no key, no network");
             });
             ui.end_row();
 
@@ -417,17 +529,49 @@ impl DictationApp {
             if self.key_from_env {
                 ui.label("from SMALLEST_API_KEY");
             } else {
-                let response = ui
-                    .add(
-                        egui::TextEdit::singleline(&mut self.key_input)
-                            .password(true)
-                            .hint_text("kept for this run only")
-                            .desired_width(420.0),
-                    )
-                    .labelled_by(key_label.id);
-                if response.changed() {
-                    self.api_key = ApiKey::new(&self.key_input);
-                }
+                ui.vertical(|ui| {
+                    ui.horizontal(|ui| {
+                        let hint = if self.keyring.is_some() {
+                            "stored in the system keyring"
+                        } else {
+                            "kept for this run only"
+                        };
+                        let response = ui
+                            .add(
+                                egui::TextEdit::singleline(&mut self.key_input)
+                                    .password(true)
+                                    .hint_text(hint)
+                                    .desired_width(340.0),
+                            )
+                            .labelled_by(key_label.id);
+                        if response.changed() {
+                            self.api_key = ApiKey::new(&self.key_input);
+                            self.key_dirty = true;
+                        }
+                        // Always drawn (no short-circuit), so the buttons never shift under
+                        // the pointer in the frame the field loses focus.
+                        let save_clicked = ui.button("Save key").clicked();
+                        let commit = response.lost_focus() || save_clicked;
+                        if commit && self.key_dirty {
+                            self.key_dirty = false;
+                            self.store_key();
+                        }
+                        if self.api_key.is_some()
+                            && ui
+                                .small_button("Forget")
+                                .on_hover_text("Remove the key from this app and the keyring")
+                                .clicked()
+                        {
+                            self.key_input.clear();
+                            self.api_key = None;
+                            self.key_dirty = false;
+                            self.store_key();
+                        }
+                    });
+                    if let Some(note) = &self.key_note {
+                        ui.label(RichText::new(note).small());
+                    }
+                });
             }
             ui.end_row();
         });

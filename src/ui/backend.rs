@@ -22,6 +22,8 @@ pub enum UiEvent {
 pub struct StartRequest {
     pub settings: Settings,
     pub api_key: Option<ApiKey>,
+    /// Recognise on this computer (the offline recogniser on loopback) instead of `settings.url`.
+    pub offline: bool,
 }
 
 /// Starts and stops dictations. `start` must return at once; everything after goes through
@@ -43,6 +45,9 @@ pub trait Backend {
 #[derive(Default)]
 pub struct LiveBackend {
     capture: Option<Capture>,
+    /// The offline recogniser, started on the first offline dictation and kept (the model is
+    /// loaded once).
+    offline: std::sync::Arc<std::sync::Mutex<Option<crate::server::BackgroundServer>>>,
 }
 
 impl Backend for LiveBackend {
@@ -60,8 +65,11 @@ impl Backend for LiveBackend {
             chunk_ms: 20,
         };
         let params = settings.stream_params();
-        crate::protocol::build_endpoint(&settings.url, &params, request.api_key.is_some())
-            .map_err(|e| e.to_string())?;
+        let offline = request.offline;
+        if !offline {
+            crate::protocol::build_endpoint(&settings.url, &params, request.api_key.is_some())
+                .map_err(|e| e.to_string())?;
+        }
         // A minute of audio can queue while connecting or reconnecting.
         let (audio_tx, audio_rx) = crossbeam_channel::bounded::<AudioChunk>(3000);
         let options = CaptureOptions::new(settings.device.clone(), format);
@@ -83,7 +91,9 @@ impl Backend for LiveBackend {
             })
             .map_err(|e| e.to_string())?;
 
-        let config = SessionConfig::new(settings.url.clone(), params, request.api_key);
+        let api_key = request.api_key;
+        let url = settings.url.clone();
+        let offline_server = std::sync::Arc::clone(&self.offline);
         let (session_tx, session_rx) = crossbeam_channel::unbounded();
         let tx = events;
         let wake = repaint;
@@ -99,6 +109,18 @@ impl Backend for LiveBackend {
         std::thread::Builder::new()
             .name("session".to_owned())
             .spawn(move || {
+                // Capture already runs: what is said while the model loads queues up.
+                let config = if offline {
+                    match offline_url(&offline_server) {
+                        Ok(url) => SessionConfig::new(url, params, None),
+                        Err(e) => {
+                            let _ = session_tx.send(SessionEvent::Ended(Err(e)));
+                            return;
+                        }
+                    }
+                } else {
+                    SessionConfig::new(url, params, api_key)
+                };
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build();
@@ -124,4 +146,20 @@ impl Backend for LiveBackend {
             let _ = capture.stop();
         }
     }
+}
+
+/// The offline recogniser's address, starting it (loading the model) the first time.
+fn offline_url(
+    server: &std::sync::Mutex<Option<crate::server::BackgroundServer>>,
+) -> Result<String, String> {
+    let mut server = server
+        .lock()
+        .map_err(|_| "the offline recogniser failed earlier; restart the app".to_owned())?;
+    if server.is_none() {
+        *server = Some(crate::cli::start_offline_server(None, true)?);
+    }
+    server
+        .as_ref()
+        .map(|s| s.url().to_owned())
+        .ok_or_else(|| "the offline recogniser did not start".to_owned())
 }

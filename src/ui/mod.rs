@@ -4,7 +4,7 @@ pub mod app;
 pub mod backend;
 pub mod settings;
 
-pub use app::{DictationApp, Status};
+pub use app::{DictationApp, KeyringAccess, Status};
 pub use backend::{Backend, LiveBackend, StartRequest, UiEvent};
 pub use settings::{Settings, Theme};
 
@@ -71,7 +71,8 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<(), S
                 .and_then(|s| eframe::get_value(s, Settings::KEY))
                 .unwrap_or_default();
             overrides.apply(&mut settings);
-            let mut app = DictationApp::new(settings, Box::new(LiveBackend::default()), api_key);
+            let mut app = DictationApp::new(settings, Box::new(LiveBackend::default()), api_key)
+                .with_keyring(app::KeyringAccess::system());
             match crate::history::History::default_dir()
                 .map(|dir| crate::history::History::open(&dir))
             {

@@ -16,6 +16,17 @@ pub struct Settings {
     /// `None`: the system's default input.
     pub device: Option<String>,
     pub theme: Theme,
+    /// Where speech is recognised.
+    pub engine: EngineChoice,
+}
+
+/// Where speech is recognised: Smallest AI's Lightning service (the server URL), or the offline
+/// Whisper recogniser in this app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EngineChoice {
+    #[default]
+    Lightning,
+    OnThisComputer,
 }
 
 /// Light, dark, or whatever the desktop uses.
@@ -37,6 +48,7 @@ impl Default for Settings {
             url: DEFAULT_URL.to_owned(),
             device: None,
             theme: Theme::System,
+            engine: EngineChoice::Lightning,
         }
     }
 }
@@ -44,6 +56,16 @@ impl Default for Settings {
 impl Settings {
     /// The storage key.
     pub const KEY: &'static str = "lightning-dictate/settings";
+
+    /// True when dictation runs on the offline recogniser: chosen, or the Lightning service is
+    /// chosen at its default address without a key (a fresh install works before it has one).
+    /// A non-default URL (a self-hosted or local server) is used as is, key or not.
+    pub fn offline(&self, has_key: bool) -> bool {
+        match self.engine {
+            EngineChoice::OnThisComputer => true,
+            EngineChoice::Lightning => !has_key && self.url == DEFAULT_URL,
+        }
+    }
 
     pub fn stream_params(&self) -> StreamParams {
         StreamParams {

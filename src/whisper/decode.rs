@@ -50,6 +50,8 @@ pub struct Word {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Recognition {
     pub text: String,
+    /// The text tokens (to condition the next utterance on).
+    pub tokens: Vec<u32>,
     pub words: Vec<Word>,
     pub language: String,
     /// The model's probability that the segment holds no speech.
@@ -147,12 +149,15 @@ impl Recognizer {
     }
 
     /// Recognises 16 kHz mono audio (at most 30 s). `language`: a code, or `None` to detect.
+    /// `previous`: the text tokens of the utterance before, to condition on (as the reference
+    /// does by default); empty for none.
     pub fn recognize(
         &self,
         samples: &[f32],
         language: Option<&str>,
+        previous: &[u32],
     ) -> Result<Recognition, ModelError> {
-        self.recognize_inner(samples, language)
+        self.recognize_inner(samples, language, previous)
             .map_err(ModelError::Inference)
     }
 
@@ -160,6 +165,7 @@ impl Recognizer {
         &self,
         samples: &[f32],
         language: Option<&str>,
+        previous: &[u32],
     ) -> Result<Recognition, String> {
         let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[..samples.len().min(max_samples)];
@@ -178,8 +184,16 @@ impl Recognizer {
         let mut state = self.model.start_decoding(&audio)?;
         let s = &self.tokenizer.specials;
 
-        // The start token alone: its logits give the no-speech probability and the language.
-        let (logits, _) = self.model.decode(&mut state, &[s.sot], &[])?;
+        // The start token (after the previous text, when there is one): its logits give the
+        // no-speech probability and the language.
+        let mut start = Vec::new();
+        if let (Some(prev_token), false) = (s.start_of_prev, previous.is_empty()) {
+            let room = self.model.dims.n_text_ctx / 2 - 1;
+            start.push(prev_token);
+            start.extend_from_slice(&previous[previous.len().saturating_sub(room)..]);
+        }
+        start.push(s.sot);
+        let (logits, _) = self.model.decode(&mut state, &start, &[])?;
         let logprobs = log_softmax(&logits);
         let no_speech = s
             .no_speech
@@ -275,6 +289,7 @@ impl Recognizer {
         );
         let words = self.words(&tokens, &token_logprobs, &rows, audio_positions);
         Ok(Recognition {
+            tokens,
             text,
             words,
             language,

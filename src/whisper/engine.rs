@@ -100,6 +100,10 @@ struct WhisperSession {
     shown: Vec<String>,
     /// More audio is queued behind the current push: no interims until caught up.
     behind: bool,
+    /// Condition each utterance on the text of the one before (off: on espeak-ng speech it
+    /// did not lower the error rate, 15.3 % vs 15.1 %, and it can carry a mistake forward).
+    condition: bool,
+    previous_tokens: Vec<u32>,
 }
 
 impl WhisperSession {
@@ -126,6 +130,8 @@ impl WhisperSession {
             previous_hypothesis: Vec::new(),
             shown: Vec::new(),
             behind: false,
+            condition: std::env::var("LIGHTNING_WHISPER_PREVIOUS").is_ok_and(|v| v == "1"),
+            previous_tokens: Vec::new(),
         }
     }
 
@@ -184,12 +190,18 @@ impl WhisperSession {
     /// Recognises `audio[..end]` as a final; what follows stays as the next pre-roll.
     fn close_utterance(&mut self, end: usize, out: &mut Vec<EngineOutput>) {
         let end = end.min(self.audio.len());
-        let result = self
-            .recognizer
-            .recognize(&self.audio[..end], self.language.as_deref());
+        let previous = if self.condition {
+            self.previous_tokens.as_slice()
+        } else {
+            &[]
+        };
+        let result =
+            self.recognizer
+                .recognize(&self.audio[..end], self.language.as_deref(), previous);
         let had_interim = !self.shown.is_empty();
         match result {
             Ok(r) if !is_noise(&r) => {
+                self.previous_tokens = r.tokens.clone();
                 let offset = Self::secs(self.audio_start);
                 let words = r
                     .words
@@ -249,9 +261,14 @@ impl WhisperSession {
             return;
         }
         self.decoded_len = self.audio.len();
+        let previous = if self.condition {
+            self.previous_tokens.as_slice()
+        } else {
+            &[]
+        };
         let Ok(r) = self
             .recognizer
-            .recognize(&self.audio, self.language.as_deref())
+            .recognize(&self.audio, self.language.as_deref(), previous)
         else {
             return;
         };

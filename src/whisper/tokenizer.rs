@@ -36,6 +36,8 @@ pub struct Specials {
     pub translate: Option<u32>,
     pub no_timestamps: u32,
     pub no_speech: Option<u32>,
+    /// `<|startofprev|>`: what precedes previous text given as context.
+    pub start_of_prev: Option<u32>,
     /// `<|0.00|>`; every id from here up is a timestamp.
     pub timestamp_begin: u32,
     /// Language code → token id (`en` → `<|en|>`).
@@ -123,6 +125,7 @@ impl Tokenizer {
                 translate: find("<|translate|>"),
                 no_timestamps,
                 no_speech,
+                start_of_prev: find("<|startofprev|>"),
                 timestamp_begin,
                 languages,
             },

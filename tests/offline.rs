@@ -1,0 +1,453 @@
+//! The offline recogniser as a user meets it: the real binary, real espeak-ng speech, the
+//! fetched Whisper tiny.en model, and the local server on loopback.
+//! Needs the model (`bash .ci/fetch-model`; `bash .ci/test` fetches it) and espeak-ng + sox.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
+
+/// Everyday dictation, 22 sentences.
+const SENTENCES: [&str; 22] = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call me back when you get home.",
+    "I would like to book a table for two people tonight.",
+    "The weather is going to be sunny and warm tomorrow.",
+    "She sells sea shells by the sea shore.",
+    "Can you send me the report before the meeting starts?",
+    "We need to buy milk, bread and eggs from the store.",
+    "The train to the city leaves from platform four.",
+    "My favourite colour is blue and my sister likes green.",
+    "He opened the window to let some fresh air into the room.",
+    "Turn left at the next corner and then go straight ahead.",
+    "The children played in the park until it got dark.",
+    "Remember to water the plants while I am away.",
+    "This coffee is too hot to drink right now.",
+    "The library closes early on Sunday afternoons.",
+    "Our team finished the project two weeks ahead of schedule.",
+    "Could you please speak a little more slowly?",
+    "The doctor told him to get more sleep and exercise.",
+    "I left my keys on the kitchen table this morning.",
+    "The museum has a new exhibition about ancient Egypt.",
+    "Thank you very much for your help with the move.",
+    "The cat is sleeping on the warm blanket by the fire.",
+];
+
+fn model_dir() -> PathBuf {
+    let dir = lightning_dictate::whisper::default_model_dir().expect("HOME is set");
+    assert!(
+        lightning_dictate::whisper::looks_like_model(&dir),
+        "the offline model is missing at {}: run `bash .ci/fetch-model` (`bash .ci/test` does)",
+        dir.display()
+    );
+    dir
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{what} is needed (`bash .ci/test` installs it): {e}"));
+    assert!(status.success(), "{what} failed");
+}
+
+/// Speaks `sentences` with one espeak-ng voice and speed, each followed by `gap` seconds of
+/// silence, as one 16 kHz mono WAV.
+fn speech(
+    dir: &Path,
+    name: &str,
+    sentences: &[&str],
+    voice: &str,
+    speed: u32,
+    gap: f64,
+) -> PathBuf {
+    let mut parts = Vec::new();
+    for (i, text) in sentences.iter().enumerate() {
+        let raw = dir.join(format!("{name}-{i}.raw.wav"));
+        let part = dir.join(format!("{name}-{i}.wav"));
+        run(
+            Command::new("espeak-ng")
+                .args(["-v", voice, "-s", &speed.to_string(), "-w"])
+                .arg(&raw)
+                .arg(text),
+            "espeak-ng",
+        );
+        run(
+            Command::new("sox")
+                .arg(&raw)
+                .args(["-r", "16000", "-c", "1", "-b", "16"])
+                .arg(&part)
+                .args(["pad", "0", &gap.to_string()]),
+            "sox",
+        );
+        parts.push(part);
+    }
+    let out = dir.join(format!("{name}.wav"));
+    run(Command::new("sox").args(&parts).arg(&out), "sox");
+    out
+}
+
+/// Lower case, punctuation gone, British spellings and small numbers as the sentences have them.
+fn normalise(text: &str) -> Vec<String> {
+    const NUMBERS: [&str; 11] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    text.to_lowercase()
+        .replace("colour", "color")
+        .replace("favourite", "favorite")
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .map(|w| match w.parse::<usize>() {
+            Ok(n) if n < NUMBERS.len() => NUMBERS[n].to_owned(),
+            _ => w.to_owned(),
+        })
+        .collect()
+}
+
+/// Word edit distance.
+fn edits(reference: &[String], hypothesis: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
+    for (i, r) in reference.iter().enumerate() {
+        let mut prev = row.clone();
+        std::mem::swap(&mut row, &mut prev);
+        row[0] = i + 1;
+        for (j, h) in hypothesis.iter().enumerate() {
+            row[j + 1] = (prev[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(prev[j] + usize::from(r != h));
+        }
+    }
+    row[hypothesis.len()]
+}
+
+#[test]
+fn word_error_rate_is_computed_correctly() {
+    let r = normalise("The cat sat on the mat.");
+    assert_eq!(edits(&r, &normalise("the cat sat on the mat")), 0);
+    assert_eq!(edits(&r, &normalise("the cat sat on mat")), 1);
+    assert_eq!(edits(&r, &normalise("a cat sat in the hat too")), 4);
+    assert_eq!(
+        normalise("Platform 4, my favourite!"),
+        ["platform", "four", "my", "favorite"]
+    );
+}
+
+struct Score {
+    edits: usize,
+    words: usize,
+}
+
+fn transcribe(args: &[&str], wav: &Path) -> String {
+    let out = Command::new(BIN)
+        .arg("transcribe")
+        .args(args)
+        .arg(wav)
+        .args(["--quiet", "--finish-timeout", "60"])
+        .output()
+        .expect("run lightning-dictate");
+    assert!(
+        out.status.success(),
+        "transcribe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn score(reference: &[&str], hypothesis: &str, label: &str) -> Score {
+    let reference = normalise(&reference.join(" "));
+    let hypothesis = normalise(hypothesis);
+    let e = edits(&reference, &hypothesis);
+    eprintln!(
+        "{label}: WER {:.1} % ({e}/{})",
+        100.0 * e as f64 / reference.len() as f64,
+        reference.len()
+    );
+    Score {
+        edits: e,
+        words: reference.len(),
+    }
+}
+
+fn assert_wer(scores: &[Score], limit: f64) {
+    let edits: usize = scores.iter().map(|s| s.edits).sum();
+    let words: usize = scores.iter().map(|s| s.words).sum();
+    let wer = edits as f64 / words as f64;
+    eprintln!("overall WER {:.1} % ({edits}/{words})", 100.0 * wer);
+    assert!(
+        wer <= limit,
+        "WER {:.1} % > {:.0} %",
+        100.0 * wer,
+        100.0 * limit
+    );
+}
+
+#[test]
+fn transcribe_offline_recognises_espeak_speech_in_three_voices() {
+    let _ = model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let mut scores = Vec::new();
+    for (voice, speed) in [("en-us", 140), ("en", 160), ("en-us", 185)] {
+        let wav = speech(
+            dir.path(),
+            &format!("{voice}-{speed}"),
+            &SENTENCES,
+            voice,
+            speed,
+            1.0,
+        );
+        let text = transcribe(&["--offline"], &wav);
+        scores.push(score(&SENTENCES, &text, &format!("{voice} at {speed} wpm")));
+    }
+    assert_wer(&scores, 0.15);
+}
+
+/// `serve` in its own process (the default engine once the model is present) and `transcribe`
+/// against it, as a separate client would.
+#[test]
+fn serve_and_transcribe_recognise_espeak_speech() {
+    let _ = model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[]);
+    let mut scores = Vec::new();
+    for (voice, speed) in [("en", 175), ("en-us", 150)] {
+        let wav = speech(
+            dir.path(),
+            &format!("{voice}-{speed}"),
+            &SENTENCES,
+            voice,
+            speed,
+            1.0,
+        );
+        let text = transcribe(&["--url", &server.url], &wav);
+        scores.push(score(
+            &SENTENCES,
+            &text,
+            &format!("{voice} at {speed} wpm, via serve"),
+        ));
+    }
+    assert_wer(&scores, 0.15);
+}
+
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args(["serve", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Messages as the client printed them (`--format jsonl`).
+fn messages(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn the_engine_sends_interims_then_one_final_per_pause_with_timed_words() {
+    let _ = model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let sentences = [
+        "I would like to book a table for two people tonight.",
+        "Please call me back when you get home.",
+    ];
+    let wav = speech(dir.path(), "two", &sentences, "en-us", 150, 1.5);
+    let duration = {
+        let r = hound::WavReader::open(&wav).unwrap();
+        r.duration() as f64 / f64::from(r.spec().sample_rate)
+    };
+    // At real time, as a microphone delivers it, so the engine has time for interims.
+    let out = Command::new(BIN)
+        .args(["transcribe", "--offline", "--realtime", "--word-timestamps"])
+        .args(["--format", "jsonl", "--quiet"])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let messages = messages(&String::from_utf8_lossy(&out.stdout));
+    let finals: Vec<&serde_json::Value> = messages
+        .iter()
+        .filter(|m| m["is_final"] == true && !m["transcript"].as_str().unwrap_or("").is_empty())
+        .collect();
+    assert_eq!(finals.len(), 2, "one final per pause: {messages:#?}");
+    // Interims come before the first final, and each extends the one before (stable prefix).
+    let first_final = messages.iter().position(|m| m["is_final"] == true).unwrap();
+    let interims: Vec<&str> = messages[..first_final]
+        .iter()
+        .map(|m| m["transcript"].as_str().unwrap())
+        .collect();
+    assert!(
+        !interims.is_empty(),
+        "no interim before the first final: {messages:#?}"
+    );
+    for pair in interims.windows(2) {
+        assert!(pair[1].starts_with(pair[0]), "interims flicker: {pair:?}");
+    }
+    // The last message, and only it, is is_last.
+    assert_eq!(messages.last().unwrap()["is_last"], true);
+    assert_eq!(messages.iter().filter(|m| m["is_last"] == true).count(), 1);
+    // Word times increase and lie within the audio; the language is reported.
+    let mut last_start = 0.0;
+    for f in &finals {
+        assert_eq!(f["language"], "en");
+        let words = f["word_timestamps"].as_array().expect("word timestamps");
+        assert!(!words.is_empty());
+        for w in words {
+            let (start, end) = (w["start"].as_f64().unwrap(), w["end"].as_f64().unwrap());
+            assert!(
+                start >= last_start && end >= start && end <= duration + 0.01,
+                "{w}"
+            );
+            last_start = start;
+        }
+    }
+    // The second sentence starts after the first one's pause.
+    let second_start = finals[1]["word_timestamps"][0]["start"].as_f64().unwrap();
+    let first_end = finals[0]["word_timestamps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["end"]
+        .as_f64()
+        .unwrap();
+    assert!(second_start > first_end, "{second_start} <= {first_end}");
+    let text: Vec<&str> = finals
+        .iter()
+        .map(|f| f["transcript"].as_str().unwrap())
+        .collect();
+    let score = score(&sentences, &text.join(" "), "two sentences");
+    assert!(score.edits <= 3, "{text:?}");
+}
+
+#[test]
+fn an_english_only_model_refuses_other_languages_with_400() {
+    let _ = model_dir();
+    let server = Server::start(&["--engine", "whisper"]);
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech(dir.path(), "hallo", &["Guten Tag."], "de", 160, 0.5);
+    let out = Command::new(BIN)
+        .args([
+            "transcribe",
+            "--url",
+            &server.url,
+            "--language",
+            "de",
+            "--quiet",
+        ])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A refused handshake is a server refusal: exit code 4, with the server's reason.
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("400"), "{stderr}");
+    assert!(stderr.contains("English-only"), "{stderr}");
+    // English and automatic detection are served.
+    let text = transcribe(&["--url", &server.url, "--language", "multi"], &wav);
+    assert!(!text.contains("error"), "{text}");
+}
+
+fn offline_with_model(model: &Path, wav: &Path) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["transcribe", "--offline", "--model"])
+        .arg(model)
+        .arg(wav)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_truncated_or_foreign_model_is_a_clear_error() {
+    let good = model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech(dir.path(), "hello", &["Hello."], "en-us", 160, 0.5);
+
+    let missing = dir.path().join("no-such-model");
+    let (code, stderr) = offline_with_model(&missing, &wav);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no Whisper model at") && stderr.contains("no-such-model"),
+        "{stderr}"
+    );
+
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(good.join(f), broken.join(f)).unwrap();
+    }
+    let bin = std::fs::read(good.join("model.bin")).unwrap();
+    std::fs::write(broken.join("model.bin"), &bin[..bin.len() / 3]).unwrap();
+    let (code, stderr) = offline_with_model(&broken, &wav);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("model.bin") && stderr.contains("truncated"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        broken.join("model.bin"),
+        b"PK\x03\x04 this is a zip, not a model",
+    )
+    .unwrap();
+    let (code, stderr) = offline_with_model(&broken, &wav);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unsupported CTranslate2 format"),
+        "{stderr}"
+    );
+
+    std::fs::copy(good.join("model.bin"), broken.join("model.bin")).unwrap();
+    std::fs::write(broken.join("tokenizer.json"), b"{\"not\": \"a tokenizer\"}").unwrap();
+    let (code, stderr) = offline_with_model(&broken, &wav);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("tokenizer.json"), "{stderr}");
+
+    let (_, stderr) = offline_with_model(&missing, &wav);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
