@@ -66,9 +66,15 @@ pub struct Cli {
     /// Window: theme for this run.
     #[arg(long, value_parser = ["system", "light", "dark"])]
     pub theme: Option<String>,
-    /// Window: API key (else SMALLEST_API_KEY, else typed in Settings).
+    /// Window: API key (else SMALLEST_API_KEY, else the keyring, else typed in Settings).
     #[arg(long, env = "SMALLEST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Window: recognise on this computer for this run.
+    #[arg(long)]
+    pub offline: bool,
+    /// Window: the offline model folder (a faster-whisper model; default: the fetched tiny.en).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +287,8 @@ pub fn main() -> ExitCode {
                     "dark" => crate::ui::Theme::Dark,
                     _ => crate::ui::Theme::System,
                 }),
+                offline: cli.offline,
+                model: cli.model,
             };
             let key = cli.api_key.as_deref().and_then(ApiKey::new);
             match crate::ui::run_window(overrides, key) {

@@ -163,3 +163,83 @@ fn the_autosave_survives_sigkill_mid_dictation() {
     assert_eq!(saved.len(), 1, "one autosaved transcript");
     assert_eq!(saved[0].transcript.final_text(), script_text()[0]);
 }
+
+/// A fresh install: no key anywhere, the default server URL. The window says it recognises on
+/// this computer, and dictation through the offline Whisper recogniser reaches the clipboard.
+#[test]
+fn with_no_key_the_window_dictates_offline() {
+    let model = lightning_dictate::whisper::default_model_dir().expect("HOME is set");
+    assert!(
+        lightning_dictate::whisper::looks_like_model(&model),
+        "the offline model is missing at {}: run `bash .ci/fetch-model` (`bash .ci/test` does)",
+        model.display()
+    );
+    let display = format!(":{}", 250 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let dir = tempfile::tempdir().unwrap();
+    let sentences = "Please call me back when you get home. The children played in the park.";
+    let wav = common::vmic::speech_wav(dir.path(), "speech.wav", sentences, 16000);
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    // A clean profile: no saved settings, no history, no key.
+    let app = Killed(
+        mic.command(BIN)
+            .args(["--device", DEVICE, "--theme", "light", "--model"])
+            .arg(&model)
+            .env("DISPLAY", &display)
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .env_remove("LIGHTNING_URL")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = app.0.id().to_string();
+    let window = xdotool(
+        &display,
+        &["search", "--sync", "--onlyvisible", "--pid", &pid],
+    );
+    let window = window.lines().next().unwrap_or_default().to_owned();
+    assert!(!window.is_empty(), "no window appeared");
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["windowfocus", "--sync", &window]);
+    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
+    std::thread::sleep(Duration::from_millis(800));
+    mic.play(&wav);
+    mic.wait_played();
+    let shot = dir.path().join("offline.png");
+    let _ = Command::new("import")
+        .args(["-window", &window])
+        .arg(&shot)
+        .env("DISPLAY", &display)
+        .status();
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        let _ = std::fs::copy(&shot, "assets/screenshot-offline.png");
+    }
+    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
+    // The last utterance is recognised after Stop (a debug build takes a few seconds).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1000));
+        xdotool(&display, &["key", "--window", &window, "ctrl+shift+c"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let clipboard = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &display)
+            .output()
+            .expect("xclip is needed: run `bash .ci/test`");
+        text = String::from_utf8_lossy(&clipboard.stdout).to_lowercase();
+        if text.contains("park") {
+            break;
+        }
+    }
+    for word in [
+        "please", "call", "back", "home", "children", "played", "park",
+    ] {
+        assert!(text.contains(word), "{word:?} missing from {text:?}");
+    }
+}

@@ -219,6 +219,13 @@ impl DictationApp {
         Ok(path)
     }
 
+    /// Gets the offline recogniser ready in the background when the next dictation will use it.
+    pub fn prewarm(&mut self) {
+        if self.offline() {
+            self.backend.prewarm_offline();
+        }
+    }
+
     /// True when the next dictation runs on this computer (see [`Settings::offline`]).
     pub fn offline(&self) -> bool {
         self.settings.offline(self.api_key.is_some())
@@ -388,10 +395,10 @@ impl DictationApp {
             self.notice = None;
         }
         ui.horizontal(|ui| {
-            let status = if self.status == Status::Ready {
-                self.ready_text()
-            } else {
-                self.status.text()
+            let status = match &self.status {
+                Status::Ready => self.ready_text(),
+                Status::Listening if self.offline() => "Listening · on this computer".to_owned(),
+                other => other.text(),
             };
             let colour = match self.status {
                 Status::Error(_) => ui.visuals().error_fg_color,

@@ -39,6 +39,9 @@ pub trait Backend {
 
     /// Stops capturing: the session sends `end` and reports the last finals, then `Ended`.
     fn stop(&mut self);
+
+    /// The next dictation will be offline: get ready (load the model) in the background.
+    fn prewarm_offline(&mut self) {}
 }
 
 /// The real thing: microphone → pipeline → session.
@@ -48,6 +51,17 @@ pub struct LiveBackend {
     /// The offline recogniser, started on the first offline dictation and kept (the model is
     /// loaded once).
     offline: std::sync::Arc<std::sync::Mutex<Option<crate::server::BackgroundServer>>>,
+    /// The offline model folder (`None`: the default one).
+    model: Option<std::path::PathBuf>,
+}
+
+impl LiveBackend {
+    pub fn new(model: Option<std::path::PathBuf>) -> Self {
+        LiveBackend {
+            model,
+            ..LiveBackend::default()
+        }
+    }
 }
 
 impl Backend for LiveBackend {
@@ -94,6 +108,7 @@ impl Backend for LiveBackend {
         let api_key = request.api_key;
         let url = settings.url.clone();
         let offline_server = std::sync::Arc::clone(&self.offline);
+        let model = self.model.clone();
         let (session_tx, session_rx) = crossbeam_channel::unbounded();
         let tx = events;
         let wake = repaint;
@@ -111,7 +126,7 @@ impl Backend for LiveBackend {
             .spawn(move || {
                 // Capture already runs: what is said while the model loads queues up.
                 let config = if offline {
-                    match offline_url(&offline_server) {
+                    match offline_url(&offline_server, model.as_deref()) {
                         Ok(url) => SessionConfig::new(url, params, None),
                         Err(e) => {
                             let _ = session_tx.send(SessionEvent::Ended(Err(e)));
@@ -146,17 +161,31 @@ impl Backend for LiveBackend {
             let _ = capture.stop();
         }
     }
+
+    fn prewarm_offline(&mut self) {
+        let server = std::sync::Arc::clone(&self.offline);
+        let model = self.model.clone();
+        let _ = std::thread::Builder::new()
+            .name("offline-prewarm".to_owned())
+            .spawn(move || {
+                // An error here shows when dictation starts (it tries again then).
+                if let Err(e) = offline_url(&server, model.as_deref()) {
+                    tracing::warn!("offline recogniser: {e}");
+                }
+            });
+    }
 }
 
 /// The offline recogniser's address, starting it (loading the model) the first time.
 fn offline_url(
     server: &std::sync::Mutex<Option<crate::server::BackgroundServer>>,
+    model: Option<&std::path::Path>,
 ) -> Result<String, String> {
     let mut server = server
         .lock()
         .map_err(|_| "the offline recogniser failed earlier; restart the app".to_owned())?;
     if server.is_none() {
-        *server = Some(crate::cli::start_offline_server(None, true)?);
+        *server = Some(crate::cli::start_offline_server(model, true)?);
     }
     server
         .as_ref()

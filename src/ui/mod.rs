@@ -21,6 +21,10 @@ pub struct Overrides {
     pub encoding: Option<Encoding>,
     pub sample_rate: Option<SampleRate>,
     pub theme: Option<Theme>,
+    /// Recognise on this computer.
+    pub offline: bool,
+    /// The offline model folder.
+    pub model: Option<std::path::PathBuf>,
 }
 
 impl Overrides {
@@ -42,6 +46,9 @@ impl Overrides {
         }
         if let Some(theme) = self.theme {
             settings.theme = theme;
+        }
+        if self.offline {
+            settings.engine = settings::EngineChoice::OnThisComputer;
         }
     }
 }
@@ -71,8 +78,12 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<(), S
                 .and_then(|s| eframe::get_value(s, Settings::KEY))
                 .unwrap_or_default();
             overrides.apply(&mut settings);
-            let mut app = DictationApp::new(settings, Box::new(LiveBackend::default()), api_key)
+            let backend = LiveBackend::new(overrides.model.clone());
+            let mut app = DictationApp::new(settings, Box::new(backend), api_key)
                 .with_keyring(app::KeyringAccess::system());
+            // Load the offline model now if it will be used, so the first dictation is quick
+            // (and what is said before it is ready waits in the queue anyway).
+            app.prewarm();
             match crate::history::History::default_dir()
                 .map(|dir| crate::history::History::open(&dir))
             {
