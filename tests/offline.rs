@@ -7,31 +7,15 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 
-/// Everyday dictation, 22 sentences.
-const SENTENCES: [&str; 22] = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Please call me back when you get home.",
-    "I would like to book a table for two people tonight.",
-    "The weather is going to be sunny and warm tomorrow.",
-    "She sells sea shells by the sea shore.",
-    "Can you send me the report before the meeting starts?",
-    "We need to buy milk, bread and eggs from the store.",
-    "The train to the city leaves from platform four.",
-    "My favourite colour is blue and my sister likes green.",
-    "He opened the window to let some fresh air into the room.",
-    "Turn left at the next corner and then go straight ahead.",
-    "The children played in the park until it got dark.",
-    "Remember to water the plants while I am away.",
-    "This coffee is too hot to drink right now.",
-    "The library closes early on Sunday afternoons.",
-    "Our team finished the project two weeks ahead of schedule.",
-    "Could you please speak a little more slowly?",
-    "The doctor told him to get more sleep and exercise.",
-    "I left my keys on the kitchen table this morning.",
-    "The museum has a new exhibition about ancient Egypt.",
-    "Thank you very much for your help with the move.",
-    "The cat is sleeping on the warm blanket by the fire.",
-];
+/// Everyday dictation, 22 sentences (shared with `bash .ci/bench-offline`).
+const SENTENCES_TXT: &str = include_str!("data/sentences.txt");
+
+fn sentences() -> Vec<&'static str> {
+    SENTENCES_TXT
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
 
 fn model_dir() -> PathBuf {
     let dir = lightning_dictate::whisper::default_model_dir().expect("HOME is set");
@@ -194,18 +178,20 @@ fn assert_wer(scores: &[Score], limit: f64) {
 fn transcribe_offline_recognises_espeak_speech_in_three_voices() {
     let _ = model_dir();
     let dir = tempfile::tempdir().unwrap();
+    let sentences = sentences();
+    assert!(sentences.len() >= 20, "{} sentences", sentences.len());
     let mut scores = Vec::new();
     for (voice, speed) in [("en-us", 140), ("en", 160), ("en-us", 185)] {
         let wav = speech(
             dir.path(),
             &format!("{voice}-{speed}"),
-            &SENTENCES,
+            &sentences,
             voice,
             speed,
             1.0,
         );
         let text = transcribe(&["--offline"], &wav);
-        scores.push(score(&SENTENCES, &text, &format!("{voice} at {speed} wpm")));
+        scores.push(score(&sentences, &text, &format!("{voice} at {speed} wpm")));
     }
     assert_wer(&scores, 0.15);
 }
@@ -217,19 +203,20 @@ fn serve_and_transcribe_recognise_espeak_speech() {
     let _ = model_dir();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&[]);
+    let sentences = sentences();
     let mut scores = Vec::new();
     for (voice, speed) in [("en", 175), ("en-us", 150)] {
         let wav = speech(
             dir.path(),
             &format!("{voice}-{speed}"),
-            &SENTENCES,
+            &sentences,
             voice,
             speed,
             1.0,
         );
         let text = transcribe(&["--url", &server.url], &wav);
         scores.push(score(
-            &SENTENCES,
+            &sentences,
             &text,
             &format!("{voice} at {speed} wpm, via serve"),
         ));

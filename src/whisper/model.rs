@@ -403,6 +403,9 @@ impl Whisper {
         attention_heads: &[(usize, usize)],
     ) -> candle_core::Result<(Vec<f32>, HeadWeights)> {
         let n = tokens.len();
+        if n == 0 {
+            candle_core::bail!("no tokens to decode");
+        }
         if state.position + n > self.dims.n_text_ctx {
             candle_core::bail!("the decoder's context is full");
         }

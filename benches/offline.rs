@@ -1,0 +1,240 @@
+//! Bench command for the offline recogniser (release build), on a folder of 16 kHz mono WAV
+//! clips with a `refs.txt` (one reference sentence per clip, in file-name order):
+//! - model load time;
+//! - per utterance: time from the end of the audio to the final text (the whole utterance
+//!   recognised at once, as after a pause or Stop), p50 and max; real-time factor; word error rate;
+//! - streamed at real time through the local server: time from `end` to the final, for a 5 s
+//!   utterance (the engine has been making interims meanwhile);
+//! - peak memory (max RSS) of the process.
+//!
+//! `bash .ci/bench-offline` makes the clips and runs this beside faster-whisper; alone:
+//! `OFFLINE_BENCH_CLIPS=DIR cargo bench --bench offline`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use lightning_dictate::audio::ChunkFormat;
+use lightning_dictate::audio::wav::{Pace, WavSource, read_all};
+use lightning_dictate::protocol::StreamParams;
+use lightning_dictate::server::{BackgroundServer, ServerConfig};
+use lightning_dictate::session::{SessionConfig, SessionEvent, run_session};
+use lightning_dictate::whisper::{Recognizer, WhisperEngine, default_model_dir};
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let Some(clips) = std::env::var_os("OFFLINE_BENCH_CLIPS").map(PathBuf::from) else {
+        eprintln!(
+            "set OFFLINE_BENCH_CLIPS to a folder of clips (bash .ci/bench-offline makes one)"
+        );
+        return;
+    };
+    let model = std::env::var_os("OFFLINE_BENCH_MODEL")
+        .map(PathBuf::from)
+        .or_else(default_model_dir);
+    let Some(model) = model else {
+        eprintln!("no model folder");
+        return;
+    };
+    let started = Instant::now();
+    let recognizer = match Recognizer::load(&model) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("{e}");
+            return;
+        }
+    };
+    let load_secs = started.elapsed().as_secs_f64();
+
+    let (wavs, refs) = clip_list(&clips);
+    let mut latencies = Vec::new();
+    let mut audio_secs = 0.0;
+    let mut hypotheses = Vec::new();
+    // One warm-up run (first-call allocations), not counted.
+    if let Some(first) = wavs.first() {
+        let (samples, _) = samples_16k(first);
+        let _ = recognizer.recognize(&samples, Some("en"), &[]);
+    }
+    for wav in &wavs {
+        let (samples, secs) = samples_16k(wav);
+        let t = Instant::now();
+        let text = match recognizer.recognize(&samples, Some("en"), &[]) {
+            Ok(r) => r.text,
+            Err(e) => {
+                eprintln!("{}: {e}", wav.display());
+                String::new()
+            }
+        };
+        latencies.push(t.elapsed().as_secs_f64());
+        audio_secs += secs;
+        hypotheses.push(text);
+    }
+    let wer = word_error_rate(&refs, &hypotheses);
+    let total: f64 = latencies.iter().sum();
+    let mut sorted = latencies.clone();
+    sorted.sort_by(f64::total_cmp);
+    let p50 = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let max = sorted.last().copied().unwrap_or(0.0);
+
+    let streamed = std::env::var_os("OFFLINE_BENCH_STREAM_CLIP")
+        .map(PathBuf::from)
+        .map(|clip| streamed_end_to_final(&recognizer, &clip));
+
+    let peak_mb = peak_rss_mb();
+    println!(
+        "{{\"engine\":\"lightning-dictate (candle)\",\"load_s\":{load_secs:.3},\"clips\":{},\"audio_s\":{audio_secs:.2},\"latency_p50_s\":{p50:.3},\"latency_max_s\":{max:.3},\"rtf\":{:.4},\"wer\":{wer:.4},\"peak_mb\":{peak_mb:.0}{}}}",
+        wavs.len(),
+        total / audio_secs.max(1e-9),
+        streamed
+            .map(|(secs, d)| format!(
+                ",\"stream_end_to_final_s\":{secs:.3},\"stream_clip_s\":{d:.2}"
+            ))
+            .unwrap_or_default()
+    );
+    for (r, h) in refs.iter().zip(&hypotheses) {
+        eprintln!("  ref: {r}\n  hyp: {h}");
+    }
+}
+
+fn clip_list(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
+    let mut wavs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+                .collect()
+        })
+        .unwrap_or_default();
+    wavs.sort();
+    let refs: Vec<String> = std::fs::read_to_string(dir.join("refs.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (wavs, refs)
+}
+
+fn samples_16k(path: &Path) -> (Vec<f32>, f64) {
+    match read_all(path) {
+        Ok((info, samples)) if info.sample_rate == 16000 && info.channels == 1 => {
+            let secs = samples.len() as f64 / 16000.0;
+            (samples, secs)
+        }
+        Ok((info, _)) => {
+            eprintln!("{}: {info}; clips must be 16 kHz mono", path.display());
+            (Vec::new(), 0.0)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            (Vec::new(), 0.0)
+        }
+    }
+}
+
+/// Streams `clip` at real time to the local server with the Whisper engine; returns the time
+/// from `end` (the audio's end) to the final, and the clip's length.
+fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64) {
+    let mut config = ServerConfig::loopback(0);
+    config.engine = Arc::new(WhisperEngine::new(Arc::clone(recognizer)));
+    let Ok(server) = BackgroundServer::start(config) else {
+        return (f64::NAN, 0.0);
+    };
+    let Ok(source) = WavSource::open(clip) else {
+        return (f64::NAN, 0.0);
+    };
+    let duration = source.info().duration_secs();
+    let params = StreamParams::default();
+    let format = ChunkFormat {
+        encoding: params.encoding,
+        sample_rate: params.sample_rate,
+        chunk_ms: 20,
+    };
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder =
+        std::thread::spawn(move || source.stream(format, Pace::Realtime, &audio_tx, &stop));
+    let (event_tx, event_rx) = crossbeam_channel::unbounded();
+    let watcher = std::thread::spawn(move || {
+        let mut end_sent = None;
+        let mut final_at = None;
+        for event in event_rx.iter() {
+            match event {
+                SessionEvent::Finishing => end_sent = Some(Instant::now()),
+                SessionEvent::Final(f) if !f.text.is_empty() => final_at = Some(Instant::now()),
+                _ => {}
+            }
+        }
+        match (end_sent, final_at) {
+            (Some(e), Some(f)) => f.saturating_duration_since(e).as_secs_f64(),
+            _ => f64::NAN,
+        }
+    });
+    let config = SessionConfig::new(server.url(), params, None);
+    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        let _ = runtime.block_on(run_session(config, audio_rx, event_tx));
+    }
+    let _ = feeder.join();
+    (watcher.join().unwrap_or(f64::NAN), duration)
+}
+
+fn normalise(text: &str) -> Vec<String> {
+    const NUMBERS: [&str; 11] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    text.to_lowercase()
+        .replace("colour", "color")
+        .replace("favourite", "favorite")
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .map(|w| match w.parse::<usize>() {
+            Ok(n) if n < NUMBERS.len() => NUMBERS[n].to_owned(),
+            _ => w.to_owned(),
+        })
+        .collect()
+}
+
+fn word_error_rate(refs: &[String], hyps: &[String]) -> f64 {
+    let mut edits = 0;
+    let mut words = 0;
+    for (r, h) in refs.iter().zip(hyps) {
+        let (r, h) = (normalise(r), normalise(h));
+        let mut row: Vec<usize> = (0..=h.len()).collect();
+        for (i, rw) in r.iter().enumerate() {
+            let prev = row.clone();
+            row[0] = i + 1;
+            for (j, hw) in h.iter().enumerate() {
+                row[j + 1] = (prev[j + 1] + 1)
+                    .min(row[j] + 1)
+                    .min(prev[j] + usize::from(rw != hw));
+            }
+        }
+        edits += row[h.len()];
+        words += r.len();
+    }
+    edits as f64 / words.max(1) as f64
+}
+
+fn peak_rss_mb() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
+    if ok {
+        usage.ru_maxrss as f64 / 1024.0
+    } else {
+        f64::NAN
+    }
+}
