@@ -20,6 +20,7 @@ use lightning_dictate::audio::wav::{Pace, WavSource, read_all};
 use lightning_dictate::protocol::StreamParams;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
 use lightning_dictate::session::{SessionConfig, SessionEvent, run_session};
+use lightning_dictate::whisper::wer::WordErrors;
 use lightning_dictate::whisper::{Recognizer, WhisperEngine, default_model_dir};
 
 fn main() {
@@ -183,49 +184,12 @@ fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64
     (watcher.join().unwrap_or(f64::NAN), duration)
 }
 
-fn normalise(text: &str) -> Vec<String> {
-    const NUMBERS: [&str; 11] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    ];
-    text.to_lowercase()
-        .replace("colour", "color")
-        .replace("favourite", "favorite")
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .map(|w| match w.parse::<usize>() {
-            Ok(n) if n < NUMBERS.len() => NUMBERS[n].to_owned(),
-            _ => w.to_owned(),
-        })
-        .collect()
-}
-
 fn word_error_rate(refs: &[String], hyps: &[String]) -> f64 {
-    let mut edits = 0;
-    let mut words = 0;
-    for (r, h) in refs.iter().zip(hyps) {
-        let (r, h) = (normalise(r), normalise(h));
-        let mut row: Vec<usize> = (0..=h.len()).collect();
-        for (i, rw) in r.iter().enumerate() {
-            let prev = row.clone();
-            row[0] = i + 1;
-            for (j, hw) in h.iter().enumerate() {
-                row[j + 1] = (prev[j + 1] + 1)
-                    .min(row[j] + 1)
-                    .min(prev[j] + usize::from(rw != hw));
-            }
-        }
-        edits += row[h.len()];
-        words += r.len();
-    }
-    edits as f64 / words.max(1) as f64
+    refs.iter()
+        .zip(hyps)
+        .map(|(r, h)| WordErrors::between(r, h))
+        .sum::<WordErrors>()
+        .rate()
 }
 
 fn peak_rss_mb() -> f64 {

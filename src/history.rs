@@ -43,6 +43,18 @@ impl SavedTranscript {
     }
 }
 
+/// The app's data folder: `$XDG_DATA_HOME/lightning-dictate`, else
+/// `~/.local/share/lightning-dictate` (history, exports, models).
+pub fn data_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
+        })?;
+    Some(base.join("lightning-dictate"))
+}
+
 /// The history folder.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -52,13 +64,7 @@ pub struct History {
 impl History {
     /// `$XDG_DATA_HOME/lightning-dictate/history`, else `~/.local/share/...`.
     pub fn default_dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
-            })?;
-        Some(base.join("lightning-dictate").join("history"))
+        Some(data_dir()?.join("history"))
     }
 
     /// Opens (creating) a history folder.

@@ -72,63 +72,7 @@ fn speech(
     out
 }
 
-/// Lower case, punctuation gone, British spellings and small numbers as the sentences have them.
-fn normalise(text: &str) -> Vec<String> {
-    const NUMBERS: [&str; 11] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    ];
-    text.to_lowercase()
-        .replace("colour", "color")
-        .replace("favourite", "favorite")
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .map(|w| match w.parse::<usize>() {
-            Ok(n) if n < NUMBERS.len() => NUMBERS[n].to_owned(),
-            _ => w.to_owned(),
-        })
-        .collect()
-}
-
-/// Word edit distance.
-fn edits(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut prev = row.clone();
-        std::mem::swap(&mut row, &mut prev);
-        row[0] = i + 1;
-        for (j, h) in hypothesis.iter().enumerate() {
-            row[j + 1] = (prev[j + 1] + 1)
-                .min(row[j] + 1)
-                .min(prev[j] + usize::from(r != h));
-        }
-    }
-    row[hypothesis.len()]
-}
-
-#[test]
-fn word_error_rate_is_computed_correctly() {
-    let r = normalise("The cat sat on the mat.");
-    assert_eq!(edits(&r, &normalise("the cat sat on the mat")), 0);
-    assert_eq!(edits(&r, &normalise("the cat sat on mat")), 1);
-    assert_eq!(edits(&r, &normalise("a cat sat in the hat too")), 4);
-    assert_eq!(
-        normalise("Platform 4, my favourite!"),
-        ["platform", "four", "my", "favorite"]
-    );
-}
-
-struct Score {
-    edits: usize,
-    words: usize,
-}
+use lightning_dictate::whisper::wer::WordErrors;
 
 fn transcribe(args: &[&str], wav: &Path) -> String {
     let out = Command::new(BIN)
@@ -146,30 +90,29 @@ fn transcribe(args: &[&str], wav: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn score(reference: &[&str], hypothesis: &str, label: &str) -> Score {
-    let reference = normalise(&reference.join(" "));
-    let hypothesis = normalise(hypothesis);
-    let e = edits(&reference, &hypothesis);
+fn score(reference: &[&str], hypothesis: &str, label: &str) -> WordErrors {
+    let errors = WordErrors::between(&reference.join(" "), hypothesis);
     eprintln!(
-        "{label}: WER {:.1} % ({e}/{})",
-        100.0 * e as f64 / reference.len() as f64,
-        reference.len()
+        "{label}: WER {:.1} % ({}/{})",
+        100.0 * errors.rate(),
+        errors.edits,
+        errors.words
     );
-    Score {
-        edits: e,
-        words: reference.len(),
-    }
+    errors
 }
 
-fn assert_wer(scores: &[Score], limit: f64) {
-    let edits: usize = scores.iter().map(|s| s.edits).sum();
-    let words: usize = scores.iter().map(|s| s.words).sum();
-    let wer = edits as f64 / words as f64;
-    eprintln!("overall WER {:.1} % ({edits}/{words})", 100.0 * wer);
+fn assert_wer(scores: &[WordErrors], limit: f64) {
+    let total: WordErrors = scores.iter().copied().sum();
+    eprintln!(
+        "overall WER {:.1} % ({}/{})",
+        100.0 * total.rate(),
+        total.edits,
+        total.words
+    );
     assert!(
-        wer <= limit,
+        total.rate() <= limit,
         "WER {:.1} % > {:.0} %",
-        100.0 * wer,
+        100.0 * total.rate(),
         100.0 * limit
     );
 }
@@ -345,7 +288,8 @@ fn the_engine_sends_interims_then_one_final_per_pause_with_timed_words() {
         .map(|f| f["transcript"].as_str().unwrap())
         .collect();
     let score = score(&sentences, &text.join(" "), "two sentences");
-    assert!(score.edits <= 3, "{text:?}");
+    // Sanity, not the accuracy test (that is above): the finals are these sentences.
+    assert!(score.rate() <= 0.25, "{text:?}");
 }
 
 #[test]

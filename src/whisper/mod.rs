@@ -8,6 +8,7 @@ pub mod mel;
 pub mod model;
 pub mod tokenizer;
 pub mod vad;
+pub mod wer;
 
 use std::path::{Path, PathBuf};
 
@@ -40,13 +41,7 @@ pub enum ModelError {
 /// Where models live: `$XDG_DATA_HOME/lightning-dictate/models`, else
 /// `~/.local/share/lightning-dictate/models`.
 pub fn models_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
-        })?;
-    Some(base.join("lightning-dictate").join("models"))
+    Some(crate::history::data_dir()?.join("models"))
 }
 
 /// The default model's folder (it may not exist yet).

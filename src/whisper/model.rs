@@ -87,6 +87,28 @@ impl Loader<'_> {
     }
 }
 
+impl Loader<'_> {
+    /// A layer's self-attention: its layer norm and the fused q/k/v projection split in three.
+    fn self_attention(&mut self, layer: &str, n_heads: usize) -> Result<(LayerNorm, Attention)> {
+        let qkv = self.split_linear(&format!("{layer}/self_attention/linear_0"), 3)?;
+        let [q, k, v]: [Linear; 3] = qkv
+            .try_into()
+            .map_err(|_| "a fused projection did not split in three".to_string())?;
+        let ln = self.layer_norm(&format!("{layer}/self_attention/layer_norm"))?;
+        let out = self.linear(&format!("{layer}/self_attention/linear_1"))?;
+        Ok((
+            ln,
+            Attention {
+                q,
+                k,
+                v,
+                out,
+                n_heads,
+            },
+        ))
+    }
+}
+
 struct Attention {
     q: Linear,
     k: Linear,
@@ -263,19 +285,10 @@ impl Whisper {
         let mut encoder = Vec::with_capacity(encoder_layers);
         for i in 0..encoder_layers {
             let p = format!("encoder/layer_{i}");
-            let qkv = l.split_linear(&format!("{p}/self_attention/linear_0"), 3)?;
-            let [q, k, v]: [Linear; 3] = qkv
-                .try_into()
-                .map_err(|_| "a fused projection did not split in three".to_string())?;
+            let (attn_ln, attn) = l.self_attention(&p, n_heads)?;
             encoder.push(EncoderLayer {
-                attn_ln: l.layer_norm(&format!("{p}/self_attention/layer_norm"))?,
-                attn: Attention {
-                    q,
-                    k,
-                    v,
-                    out: l.linear(&format!("{p}/self_attention/linear_1"))?,
-                    n_heads,
-                },
+                attn_ln,
+                attn,
                 mlp_ln: l.layer_norm(&format!("{p}/ffn/layer_norm"))?,
                 fc1: l.linear(&format!("{p}/ffn/linear_0"))?,
                 fc2: l.linear(&format!("{p}/ffn/linear_1"))?,
@@ -285,23 +298,14 @@ impl Whisper {
         let mut decoder = Vec::with_capacity(decoder_layers);
         for i in 0..decoder_layers {
             let p = format!("decoder/layer_{i}");
-            let qkv = l.split_linear(&format!("{p}/self_attention/linear_0"), 3)?;
-            let [q, k, v]: [Linear; 3] = qkv
-                .try_into()
-                .map_err(|_| "a fused projection did not split in three".to_string())?;
+            let (attn_ln, attn) = l.self_attention(&p, n_heads)?;
             let kv = l.split_linear(&format!("{p}/attention/linear_1"), 2)?;
             let [ck, cv]: [Linear; 2] = kv
                 .try_into()
                 .map_err(|_| "a fused projection did not split in two".to_string())?;
             decoder.push(DecoderLayer {
-                attn_ln: l.layer_norm(&format!("{p}/self_attention/layer_norm"))?,
-                attn: Attention {
-                    q,
-                    k,
-                    v,
-                    out: l.linear(&format!("{p}/self_attention/linear_1"))?,
-                    n_heads,
-                },
+                attn_ln,
+                attn,
                 cross_ln: l.layer_norm(&format!("{p}/attention/layer_norm"))?,
                 cross: Attention {
                     q: l.linear(&format!("{p}/attention/linear_0"))?,
