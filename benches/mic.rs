@@ -47,7 +47,7 @@ fn main() {
     let mut mic = vmic::VirtualMic::start(48000, 2, "s16le");
     let mut server = match mic
         .command(bin)
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--engine", "tone"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

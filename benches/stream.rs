@@ -99,7 +99,7 @@ fn streaming_cpu() {
         return;
     }
     let mut server = match Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--engine", "tone"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -21,7 +21,7 @@ struct Server {
 impl Server {
     fn spawn(extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--port", "0"])
+            .args(["serve", "--port", "0", "--engine", "tone"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -20,7 +20,7 @@ fn the_key_is_not_in_any_output_or_log() {
     let dir = tempfile::tempdir().unwrap();
     let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));
     let mut server = Command::new(BIN)
-        .args(["serve", "--port", "0", "-vv"])
+        .args(["serve", "--port", "0", "--engine", "tone", "-vv"])
         .env("LIGHTNING_SERVE_API_KEY", SECRET)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
