@@ -87,6 +87,19 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write a WAV file of tone words, the language the local test engine understands.
     Tones(TonesArgs),
+    /// The API key in the OS keyring (what the window uses when SMALLEST_API_KEY is not set).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Store a key: reads it from standard input (never from the command line).
+    Save,
+    /// Say whether a key is stored (never prints it).
+    Status,
+    /// Remove the stored key.
+    Forget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -275,6 +288,7 @@ pub fn main() -> ExitCode {
         Some(Command::Devices) => devices(),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Tones(args)) => write_tones(args),
+        Some(Command::Key(command)) => key_command(command),
         None => {
             let overrides = crate::ui::Overrides {
                 url: cli.url,
@@ -875,6 +889,42 @@ fn serve(args: ServeArgs) -> u8 {
     match result {
         Ok(()) => exit::OK,
         Err(e) => fail(exit::NETWORK, format!("{e:#}")),
+    }
+}
+
+fn key_command(command: KeyCommand) -> u8 {
+    use crate::keystore;
+    let result = match command {
+        KeyCommand::Save => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                return fail(
+                    exit::USAGE,
+                    format!("cannot read the key from standard input: {e}"),
+                );
+            }
+            let Some(key) = ApiKey::new(&line) else {
+                return fail(
+                    exit::USAGE,
+                    "no key on standard input: pipe it in, e.g. `lightning-dictate key save < keyfile`",
+                );
+            };
+            keystore::save(&key).map(|()| "the key is stored in the system keyring".to_owned())
+        }
+        KeyCommand::Status => keystore::load().map(|key| match key {
+            Some(_) => "a key is stored in the system keyring".to_owned(),
+            None => "no key is stored in the system keyring".to_owned(),
+        }),
+        KeyCommand::Forget => {
+            keystore::delete().map(|()| "no key is stored in the system keyring".to_owned())
+        }
+    };
+    match result {
+        Ok(message) => {
+            println!("{message}");
+            exit::OK
+        }
+        Err(e) => fail(exit::USAGE, e),
     }
 }
 

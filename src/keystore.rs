@@ -11,7 +11,7 @@ const USER: &str = "smallest-api-key";
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
     #[error(
-        "no keyring is available ({0}): the key is kept for this session only; start a Secret Service (GNOME Keyring, KWallet, KeePassXC) to keep it"
+        "no keyring is available ({0}); start a Secret Service (GNOME Keyring, KWallet, KeePassXC) or set SMALLEST_API_KEY"
     )]
     Unavailable(String),
     #[error("the keyring refused: {0}")]

@@ -56,8 +56,14 @@ impl KeyringAccess {
     /// The OS keyring (Secret Service on Linux).
     pub fn system() -> Self {
         KeyringAccess {
-            load: Box::new(|| crate::keystore::load().map_err(|e| e.to_string())),
-            save: Box::new(|key| crate::keystore::save(key).map_err(|e| e.to_string())),
+            load: Box::new(|| {
+                crate::keystore::load()
+                    .map_err(|e| format!("{e}; a key typed here is kept for this session only"))
+            }),
+            save: Box::new(|key| {
+                crate::keystore::save(key)
+                    .map_err(|e| format!("{e}; the key is kept for this session only"))
+            }),
             delete: Box::new(|| crate::keystore::delete().map_err(|e| e.to_string())),
         }
     }
