@@ -91,10 +91,8 @@ fn run_key(args: &[&str], stdin: Option<&str>, bus: Option<&str>) -> Output {
         None => cmd.env_remove("DBUS_SESSION_BUS_ADDRESS"),
     };
     let mut child = cmd.spawn().expect("run lightning-dictate");
-    if let Some(mut input) = child.stdin.take() {
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).expect("write stdin");
-        }
+    if let (Some(mut input), Some(text)) = (child.stdin.take(), stdin) {
+        input.write_all(text.as_bytes()).expect("write stdin");
     }
     child.wait_with_output().expect("wait")
 }
