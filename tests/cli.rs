@@ -2,9 +2,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,37 +11,14 @@ use lightning_dictate::audio::wav::WavFormat;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 
-/// A `lightning-dictate serve` process on a free port, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
+/// The local server with the tone engine, in its own process.
+struct Server;
 
 impl Server {
-    fn spawn(extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--port", "0", "--engine", "tone"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn spawn(extra: &[&str]) -> ServeProcess {
+        let mut args = vec!["--engine", "tone"];
+        args.extend_from_slice(extra);
+        ServeProcess::spawn(&args)
     }
 }
 

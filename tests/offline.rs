@@ -2,7 +2,11 @@
 //! fetched Whisper tiny.en model, and the local server on loopback.
 //! Needs the model (`bash .ci/fetch-model`; `bash .ci/test` fetches it) and espeak-ng + sox.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::ServeProcess;
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
@@ -145,7 +149,7 @@ fn transcribe_offline_recognises_espeak_speech_in_three_voices() {
 fn serve_and_transcribe_recognise_espeak_speech() {
     let _ = model_dir();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&[]);
+    let server = ServeProcess::spawn(&[]);
     let sentences = sentences();
     let mut scores = Vec::new();
     for (voice, speed) in [("en", 175), ("en-us", 150)] {
@@ -165,42 +169,6 @@ fn serve_and_transcribe_recognise_espeak_speech() {
         ));
     }
     assert_wer(&scores, 0.15);
-}
-
-struct Server {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        use std::io::BufRead;
-        let mut child = Command::new(BIN)
-            .args(["serve", "--port", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Messages as the client printed them (`--format jsonl`).
@@ -295,7 +263,7 @@ fn the_engine_sends_interims_then_one_final_per_pause_with_timed_words() {
 #[test]
 fn an_english_only_model_refuses_other_languages_with_400() {
     let _ = model_dir();
-    let server = Server::start(&["--engine", "whisper"]);
+    let server = ServeProcess::spawn(&["--engine", "whisper"]);
     let dir = tempfile::tempdir().unwrap();
     let wav = speech(dir.path(), "hallo", &["Guten Tag."], "de", 160, 0.5);
     let out = Command::new(BIN)

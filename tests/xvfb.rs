@@ -56,6 +56,20 @@ fn start_xvfb(display: &str) -> Killed {
     xvfb
 }
 
+/// Waits for the window of process `pid`, focuses it, and returns its id.
+fn focus_window(display: &str, pid: u32) -> String {
+    let pid = pid.to_string();
+    let found = xdotool(
+        display,
+        &["search", "--sync", "--onlyvisible", "--pid", &pid],
+    );
+    let window = found.lines().next().unwrap_or_default().to_owned();
+    assert!(!window.is_empty(), "no window appeared");
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(display, &["windowfocus", "--sync", &window]);
+    window
+}
+
 #[test]
 fn dictate_in_the_real_window_and_paste_the_transcript() {
     let display = format!(":{}", 90 + std::process::id() % 100);
@@ -82,15 +96,7 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
             .spawn()
             .unwrap(),
     );
-    let pid = app.0.id().to_string();
-    let window = xdotool(
-        &display,
-        &["search", "--sync", "--onlyvisible", "--pid", &pid],
-    );
-    let window = window.lines().next().unwrap_or_default().to_owned();
-    assert!(!window.is_empty(), "no window appeared");
-    std::thread::sleep(Duration::from_millis(500));
-    xdotool(&display, &["windowfocus", "--sync", &window]);
+    let window = focus_window(&display, app.0.id());
     xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
     std::thread::sleep(Duration::from_millis(800));
     mic.play(&wav);
@@ -142,13 +148,7 @@ fn the_autosave_survives_sigkill_mid_dictation() {
         .spawn()
         .unwrap();
     let pid = app.id().to_string();
-    let window = xdotool(
-        &display,
-        &["search", "--sync", "--onlyvisible", "--pid", &pid],
-    );
-    let window = window.lines().next().unwrap_or_default().to_owned();
-    std::thread::sleep(Duration::from_millis(500));
-    xdotool(&display, &["windowfocus", "--sync", &window]);
+    let window = focus_window(&display, app.id());
     xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
     std::thread::sleep(Duration::from_millis(800));
     mic.play(&wav);
@@ -197,15 +197,7 @@ fn with_no_key_the_window_dictates_offline() {
             .spawn()
             .unwrap(),
     );
-    let pid = app.0.id().to_string();
-    let window = xdotool(
-        &display,
-        &["search", "--sync", "--onlyvisible", "--pid", &pid],
-    );
-    let window = window.lines().next().unwrap_or_default().to_owned();
-    assert!(!window.is_empty(), "no window appeared");
-    std::thread::sleep(Duration::from_millis(500));
-    xdotool(&display, &["windowfocus", "--sync", &window]);
+    let window = focus_window(&display, app.0.id());
     xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
     std::thread::sleep(Duration::from_millis(800));
     mic.play(&wav);
