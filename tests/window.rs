@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use eframe::egui;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use lightning_dictate::protocol::{ApiKey, Language};
 use lightning_dictate::session::{FinalSegment, SessionEvent, SessionSummary};
 use lightning_dictate::ui::app::transcript_layout;
@@ -433,6 +433,12 @@ fn without_a_keyring_the_key_is_kept_for_the_session_and_the_window_says_so() {
     h.get_by_label("Settings").click();
     h.run();
     h.get_by_label_contains("key is kept for this session only");
+    // The field does not promise a keyring it does not have.
+    let field = h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key");
+    assert_eq!(
+        field.accesskit_node().placeholder(),
+        Some("kept for this run only")
+    );
     h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
         .click();
     h.run();

@@ -100,6 +100,8 @@ pub struct DictationApp {
     keyring: Option<KeyringAccess>,
     /// What happened to the key last (saved, or why it is kept for this run only).
     key_note: Option<String>,
+    /// The keyring did not answer at start (or at the last save).
+    keyring_down: bool,
     notice: Option<(String, f64)>,
     level_dbfs: f32,
     backend: Box<dyn Backend>,
@@ -129,6 +131,7 @@ impl DictationApp {
             key_dirty: false,
             keyring: None,
             key_note: None,
+            keyring_down: false,
             notice: None,
             level_dbfs: -120.0,
             backend,
@@ -147,7 +150,10 @@ impl DictationApp {
                     self.key_note = Some("Using the key stored in the system keyring.".into());
                 }
                 Ok(None) => {}
-                Err(e) => self.key_note = Some(e),
+                Err(e) => {
+                    self.key_note = Some(e);
+                    self.keyring_down = true;
+                }
             }
         }
         self.keyring = Some(access);
@@ -164,6 +170,7 @@ impl DictationApp {
             Some(key) => (access.save)(key).map(|()| "Saved in the system keyring."),
             None => (access.delete)().map(|()| "Removed from the system keyring."),
         };
+        self.keyring_down = result.is_err();
         self.key_note = Some(match result {
             Ok(done) => done.to_owned(),
             Err(e) => e,
@@ -544,7 +551,7 @@ impl DictationApp {
             } else {
                 ui.vertical(|ui| {
                     ui.horizontal(|ui| {
-                        let hint = if self.keyring.is_some() {
+                        let hint = if self.keyring.is_some() && !self.keyring_down {
                             "stored in the system keyring"
                         } else {
                             "kept for this run only"
