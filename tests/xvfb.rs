@@ -56,6 +56,28 @@ fn start_xvfb(display: &str) -> Killed {
     xvfb
 }
 
+/// Saves a picture of `window` to `path`.
+fn screenshot(display: &str, window: &str, path: &std::path::Path) {
+    let status = Command::new("import")
+        .args(["-window", window])
+        .arg(path)
+        .env("DISPLAY", display)
+        .status()
+        .expect("imagemagick's import is needed: run `bash .ci/test`");
+    assert!(status.success());
+    assert!(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) > 1000);
+}
+
+/// What the X clipboard holds.
+fn clipboard(display: &str) -> String {
+    let out = Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .env("DISPLAY", display)
+        .output()
+        .expect("xclip is needed: run `bash .ci/test`");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Waits for the window of process `pid`, focuses it, and returns its id.
 fn focus_window(display: &str, pid: u32) -> String {
     let pid = pid.to_string();
@@ -103,14 +125,7 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
     // Mid-dictation: the first segment final (black), the second still growing (grey).
     std::thread::sleep(Duration::from_millis(3100));
     let shot = dir.path().join("window.png");
-    let status = Command::new("import")
-        .args(["-window", &window])
-        .arg(&shot)
-        .env("DISPLAY", &display)
-        .status()
-        .expect("imagemagick's import is needed: run `bash .ci/test`");
-    assert!(status.success());
-    assert!(std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 1000);
+    screenshot(&display, &window, &shot);
     if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
         std::fs::copy(&shot, "assets/screenshot.png").unwrap();
     }
@@ -119,13 +134,7 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
     std::thread::sleep(Duration::from_millis(1500));
     xdotool(&display, &["key", "--window", &window, "ctrl+shift+c"]);
     std::thread::sleep(Duration::from_millis(500));
-    let clipboard = Command::new("xclip")
-        .args(["-o", "-selection", "clipboard"])
-        .env("DISPLAY", &display)
-        .output()
-        .expect("xclip is needed: run `bash .ci/test`");
-    let text = String::from_utf8_lossy(&clipboard.stdout).into_owned();
-    assert_eq!(text, script_text().join(" "));
+    assert_eq!(clipboard(&display), script_text().join(" "));
 }
 
 #[test]
@@ -203,11 +212,7 @@ fn with_no_key_the_window_dictates_offline() {
     mic.play(&wav);
     mic.wait_played();
     let shot = dir.path().join("offline.png");
-    let _ = Command::new("import")
-        .args(["-window", &window])
-        .arg(&shot)
-        .env("DISPLAY", &display)
-        .status();
+    screenshot(&display, &window, &shot);
     if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
         let _ = std::fs::copy(&shot, "assets/screenshot-offline.png");
     }
@@ -219,12 +224,7 @@ fn with_no_key_the_window_dictates_offline() {
         std::thread::sleep(Duration::from_millis(1000));
         xdotool(&display, &["key", "--window", &window, "ctrl+shift+c"]);
         std::thread::sleep(Duration::from_millis(300));
-        let clipboard = Command::new("xclip")
-            .args(["-o", "-selection", "clipboard"])
-            .env("DISPLAY", &display)
-            .output()
-            .expect("xclip is needed: run `bash .ci/test`");
-        text = String::from_utf8_lossy(&clipboard.stdout).to_lowercase();
+        text = clipboard(&display).to_lowercase();
         if text.contains("park") {
             break;
         }
