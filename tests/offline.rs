@@ -124,23 +124,28 @@ fn assert_wer(scores: &[WordErrors], limit: f64) {
 #[test]
 fn transcribe_offline_recognises_espeak_speech_in_three_voices() {
     let _ = model_dir();
+    let scores = each_voice(
+        &[("en-us", 140), ("en", 160), ("en-us", 185)],
+        &["--offline"],
+        "",
+    );
+    assert_wer(&scores, 0.15);
+}
+
+/// The test sentences spoken in each voice and speed, transcribed with `args`: the errors of each.
+fn each_voice(voices: &[(&str, u32)], args: &[&str], label: &str) -> Vec<WordErrors> {
     let dir = tempfile::tempdir().unwrap();
     let sentences = sentences();
     assert!(sentences.len() >= 20, "{} sentences", sentences.len());
-    let mut scores = Vec::new();
-    for (voice, speed) in [("en-us", 140), ("en", 160), ("en-us", 185)] {
-        let wav = speech(
-            dir.path(),
-            &format!("{voice}-{speed}"),
-            &sentences,
-            voice,
-            speed,
-            1.0,
-        );
-        let text = transcribe(&["--offline"], &wav);
-        scores.push(score(&sentences, &text, &format!("{voice} at {speed} wpm")));
-    }
-    assert_wer(&scores, 0.15);
+    voices
+        .iter()
+        .map(|&(voice, speed)| {
+            let name = format!("{voice}-{speed}");
+            let wav = speech(dir.path(), &name, &sentences, voice, speed, 1.0);
+            let text = transcribe(args, &wav);
+            score(&sentences, &text, &format!("{voice} at {speed} wpm{label}"))
+        })
+        .collect()
 }
 
 /// `serve` in its own process (the default engine once the model is present) and `transcribe`
@@ -148,26 +153,12 @@ fn transcribe_offline_recognises_espeak_speech_in_three_voices() {
 #[test]
 fn serve_and_transcribe_recognise_espeak_speech() {
     let _ = model_dir();
-    let dir = tempfile::tempdir().unwrap();
     let server = ServeProcess::spawn(&[]);
-    let sentences = sentences();
-    let mut scores = Vec::new();
-    for (voice, speed) in [("en", 175), ("en-us", 150)] {
-        let wav = speech(
-            dir.path(),
-            &format!("{voice}-{speed}"),
-            &sentences,
-            voice,
-            speed,
-            1.0,
-        );
-        let text = transcribe(&["--url", &server.url], &wav);
-        scores.push(score(
-            &sentences,
-            &text,
-            &format!("{voice} at {speed} wpm, via serve"),
-        ));
-    }
+    let scores = each_voice(
+        &[("en", 175), ("en-us", 150)],
+        &["--url", &server.url],
+        ", via serve",
+    );
     assert_wer(&scores, 0.15);
 }
 

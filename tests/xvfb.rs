@@ -56,6 +56,16 @@ fn start_xvfb(display: &str) -> Killed {
     xvfb
 }
 
+/// Focuses the window of process `pid`, presses Ctrl+Space and plays `wav` into the microphone
+/// (without waiting for it to end). Returns the window's id.
+fn start_dictating(display: &str, pid: u32, mic: &mut VirtualMic, wav: &std::path::Path) -> String {
+    let window = focus_window(display, pid);
+    xdotool(display, &["key", "--window", &window, "ctrl+space"]);
+    std::thread::sleep(Duration::from_millis(800));
+    mic.play(wav);
+    window
+}
+
 /// Saves a picture of `window` to `path`.
 fn screenshot(display: &str, window: &str, path: &std::path::Path) {
     let status = Command::new("import")
@@ -118,10 +128,7 @@ fn dictate_in_the_real_window_and_paste_the_transcript() {
             .spawn()
             .unwrap(),
     );
-    let window = focus_window(&display, app.0.id());
-    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
-    std::thread::sleep(Duration::from_millis(800));
-    mic.play(&wav);
+    let window = start_dictating(&display, app.0.id(), &mut mic, &wav);
     // Mid-dictation: the first segment final (black), the second still growing (grey).
     std::thread::sleep(Duration::from_millis(3100));
     let shot = dir.path().join("window.png");
@@ -157,10 +164,7 @@ fn the_autosave_survives_sigkill_mid_dictation() {
         .spawn()
         .unwrap();
     let pid = app.id().to_string();
-    let window = focus_window(&display, app.id());
-    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
-    std::thread::sleep(Duration::from_millis(800));
-    mic.play(&wav);
+    let _window = start_dictating(&display, app.id(), &mut mic, &wav);
     // The first segment is final 1.82 s in, the second 3.56 s in: kill in between, mid-word.
     std::thread::sleep(Duration::from_millis(2900));
     let _ = Command::new("kill").args(["-9", &pid]).status();
@@ -206,10 +210,7 @@ fn with_no_key_the_window_dictates_offline() {
             .spawn()
             .unwrap(),
     );
-    let window = focus_window(&display, app.0.id());
-    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
-    std::thread::sleep(Duration::from_millis(800));
-    mic.play(&wav);
+    let window = start_dictating(&display, app.0.id(), &mut mic, &wav);
     mic.wait_played();
     let shot = dir.path().join("offline.png");
     screenshot(&display, &window, &shot);
