@@ -50,6 +50,7 @@ fn main() {
             text: text.join(" "),
             language: Some("en".into()),
             words: Vec::new(),
+            span: None,
             is_last: false,
             audio_sent_secs: segment as f64 * 7.2,
             unconfirmed: false,

@@ -31,6 +31,8 @@ pub mod exit {
     pub const KEY_REFUSED: u8 = 3;
     pub const NETWORK: u8 = 4;
     pub const AUDIO: u8 = 5;
+    /// Some audio could not be transcribed (the transcript shows where).
+    pub const GAP: u8 = 6;
 }
 
 #[derive(Debug, Parser)]
@@ -39,7 +41,8 @@ pub mod exit {
     version,
     about = "Dictation with Smallest AI's Lightning streaming speech-to-text",
     long_about = "Dictation with Smallest AI's Lightning streaming speech-to-text.\n\n\
-        Exit codes: 0 done, 2 usage, 3 API key refused, 4 network or server failure, 5 audio input error."
+        Exit codes: 0 done, 2 usage, 3 API key refused, 4 network or server failure, 5 audio input error, \
+        6 some audio could not be transcribed (the transcript marks where)."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -183,6 +186,14 @@ pub struct TranscribeArgs {
     /// No progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Seconds of unconfirmed audio kept for replay (a test knob; default 60 for a file, 3600
+    /// for the microphone).
+    #[arg(long, hide = true)]
+    pub replay_limit_secs: Option<f64>,
+    /// Treat the file as a live source: it does not wait for the server, and an outage may go on
+    /// offline (a test knob).
+    #[arg(long, hide = true, requires = "file")]
+    pub simulate_live: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -463,6 +474,16 @@ fn transcribe(mut args: TranscribeArgs) -> u8 {
     };
 
     let mut config = SessionConfig::new(args.url.clone(), params, api_key);
+    let live = args.mic || args.simulate_live;
+    if live {
+        config = config.live();
+        if !args.offline {
+            config.fallback = offline_fallback(None);
+        }
+    }
+    if let Some(secs) = args.replay_limit_secs.filter(|s| s.is_finite() && *s > 0.0) {
+        config.replay_limit = Duration::from_secs_f64(secs);
+    }
     config.finish_timeout = Duration::from_secs(args.finish_timeout);
     config.forward_raw = args.format == OutputFormat::Jsonl;
     let (event_tx, event_rx) = crossbeam_channel::unbounded::<SessionEvent>();
@@ -524,6 +545,10 @@ fn transcribe(mut args: TranscribeArgs) -> u8 {
                 ));
             }
             match source_result {
+                Ok(()) if transcript.has_gap() => fail(
+                    exit::GAP,
+                    "some audio could not be transcribed: the transcript marks where",
+                ),
                 Ok(()) => exit::OK,
                 Err(e) => fail(exit::AUDIO, e),
             }
@@ -536,6 +561,23 @@ fn transcribe(mut args: TranscribeArgs) -> u8 {
             fail(session_exit_code(&e), e)
         }
     }
+}
+
+/// The recogniser on this computer as a fallback for a live dictation, when a model is installed.
+pub fn offline_fallback(model: Option<std::path::PathBuf>) -> Option<crate::session::Fallback> {
+    let dir = model.or_else(crate::whisper::default_model_dir)?;
+    if !crate::whisper::looks_like_model(&dir) {
+        return None;
+    }
+    Some(crate::session::Fallback {
+        start: Arc::new(move || {
+            let server = start_offline_server(Some(&dir), true)?;
+            Ok(crate::session::FallbackTarget {
+                url: server.url().to_owned(),
+                guard: Box::new(server),
+            })
+        }),
+    })
 }
 
 /// A running source: its thread ends when the audio does, with an error to report (exit 5).
@@ -772,10 +814,22 @@ fn print_events(
                 attempt,
                 delay,
                 reason,
+                kept_secs,
             } if !quiet => eprintln!(
-                "reconnecting (attempt {attempt}, in {:.1} s): {reason}",
+                "reconnecting (attempt {attempt}, in {:.1} s, {kept_secs:.0} s of audio kept): {reason}",
                 delay.as_secs_f64()
             ),
+            SessionEvent::Gap { secs, .. } => {
+                if format == OutputFormat::Text {
+                    let _ = writeln!(out, "{}", crate::transcript::gap_marker(*secs));
+                }
+                eprintln!(
+                    "warning: {secs:.1} s of audio could not be transcribed (the connection stayed down longer than the audio kept)"
+                );
+            }
+            SessionEvent::WentOffline { reason } => {
+                eprintln!("{reason}: continuing with the recogniser on this computer");
+            }
             SessionEvent::Reconnected {
                 attempt,
                 replayed_secs,
@@ -783,11 +837,10 @@ fn print_events(
                 "reconnected after {attempt} attempt(s); {replayed_secs:.1} s of audio sent again"
             ),
             SessionEvent::ReplayOverflow { dropped_secs } => {
-                // Once, not once per chunk: a file sent faster than the server answers overflows
-                // continuously, and that is only worth knowing (it matters if the link drops).
+                // Once, not once per chunk: it only matters if the link drops (then a gap says so).
                 if overflowed_secs == 0.0 && !quiet {
                     eprintln!(
-                        "warning: the server is more than a minute behind: audio older than that could not be sent again if the connection dropped"
+                        "warning: the server is far behind: the oldest unconfirmed audio could not be sent again if the connection dropped"
                     );
                 }
                 overflowed_secs += dropped_secs;

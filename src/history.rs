@@ -135,6 +135,7 @@ mod tests {
             text: "first words here".into(),
             language: None,
             words: vec![],
+            span: None,
             is_last: false,
             audio_sent_secs: 1.0,
             unconfirmed: false,

@@ -22,6 +22,18 @@ pub struct Segment {
     /// The server never confirmed this segment (the last interim, kept when `is_last` never came).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unconfirmed: bool,
+    /// Not speech: a marker where audio could not be transcribed (its text says how much).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gap: bool,
+}
+
+/// The text shown where audio could not be transcribed.
+pub fn gap_marker(secs: f64) -> String {
+    if secs < 1.0 {
+        "[… under 1 s not transcribed …]".to_owned()
+    } else {
+        format!("[… {} s not transcribed …]", secs.round())
+    }
 }
 
 /// Everything recognised so far.
@@ -46,6 +58,19 @@ impl Transcript {
                 self.push_final(segment);
                 true
             }
+            SessionEvent::Gap { start_secs, secs } => {
+                self.segments.push(Segment {
+                    text: gap_marker(*secs),
+                    language: None,
+                    words: Vec::new(),
+                    start: *start_secs,
+                    end: start_secs + secs,
+                    timed_by_words: false,
+                    unconfirmed: false,
+                    gap: true,
+                });
+                true
+            }
             _ => false,
         }
     }
@@ -65,6 +90,10 @@ impl Transcript {
             .collect();
         let (start, end, timed_by_words) = match (words.first(), words.last()) {
             (Some(first), Some(last)) => (first.start, last.end, true),
+            _ if segment.span.is_some() => {
+                let (start, end) = segment.span.unwrap_or_default();
+                (start, end, true)
+            }
             // No word times: the segment follows the previous one and ends no later than the audio
             // sent when it arrived.
             _ => (
@@ -81,7 +110,13 @@ impl Transcript {
             end,
             timed_by_words,
             unconfirmed: segment.unconfirmed,
+            gap: false,
         });
+    }
+
+    /// Whether some audio could not be transcribed (the transcript holds a gap marker).
+    pub fn has_gap(&self) -> bool {
+        self.segments.iter().any(|s| s.gap)
     }
 
     /// The final text: segments trimmed and joined with single spaces.
@@ -176,6 +211,7 @@ mod tests {
             text: text.into(),
             language: Some("en".into()),
             words,
+            span: None,
             is_last: false,
             audio_sent_secs: sent,
             unconfirmed: false,

@@ -24,7 +24,9 @@ pub enum Status {
     Connecting,
     Listening,
     Finishing,
-    Reconnecting { attempt: u32 },
+    Reconnecting { attempt: u32, kept_secs: f64 },
+    /// The service stayed away: recognising on this computer.
+    Offline,
     Error(String),
 }
 
@@ -35,7 +37,12 @@ impl Status {
             Status::Connecting => "Connecting…".to_owned(),
             Status::Listening => "Listening".to_owned(),
             Status::Finishing => "Finishing…".to_owned(),
-            Status::Reconnecting { attempt } => format!("Reconnecting… (attempt {attempt})"),
+            Status::Reconnecting { attempt, kept_secs } => {
+                format!("Reconnecting… attempt {attempt}, {kept_secs:.0} s kept")
+            }
+            Status::Offline => {
+                "The service is unreachable: listening on this computer".to_owned()
+            }
             Status::Error(message) => message.clone(),
         }
     }
@@ -305,7 +312,7 @@ impl DictationApp {
         match event {
             UiEvent::Session(event) => {
                 self.transcript.apply(&event);
-                if matches!(event, SessionEvent::Final(_)) {
+                if matches!(event, SessionEvent::Final(_) | SessionEvent::Gap { .. }) {
                     self.autosave();
                 }
                 match event {
@@ -314,10 +321,13 @@ impl DictationApp {
                     {
                         self.status = Status::Connecting;
                     }
-                    SessionEvent::Reconnecting { attempt, .. } => {
-                        self.status = Status::Reconnecting { attempt }
-                    }
-                    SessionEvent::Reconnected { .. } if !self.stopping => {
+                    SessionEvent::Reconnecting {
+                        attempt, kept_secs, ..
+                    } => self.status = Status::Reconnecting { attempt, kept_secs },
+                    SessionEvent::WentOffline { .. } => self.status = Status::Offline,
+                    SessionEvent::Reconnected { .. }
+                        if !self.stopping && self.status != Status::Offline =>
+                    {
                         self.status = Status::Listening
                     }
                     SessionEvent::Finishing => self.status = Status::Finishing,

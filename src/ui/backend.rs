@@ -127,14 +127,34 @@ impl Backend for LiveBackend {
                 // Capture already runs: what is said while the model loads queues up.
                 let config = if offline {
                     match offline_url(&offline_server, model.as_deref()) {
-                        Ok(url) => SessionConfig::new(url, params, None),
+                        Ok(url) => SessionConfig::new(url, params, None).live(),
                         Err(e) => {
                             let _ = session_tx.send(SessionEvent::Ended(Err(e)));
                             return;
                         }
                     }
                 } else {
-                    SessionConfig::new(url, params, api_key)
+                    let mut config = SessionConfig::new(url, params, api_key).live();
+                    // When the service stays away, the dictation goes on offline (if a model
+                    // is installed), on the recogniser this window shares.
+                    let installed = model
+                        .clone()
+                        .or_else(crate::whisper::default_model_dir)
+                        .is_some_and(|dir| crate::whisper::looks_like_model(&dir));
+                    if installed {
+                        let server = std::sync::Arc::clone(&offline_server);
+                        let model = model.clone();
+                        config.fallback = Some(crate::session::Fallback {
+                            start: std::sync::Arc::new(move || {
+                                let url = offline_url(&server, model.as_deref())?;
+                                Ok(crate::session::FallbackTarget {
+                                    url,
+                                    guard: Box::new(()),
+                                })
+                            }),
+                        });
+                    }
+                    config
                 };
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

@@ -17,6 +17,10 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+mod replay;
+
+use replay::{Coverage, Dedupe, ReplayBuffer, SentChunk};
+
 use crate::audio::AudioChunk;
 use crate::protocol::{
     ApiKey, END_MESSAGE, ServerMessage, StreamParams, UrlError, WordTimestamp, build_endpoint,
@@ -38,8 +42,53 @@ pub struct SessionConfig {
     pub forward_raw: bool,
     pub reconnect: ReconnectPolicy,
     pub liveness: Liveness,
-    /// Audio kept for replay after a reconnect; past this the oldest is dropped (and reported).
+    /// Audio kept for replay after a reconnect. A file source waits when this much is
+    /// unconfirmed; a live source drops the oldest past it (reported as a gap if it is ever
+    /// needed).
     pub replay_limit: Duration,
+    /// Where the audio comes from: whether it can wait, and whether an outage may continue
+    /// offline.
+    pub source: SourceKind,
+    /// A file source held back by a full replay window with no final confirming anything for this
+    /// long ends the connection with `end` (its `is_last` confirms everything) and goes on in a
+    /// new one.
+    pub rollover_after: Duration,
+    /// A live dictation that cannot reach the service for this long goes on with `fallback`.
+    pub offline_after: Duration,
+    /// The recogniser on this computer, started on demand when the service stays away.
+    pub fallback: Option<Fallback>,
+}
+
+/// Where a dictation's audio comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A file: reading can pause, so it never runs ahead of the replay window.
+    File,
+    /// A microphone: it cannot wait; all unconfirmed audio is kept (up to the replay limit).
+    Live,
+}
+
+/// A local recogniser that can take over a live dictation: started on first use, kept alive by
+/// the guard it returns.
+#[derive(Clone)]
+pub struct Fallback {
+    pub start: std::sync::Arc<
+        dyn Fn() -> Result<FallbackTarget, String> + Send + Sync + std::panic::RefUnwindSafe,
+    >,
+}
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fallback")
+    }
+}
+
+/// A running fallback recogniser.
+pub struct FallbackTarget {
+    /// Its WebSocket URL (loopback; no key is sent to it).
+    pub url: String,
+    /// Keeps it running for as long as the session uses it.
+    pub guard: Box<dyn std::any::Any + Send>,
 }
 
 /// When and how fast to reconnect.
@@ -97,7 +146,20 @@ impl SessionConfig {
             reconnect: ReconnectPolicy::default(),
             liveness: Liveness::default(),
             replay_limit: Duration::from_secs(60),
+            source: SourceKind::File,
+            rollover_after: Duration::from_secs(10),
+            offline_after: Duration::from_secs(10),
+            fallback: None,
         }
+    }
+
+    /// For a microphone: an hour of unconfirmed audio is kept through an outage (16 kHz linear16
+    /// is 115 MB an hour).
+    #[must_use]
+    pub fn live(mut self) -> Self {
+        self.source = SourceKind::Live;
+        self.replay_limit = Duration::from_secs(3600);
+        self
     }
 }
 
@@ -107,6 +169,9 @@ pub struct FinalSegment {
     pub text: String,
     pub language: Option<String>,
     pub words: Vec<WordTimestamp>,
+    /// Where the segment lies on the dictation's timeline (from its word times), also when the
+    /// words themselves were not asked for.
+    pub span: Option<(f64, f64)>,
     /// Whether this was the terminal message.
     pub is_last: bool,
     /// Seconds of audio sent when it arrived: an upper bound on the segment's end when there are no
@@ -140,12 +205,20 @@ pub enum SessionEvent {
         attempt: u32,
         delay: Duration,
         reason: String,
+        /// Seconds of unconfirmed audio kept for the next connection.
+        kept_secs: f64,
     },
     /// Connected again; `replayed_secs` of audio not yet covered by a final were sent again.
     Reconnected { attempt: u32, replayed_secs: f64 },
     /// The replay buffer overflowed: this much of the oldest unconfirmed audio can no longer be
     /// replayed if the connection drops.
     ReplayOverflow { dropped_secs: f64 },
+    /// Audio that will never be transcribed: `secs` seconds from `start_secs` on the dictation's
+    /// timeline (a replay limit hit during an outage). The transcript shows a marker there.
+    Gap { start_secs: f64, secs: f64 },
+    /// The service stayed away: the dictation goes on with the recogniser on this computer,
+    /// from the first unconfirmed sample.
+    WentOffline { reason: String },
     /// The session is over; `Ok` after a clean `is_last`.
     Ended(Result<SessionSummary, String>),
 }
@@ -301,63 +374,13 @@ pub async fn run_session(
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Audio that no final segment covers yet, in order: what a new connection must hear again.
-struct ReplayBuffer {
-    chunks: std::collections::VecDeque<SentChunk>,
-    samples: u64,
-    limit_samples: u64,
-}
-
-#[derive(Clone)]
-struct SentChunk {
-    first_sample: u64,
-    samples: u32,
-    bytes: tungstenite::Bytes,
-}
-
-impl ReplayBuffer {
-    fn new(limit: Duration, rate: u32) -> Self {
-        ReplayBuffer {
-            chunks: std::collections::VecDeque::new(),
-            samples: 0,
-            limit_samples: (limit.as_secs_f64() * f64::from(rate)) as u64,
-        }
-    }
-
-    /// Adds a chunk; returns the samples dropped from the front to stay within the limit.
-    fn push(&mut self, chunk: SentChunk) -> u64 {
-        self.samples += u64::from(chunk.samples);
-        self.chunks.push_back(chunk);
-        let mut dropped = 0;
-        while self.samples > self.limit_samples {
-            let Some(old) = self.chunks.pop_front() else {
-                break;
-            };
-            self.samples -= u64::from(old.samples);
-            dropped += u64::from(old.samples);
-        }
-        dropped
-    }
-
-    /// Forgets the chunks that end at or before `sample` (covered by a final).
-    fn release_until(&mut self, sample: u64) {
-        while let Some(front) = self.chunks.front() {
-            if front.first_sample + u64::from(front.samples) > sample {
-                break;
-            }
-            self.samples -= u64::from(front.samples);
-            self.chunks.pop_front();
-        }
-    }
-}
-
-/// Without word times, how far behind the audio sent a final may still reach.
-const UNTIMED_FINAL_MARGIN_SECS: f64 = 3.0;
-
 /// What one connection ended with.
 enum ConnectionEnd {
     /// `is_last` arrived: the dictation is complete.
     Done,
+    /// `is_last` arrived for an `end` sent to confirm a full replay window: go on in a new
+    /// connection.
+    RolledOver,
     /// It failed; `progressed` tells whether it got anywhere (resets the outage clock).
     Failed {
         error: SessionError,
@@ -371,6 +394,7 @@ struct Dictation<'a> {
     events: &'a Sender<SessionEvent>,
     rate: u32,
     replay: ReplayBuffer,
+    coverage: Coverage,
     summary: SessionSummary,
     latencies: Vec<f64>,
     /// The source has ended (`end` must be sent).
@@ -379,21 +403,25 @@ struct Dictation<'a> {
     live_sample: u64,
     last_interim: String,
     noticed: Noticed,
+    /// When a final last released audio from the replay buffer (or the connection began).
+    last_release: Instant,
 }
 
-async fn stream_session(
-    config: &SessionConfig,
-    audio: Receiver<AudioChunk>,
-    events: &Sender<SessionEvent>,
-) -> Result<SessionSummary, SessionError> {
-    let endpoint = build_endpoint(&config.base_url, &config.params, config.api_key.is_some())?;
-    let request = || -> Result<tungstenite::handshake::client::Request, SessionError> {
-        let mut request = endpoint
+/// Where the session connects: the service, or the recogniser on this computer after a fallback.
+struct Target {
+    url: String,
+    host: String,
+    api_key: Option<ApiKey>,
+}
+
+impl Target {
+    fn request(&self) -> Result<tungstenite::handshake::client::Request, SessionError> {
+        let mut request = self
             .url
             .as_str()
             .into_client_request()
-            .map_err(|_| UrlError::Invalid(config.base_url.clone()))?;
-        if let Some(key) = &config.api_key {
+            .map_err(|_| UrlError::Invalid(self.url.clone()))?;
+        if let Some(key) = &self.api_key {
             let mut value =
                 HeaderValue::from_str(&key.bearer()).map_err(|_| SessionError::Auth {
                     status: 401,
@@ -403,8 +431,31 @@ async fn stream_session(
             request.headers_mut().insert(header::AUTHORIZATION, value);
         }
         Ok(request)
+    }
+}
+
+/// The parameters asked of the server: always with word times, whatever the user chose to see,
+/// so that every final says which audio it covers.
+fn wire_params(params: &StreamParams) -> StreamParams {
+    StreamParams {
+        word_timestamps: true,
+        ..*params
+    }
+}
+
+async fn stream_session(
+    config: &SessionConfig,
+    audio: Receiver<AudioChunk>,
+    events: &Sender<SessionEvent>,
+) -> Result<SessionSummary, SessionError> {
+    let wire = wire_params(&config.params);
+    let endpoint = build_endpoint(&config.base_url, &wire, config.api_key.is_some())?;
+    let mut target = Target {
+        url: endpoint.url.clone(),
+        host: endpoint.host.clone(),
+        api_key: config.api_key.clone(),
     };
-    request()?;
+    target.request()?;
     let _ = events.send(SessionEvent::Connecting {
         url: endpoint.url.clone(),
     });
@@ -430,22 +481,26 @@ async fn stream_session(
         config,
         events,
         rate,
-        replay: ReplayBuffer::new(config.replay_limit, rate),
+        replay: ReplayBuffer::new((config.replay_limit.as_secs_f64() * f64::from(rate)) as u64),
+        coverage: Coverage::default(),
         summary: SessionSummary::default(),
         latencies: Vec::new(),
         source_done: false,
         live_sample: 0,
         last_interim: String::new(),
         noticed: Noticed::default(),
+        last_release: Instant::now(),
     };
     let mut jitter = Jitter::seeded();
     // (when the outage began, attempts so far)
     let mut outage: Option<(Instant, u32)> = None;
+    // The local recogniser, once the dictation went offline: kept alive until the session ends.
+    let mut fallback_guard: Option<Box<dyn std::any::Any + Send>> = None;
     loop {
         let connected = match tokio::time::timeout(
             config.connect_timeout,
             tokio_tungstenite::connect_async_with_config(
-                request()?,
+                target.request()?,
                 Some(crate::server::websocket_config()),
                 true,
             ),
@@ -453,28 +508,29 @@ async fn stream_session(
         .await
         {
             Err(_) => Err(SessionError::Connect {
-                host: endpoint.host.clone(),
+                host: target.host.clone(),
                 detail: format!(
                     "no answer within {} s",
                     config.connect_timeout.as_secs_f32()
                 ),
             }),
-            Ok(Err(e)) => Err(handshake_error(e, &endpoint.host)),
+            Ok(Err(e)) => Err(handshake_error(e, &target.host)),
             Ok(Ok((ws, _response))) => Ok(ws),
         };
         let end = match connected {
             Ok(ws) => {
                 if let Some((_, attempt)) = outage {
                     dictation.summary.reconnects += 1;
-                    let replayed_secs = dictation.replay.samples as f64 / f64::from(rate);
+                    let replayed_secs = dictation.replay.samples() as f64 / f64::from(rate);
                     tracing::info!(attempt, replayed_secs, "reconnected");
                     let _ = events.send(SessionEvent::Reconnected {
                         attempt,
                         replayed_secs,
                     });
                 } else {
-                    tracing::info!(url = %endpoint.url, "connected");
+                    tracing::info!(url = %target.url, "connected");
                 }
+                dictation.report_gap();
                 let _ = events.send(SessionEvent::Connected);
                 dictation.run_connection(ws, &mut chunk_rx).await
             }
@@ -487,7 +543,12 @@ async fn stream_session(
             ConnectionEnd::Done => {
                 dictation.summary.handoff_latency =
                     LatencySummary::from_secs(std::mem::take(&mut dictation.latencies));
+                drop(fallback_guard);
                 return Ok(dictation.summary);
+            }
+            ConnectionEnd::RolledOver => {
+                outage = None;
+                continue;
             }
             ConnectionEnd::Failed { error, progressed } => {
                 if progressed {
@@ -503,7 +564,8 @@ async fn stream_session(
             error,
             SessionError::Connect { .. } | SessionError::Tls { .. }
         );
-        if !(config.reconnect.enabled && error.is_retryable()) || (never_connected && unreachable) {
+        let retryable = config.reconnect.enabled && error.is_retryable();
+        if !retryable || (never_connected && unreachable) {
             return Err(dictation.give_up(error));
         }
         let (since, attempt) = outage.get_or_insert((Instant::now(), 0));
@@ -522,7 +584,40 @@ async fn stream_session(
         {
             delay = delay.max(*wait);
         }
-        if since.elapsed() + delay > config.reconnect.give_up_after {
+        let out_for = since.elapsed();
+        let giving_up = out_for + delay > config.reconnect.give_up_after;
+        // A live dictation does not wait for the service for long: the words keep coming.
+        if fallback_guard.is_none()
+            && config.source == SourceKind::Live
+            && (giving_up || out_for >= config.offline_after)
+            && let Some(fallback) = &config.fallback
+        {
+            let start = std::sync::Arc::clone(&fallback.start);
+            match tokio::task::spawn_blocking(move || start()).await {
+                Ok(Ok(local)) => {
+                    let reason = format!(
+                        "the service has been unreachable for {} s ({error})",
+                        out_for.as_secs()
+                    );
+                    tracing::warn!("{reason}: continuing offline");
+                    let _ = events.send(SessionEvent::WentOffline { reason });
+                    target = Target {
+                        host: "127.0.0.1".to_owned(),
+                        url: build_endpoint(&local.url, &wire, false)?.url,
+                        api_key: None,
+                    };
+                    fallback_guard = Some(local.guard);
+                    outage = Some((Instant::now(), attempt));
+                    continue;
+                }
+                Ok(Err(e)) => dictation.notice(
+                    "fallback",
+                    &format!("the recogniser on this computer cannot take over: {e}"),
+                ),
+                Err(_) => dictation.notice("fallback", "the recogniser on this computer failed"),
+            }
+        }
+        if giving_up {
             return Err(dictation.give_up(error));
         }
         tracing::warn!(attempt, ?delay, "connection lost: {error}");
@@ -530,6 +625,7 @@ async fn stream_session(
             attempt,
             delay,
             reason: error.to_string(),
+            kept_secs: dictation.replay.samples() as f64 / f64::from(rate),
         });
         dictation.collect_for(delay, &mut chunk_rx).await;
     }
@@ -544,6 +640,23 @@ impl Dictation<'_> {
         error
     }
 
+    /// Before a connection starts: unconfirmed audio that the replay limit dropped can never be
+    /// recognised now; say where, so the transcript shows the gap.
+    fn report_gap(&mut self) {
+        let Some((start, end)) = self.replay.take_dropped() else {
+            return;
+        };
+        let confirmed = (self.coverage.confirmed_secs * f64::from(self.rate)) as u64;
+        let start = start.max(confirmed);
+        if end <= start {
+            return;
+        }
+        let rate = f64::from(self.rate);
+        let (start_secs, secs) = (start as f64 / rate, (end - start) as f64 / rate);
+        tracing::warn!(start_secs, secs, "audio lost: the replay limit was hit during an outage");
+        let _ = self.events.send(SessionEvent::Gap { start_secs, secs });
+    }
+
     /// The open interim becomes a final marked unconfirmed rather than vanishing.
     fn keep_interim_unconfirmed(&mut self) {
         let text = std::mem::take(&mut self.last_interim);
@@ -554,10 +667,17 @@ impl Dictation<'_> {
             text: text.trim().to_owned(),
             language: None,
             words: Vec::new(),
+            span: None,
             is_last: false,
             audio_sent_secs: self.summary.audio_secs_sent,
             unconfirmed: true,
         }));
+    }
+
+    /// Whether the source must wait: a file never runs further ahead of the confirmed audio than
+    /// the replay window.
+    fn held_back(&self) -> bool {
+        self.config.source == SourceKind::File && self.replay.is_full()
     }
 
     /// While waiting to reconnect, keeps taking audio from the source (capture never stops) into
@@ -571,7 +691,7 @@ impl Dictation<'_> {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return,
-                chunk = chunks.recv(), if !self.source_done => match chunk {
+                chunk = chunks.recv(), if !self.source_done && !self.held_back() => match chunk {
                     Some(chunk) => { self.take_chunk(chunk); }
                     None => self.source_done = true,
                 },
@@ -613,23 +733,23 @@ impl Dictation<'_> {
         let config = self.config;
         let send_timeout = config.liveness.pong_timeout;
         // This connection's time zero is the first sample it is sent.
-        let offset_sample = self
-            .replay
-            .chunks
-            .front()
-            .map_or(self.live_sample, |c| c.first_sample);
+        let offset_sample = self.replay.start_sample().unwrap_or(self.live_sample);
+        self.coverage.saw_untimed = false;
+        self.last_release = Instant::now();
         let mut inbox = Inbox {
             events: self.events,
             forward_raw: config.forward_raw,
+            show_words: config.params.word_timestamps,
             error_message: None,
             offset_secs: offset_sample as f64 / f64::from(self.rate),
             progressed: false,
+            dedupe: Dedupe::new(&self.coverage),
         };
         let failed = |error: SessionError, inbox: &Inbox| ConnectionEnd::Failed {
             error,
             progressed: inbox.progressed,
         };
-        let replay: Vec<SentChunk> = self.replay.chunks.iter().cloned().collect();
+        let replay: Vec<SentChunk> = self.replay.chunks().cloned().collect();
         for chunk in replay {
             self.count_sent(&chunk);
             if let Err(e) =
@@ -647,6 +767,8 @@ impl Dictation<'_> {
             let _ = self.events.send(SessionEvent::Finishing);
             finish_deadline = Some(Instant::now() + config.finish_timeout);
         }
+        // `end` sent to have the server confirm a full replay window (not the end of the audio).
+        let mut rolling_over = false;
         let mut ping = tokio::time::interval(config.liveness.ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
@@ -655,6 +777,16 @@ impl Dictation<'_> {
 
         loop {
             let deadline = finish_deadline;
+            let held_back = self.held_back() && finish_deadline.is_none();
+            // Held back with nothing confirmed for a while (or by a server whose finals carry no
+            // times, which never confirm anything): have `is_last` confirm it all.
+            let rollover_at = held_back.then(|| {
+                if self.coverage.saw_untimed {
+                    Instant::now()
+                } else {
+                    self.last_release + config.rollover_after
+                }
+            });
             tokio::select! {
                 // Read before sending: a final or an error frame waiting in the socket is never
                 // left behind by a send that fails.
@@ -678,12 +810,27 @@ impl Dictation<'_> {
                             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                                 while let Some(Ok(_)) = stream.next().await {}
                             }).await;
+                            if rolling_over && !self.source_done {
+                                // Everything sent was recognised.
+                                let sent_secs = self.live_sample as f64 / f64::from(self.rate);
+                                self.coverage.confirm_all(sent_secs);
+                                self.replay.release_all();
+                                tracing::info!(sent_secs, "replay window confirmed by is_last; new connection");
+                                return ConnectionEnd::RolledOver;
+                            }
                             return ConnectionEnd::Done;
                         }
                         Flow::Failed(e) => return failed(e, &inbox),
                     }
                 }
-                chunk = chunks.recv(), if !self.source_done => {
+                () = sleep_until(rollover_at), if rollover_at.is_some() => {
+                    if let Err(e) = send_bounded(&mut sink, Message::text(END_MESSAGE), send_timeout).await {
+                        return failed(e, &inbox);
+                    }
+                    rolling_over = true;
+                    finish_deadline = Some(Instant::now() + config.finish_timeout);
+                }
+                chunk = chunks.recv(), if !self.source_done && !held_back && !rolling_over => {
                     let message = match chunk {
                         Some(chunk) => {
                             let sent = self.take_chunk(chunk);
@@ -751,19 +898,17 @@ impl Dictation<'_> {
         self.summary.audio_secs_sent = self.summary.audio_secs_sent.max(end);
     }
 
-    /// A final arrived (times already on the dictation's timeline): release the audio it covers.
-    fn on_final(&mut self, words: &[WordTimestamp], offset_secs: f64) {
+    /// A final arrived (times already on the dictation's timeline): release the audio its words
+    /// prove recognised. A final without word times releases nothing.
+    fn on_final(&mut self, text: &str, words: &[WordTimestamp]) {
         self.summary.finals += 1;
         self.last_interim.clear();
-        let covered_secs = match words.last() {
-            Some(last) => last.end,
-            // No word times: the final covers at most what was sent, minus how far the server
-            // may lag behind.
-            None => self.summary.audio_secs_sent - UNTIMED_FINAL_MARGIN_SECS,
-        };
-        if covered_secs > offset_secs {
-            self.replay
-                .release_until((covered_secs * f64::from(self.rate)) as u64);
+        if let Some(sample) = self.coverage.on_final(text, words, self.rate) {
+            let before = self.replay.samples();
+            self.replay.release_until(sample);
+            if self.replay.samples() < before {
+                self.last_release = Instant::now();
+            }
         }
     }
 }
@@ -816,11 +961,15 @@ enum Flow {
 struct Inbox<'a> {
     events: &'a Sender<SessionEvent>,
     forward_raw: bool,
+    /// The user asked for word times (they are always requested, to know what each final covers).
+    show_words: bool,
     error_message: Option<String>,
     /// Where this connection's time zero is on the dictation's timeline.
     offset_secs: f64,
     /// Whether a transcript arrived on this connection.
     progressed: bool,
+    /// Keeps words an earlier connection delivered out of this one's finals.
+    dedupe: Dedupe,
 }
 
 impl Inbox<'_> {
@@ -885,11 +1034,17 @@ impl Inbox<'_> {
                             ..w
                         })
                         .collect();
-                    dictation.on_final(&words, self.offset_secs);
+                    let (text, words, repeated) = self.dedupe.filter(&message.transcript, words);
+                    if repeated > 0 {
+                        tracing::debug!(repeated, "dropped words a replay recognised again");
+                    }
+                    dictation.on_final(&text, &words);
+                    let span = words.first().zip(words.last()).map(|(a, b)| (a.start, b.end));
                     let _ = self.events.send(SessionEvent::Final(FinalSegment {
-                        text: message.transcript.trim().to_owned(),
+                        text,
                         language: message.language,
-                        words,
+                        words: if self.show_words { words } else { Vec::new() },
+                        span,
                         is_last: message.is_last,
                         audio_sent_secs: dictation.summary.audio_secs_sent,
                         unconfirmed: false,
