@@ -262,6 +262,11 @@ pub struct ServeArgs {
         help_heading = "Fault switches (for tests)"
     )]
     pub fault_handshake_delay_secs: f64,
+    /// Chaos: a seeded random fault after every 5-20 s of received audio (abort, error frame +
+    /// close 1011, stall, garbage, refused handshake, half-open, close 1000 without is_last);
+    /// each fault is printed on stdout as a JSON line.
+    #[arg(long, value_name = "SEED", help_heading = "Fault switches (for tests)")]
+    pub chaos: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -886,6 +891,7 @@ fn serve(args: ServeArgs) -> u8 {
         handshake_delay: Duration::from_secs_f64(
             args.fault_handshake_delay_secs.clamp(0.0, 3600.0),
         ),
+        chaos: args.chaos,
     };
     let mut config = ServerConfig::loopback(args.port);
     config.api_key = args.api_key.as_deref().and_then(ApiKey::new);
@@ -925,6 +931,16 @@ fn serve(args: ServeArgs) -> u8 {
                 let addr = server.local_addr();
                 println!("listening on ws://{addr}{}", KNOWN_PATHS[0]);
                 let _ = std::io::stdout().flush();
+                let fault_log = server.fault_log().clone();
+                let _ = std::thread::Builder::new()
+                    .name("fault-log".to_owned())
+                    .spawn(move || {
+                        for record in fault_log.iter() {
+                            let mut out = std::io::stdout().lock();
+                            let _ = writeln!(out, "{}", record.to_json());
+                            let _ = out.flush();
+                        }
+                    });
                 eprintln!(
                     "engine: {}; key required: {}; press Ctrl+C to stop",
                     config.engine.name(),

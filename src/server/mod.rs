@@ -2,6 +2,7 @@
 //! [`Engine`]. Validates path, parameters and key before the upgrade (404/400/401), decodes every
 //! encoding at every rate, and has fault switches so the client's failure handling can be tested.
 
+pub mod chaos;
 pub mod engine;
 pub mod tone_engine;
 
@@ -19,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
+pub use chaos::{Chaos, ChaosFault, FaultRecord};
 pub use engine::{Engine, EngineOutput, EngineSession};
 pub use tone_engine::ToneEngine;
 
@@ -51,6 +53,8 @@ pub struct Faults {
     pub error_after_bytes: Option<u64>,
     /// Wait this long before answering each handshake (a slow network).
     pub handshake_delay: Duration,
+    /// Seeded random faults after every 5-20 s of received audio (see [`chaos`]).
+    pub chaos: Option<u64>,
 }
 
 /// What a session received, for tests that check the audio byte for byte.
@@ -104,6 +108,8 @@ struct State {
     stalls_left: AtomicU32,
     sessions: AtomicU64,
     records: Option<crossbeam_channel::Sender<SessionRecord>>,
+    chaos: Option<Chaos>,
+    fault_log: crossbeam_channel::Sender<FaultRecord>,
 }
 
 impl State {
@@ -116,6 +122,10 @@ impl State {
                 &format!("unknown path {path}; use {}", KNOWN_PATHS[0]),
                 None,
             ));
+        }
+        if let Some((status, retry_after)) = self.chaos.as_ref().and_then(Chaos::take_refusal) {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Err(refusal(status, "refused by chaos", retry_after));
         }
         if take_one(&self.refusals_left) {
             let status = StatusCode::from_u16(self.config.faults.refuse_status)
@@ -209,6 +219,7 @@ pub fn websocket_config() -> WebSocketConfig {
 pub struct RunningServer {
     local_addr: SocketAddr,
     records: crossbeam_channel::Receiver<SessionRecord>,
+    fault_log: crossbeam_channel::Receiver<FaultRecord>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -219,7 +230,10 @@ impl RunningServer {
         let listener = TcpListener::bind(config.addr).await?;
         let local_addr = listener.local_addr()?;
         let (record_tx, records) = crossbeam_channel::unbounded();
+        let (fault_tx, fault_log) = crossbeam_channel::unbounded();
         let state = Arc::new(State {
+            chaos: config.faults.chaos.map(Chaos::new),
+            fault_log: fault_tx,
             refusals_left: AtomicU32::new(config.faults.refuse_first),
             drops_left: AtomicU32::new(config.faults.drop_sessions),
             stalls_left: AtomicU32::new(config.faults.stall_sessions),
@@ -248,6 +262,7 @@ impl RunningServer {
         Ok(RunningServer {
             local_addr,
             records,
+            fault_log,
             shutdown: Some(shutdown),
             task,
         })
@@ -265,6 +280,11 @@ impl RunningServer {
     /// Finished sessions, when the config asked to record them.
     pub fn records(&self) -> &crossbeam_channel::Receiver<SessionRecord> {
         &self.records
+    }
+
+    /// The faults fired by `chaos`, as they fire.
+    pub fn fault_log(&self) -> &crossbeam_channel::Receiver<FaultRecord> {
+        &self.fault_log
     }
 
     /// Stops accepting (sessions in progress finish on their own).
@@ -288,6 +308,7 @@ pub struct BackgroundServer {
     server: Option<RunningServer>,
     url: String,
     records: crossbeam_channel::Receiver<SessionRecord>,
+    fault_log: crossbeam_channel::Receiver<FaultRecord>,
 }
 
 impl BackgroundServer {
@@ -301,6 +322,7 @@ impl BackgroundServer {
         Ok(BackgroundServer {
             url: server.url(),
             records: server.records().clone(),
+            fault_log: server.fault_log().clone(),
             server: Some(server),
             runtime: Some(runtime),
         })
@@ -312,6 +334,11 @@ impl BackgroundServer {
 
     pub fn records(&self) -> &crossbeam_channel::Receiver<SessionRecord> {
         &self.records
+    }
+
+    /// The faults fired by `chaos`, as they fire.
+    pub fn fault_log(&self) -> &crossbeam_channel::Receiver<FaultRecord> {
+        &self.fault_log
     }
 }
 
@@ -485,11 +512,27 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                     let mut samples = Vec::with_capacity(bytes.len());
                     decoder.decode_into(&bytes, &mut samples);
                     let _ = engine_tx.send(EngineInput::Audio(samples));
+                    if let Some(chaos) = &state.chaos {
+                        let secs = bytes.len() as f64 / params.bytes_per_second().max(1) as f64;
+                        if let Some((fault, received_secs)) = chaos.on_audio(secs) {
+                            let record = FaultRecord { fault, session_id: session_id.clone(), received_secs };
+                            tracing::info!(%session_id, "chaos: {}", record.to_json());
+                            let _ = state.fault_log.send(record);
+                            match chaos_fault(fault, &mut out, &mut incoming).await {
+                                ChaosOutcome::Continue => {}
+                                ChaosOutcome::Closed => break,
+                                // Like an abort: no close frame, the engine's pending words lost.
+                                ChaosOutcome::Abort => return,
+                            }
+                        }
+                    }
                     let drop_now = drop_at.is_some_and(|limit| bytes_in >= limit);
                     let error_now = faults.error_after_bytes.is_some_and(|limit| bytes_in >= limit);
-                    if drop_now || error_now {
-                        // Faults fire at a byte position: first deliver everything the engine
-                        // makes of the audio before it, so tests are deterministic.
+                    if error_now {
+                        // The error fault fires at a byte position: first deliver everything the
+                        // engine makes of the audio before it, so its tests are deterministic.
+                        // A drop does not wait: a real connection that breaks takes the words
+                        // still being recognised with it.
                         sync_engine(&engine_tx, &mut out_rx, &mut out).await;
                     }
                     if drop_now {
@@ -564,6 +607,69 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
             audio,
             end_received,
         });
+    }
+}
+
+/// What a chaos fault left of the connection.
+enum ChaosOutcome {
+    Continue,
+    /// Closed with a close frame (the handshake finished).
+    Closed,
+    /// Dropped without a word.
+    Abort,
+}
+
+async fn chaos_fault<S>(fault: ChaosFault, out: &mut Outbox, incoming: &mut S) -> ChaosOutcome
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    match fault {
+        ChaosFault::Abort | ChaosFault::RefuseNext { .. } => ChaosOutcome::Abort,
+        ChaosFault::ErrorClose => {
+            let frame = serde_json::json!({"type": "error", "message": "internal error (chaos)"});
+            let _ = out.sink.send(Message::text(frame.to_string())).await;
+            let _ = out
+                .sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Error,
+                    reason: "internal error".into(),
+                })))
+                .await;
+            await_client_close(incoming).await;
+            ChaosOutcome::Closed
+        }
+        ChaosFault::Stall(duration) => {
+            tokio::time::sleep(duration).await;
+            ChaosOutcome::Continue
+        }
+        ChaosFault::Garbage => {
+            let _ = out.sink.send(Message::text("{\"transcript\": garbage]")).await;
+            let _ = out
+                .sink
+                .send(Message::Binary(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef])))
+                .await;
+            let _ = out
+                .sink
+                .send(Message::text(r#"{"type":"mystery","value":42}"#))
+                .await;
+            ChaosOutcome::Continue
+        }
+        ChaosFault::HalfOpen => {
+            // Hold the socket, read nothing, write nothing: the client's timers must notice.
+            tokio::time::sleep(Duration::from_secs(90)).await;
+            ChaosOutcome::Abort
+        }
+        ChaosFault::CleanClose => {
+            let _ = out
+                .sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                })))
+                .await;
+            await_client_close(incoming).await;
+            ChaosOutcome::Closed
+        }
     }
 }
 
