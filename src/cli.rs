@@ -267,6 +267,9 @@ pub struct ServeArgs {
     /// each fault is printed on stdout as a JSON line.
     #[arg(long, value_name = "SEED", help_heading = "Fault switches (for tests)")]
     pub chaos: Option<u64>,
+    /// Fault: finals carry no word times even when asked for.
+    #[arg(long, help_heading = "Fault switches (for tests)")]
+    pub fault_no_word_times: bool,
 }
 
 #[derive(Debug, Args)]
@@ -892,6 +895,8 @@ fn serve(args: ServeArgs) -> u8 {
             args.fault_handshake_delay_secs.clamp(0.0, 3600.0),
         ),
         chaos: args.chaos,
+        once: None,
+        no_word_times: args.fault_no_word_times,
     };
     let mut config = ServerConfig::loopback(args.port);
     config.api_key = args.api_key.as_deref().and_then(ApiKey::new);

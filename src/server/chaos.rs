@@ -87,7 +87,6 @@ struct ChaosState {
     rng: u64,
     received_secs: f64,
     next_at: f64,
-    refuse_next: Option<(u16, Option<u32>)>,
 }
 
 impl Chaos {
@@ -100,7 +99,6 @@ impl Chaos {
             rng: (z ^ (z >> 31)) | 1,
             received_secs: 0.0,
             next_at: 0.0,
-            refuse_next: None,
         };
         state.next_at = state.interval();
         Chaos {
@@ -128,7 +126,6 @@ impl Chaos {
                 } else {
                     (503, None)
                 };
-                state.refuse_next = Some((status, retry_after));
                 ChaosFault::RefuseNext {
                     status,
                     retry_after,
@@ -140,10 +137,6 @@ impl Chaos {
         Some((fault, at))
     }
 
-    /// A refusal scheduled for this handshake, if any (taken once).
-    pub fn take_refusal(&self) -> Option<(u16, Option<u32>)> {
-        self.state.lock().ok()?.refuse_next.take()
-    }
 }
 
 impl ChaosState {
@@ -196,19 +189,5 @@ mod tests {
         let kinds: std::collections::BTreeSet<_> =
             (0..20).flat_map(schedule).map(|(name, _)| name).collect();
         assert_eq!(kinds.len(), 7, "{kinds:?}");
-    }
-
-    #[test]
-    fn a_refusal_is_taken_once() {
-        let chaos = Chaos::new(1);
-        let mut refusals = 0;
-        for _ in 0..100_000 {
-            if let Some((ChaosFault::RefuseNext { .. }, _)) = chaos.on_audio(0.01) {
-                assert!(chaos.take_refusal().is_some());
-                assert!(chaos.take_refusal().is_none());
-                refusals += 1;
-            }
-        }
-        assert!(refusals > 0);
     }
 }

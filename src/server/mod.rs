@@ -55,6 +55,10 @@ pub struct Faults {
     pub handshake_delay: Duration,
     /// Seeded random faults after every 5-20 s of received audio (see [`chaos`]).
     pub chaos: Option<u64>,
+    /// One fault of any kind, once: in the first session that has received this many bytes.
+    pub once: Option<(u64, ChaosFault)>,
+    /// Send finals without word times even when they were asked for (as a server may).
+    pub no_word_times: bool,
 }
 
 /// What a session received, for tests that check the audio byte for byte.
@@ -110,6 +114,9 @@ struct State {
     records: Option<crossbeam_channel::Sender<SessionRecord>>,
     chaos: Option<Chaos>,
     fault_log: crossbeam_channel::Sender<FaultRecord>,
+    once_left: AtomicU32,
+    /// A refusal a fault scheduled for the next handshake.
+    refuse_next: std::sync::Mutex<Option<(u16, Option<u32>)>>,
 }
 
 impl State {
@@ -123,7 +130,8 @@ impl State {
                 None,
             ));
         }
-        if let Some((status, retry_after)) = self.chaos.as_ref().and_then(Chaos::take_refusal) {
+        let scheduled = self.refuse_next.lock().ok().and_then(|mut r| r.take());
+        if let Some((status, retry_after)) = scheduled {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return Err(refusal(status, "refused by chaos", retry_after));
         }
@@ -233,6 +241,8 @@ impl RunningServer {
         let (fault_tx, fault_log) = crossbeam_channel::unbounded();
         let state = Arc::new(State {
             chaos: config.faults.chaos.map(Chaos::new),
+            refuse_next: std::sync::Mutex::new(None),
+            once_left: AtomicU32::new(u32::from(config.faults.once.is_some())),
             fault_log: fault_tx,
             refusals_left: AtomicU32::new(config.faults.refuse_first),
             drops_left: AtomicU32::new(config.faults.drop_sessions),
@@ -489,6 +499,7 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
         params,
         garbage: faults.garbage,
         withhold_is_last: faults.withhold_is_last,
+        no_word_times: faults.no_word_times,
         finals_text: String::new(),
     };
     let mut decoder = Decoder::new(params.encoding);
@@ -512,12 +523,23 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                     let mut samples = Vec::with_capacity(bytes.len());
                     decoder.decode_into(&bytes, &mut samples);
                     let _ = engine_tx.send(EngineInput::Audio(samples));
-                    if let Some(chaos) = &state.chaos {
-                        let secs = bytes.len() as f64 / params.bytes_per_second().max(1) as f64;
-                        if let Some((fault, received_secs)) = chaos.on_audio(secs) {
+                    let once = faults
+                        .once
+                        .filter(|(limit, _)| bytes_in >= *limit && take_one(&state.once_left))
+                        .map(|(_, fault)| (fault, bytes_in as f64 / params.bytes_per_second().max(1) as f64));
+                    let chaotic = state.chaos.as_ref().and_then(|chaos| {
+                        chaos.on_audio(bytes.len() as f64 / params.bytes_per_second().max(1) as f64)
+                    });
+                    {
+                        if let Some((fault, received_secs)) = once.or(chaotic) {
                             let record = FaultRecord { fault, session_id: session_id.clone(), received_secs };
                             tracing::info!(%session_id, "chaos: {}", record.to_json());
                             let _ = state.fault_log.send(record);
+                            if let ChaosFault::RefuseNext { status, retry_after } = fault
+                                && let Ok(mut next) = state.refuse_next.lock()
+                            {
+                                *next = Some((status, retry_after));
+                            }
                             match chaos_fault(fault, &mut out, &mut incoming).await {
                                 ChaosOutcome::Continue => {}
                                 ChaosOutcome::Closed => break,
@@ -720,6 +742,7 @@ struct Outbox {
     params: StreamParams,
     garbage: bool,
     withhold_is_last: bool,
+    no_word_times: bool,
     finals_text: String,
 }
 
@@ -741,12 +764,11 @@ impl Outbox {
                 ])))
                 .await;
         }
-        let message = transcript_message(
-            &self.session_id,
-            &self.params,
-            output,
-            &mut self.finals_text,
-        );
+        let params = StreamParams {
+            word_timestamps: self.params.word_timestamps && !self.no_word_times,
+            ..self.params
+        };
+        let message = transcript_message(&self.session_id, &params, output, &mut self.finals_text);
         if self.sink.send(Message::text(message)).await.is_err() {
             return Sent::Gone;
         }

@@ -405,6 +405,9 @@ struct Dictation<'a> {
     noticed: Noticed,
     /// When a final last released audio from the replay buffer (or the connection began).
     last_release: Instant,
+    /// Whether the newest chunk from a file source was quiet: a place to end a connection
+    /// without cutting a word.
+    last_chunk_quiet: bool,
 }
 
 /// Where the session connects: the service, or the recogniser on this computer after a fallback.
@@ -490,6 +493,7 @@ async fn stream_session(
         last_interim: String::new(),
         noticed: Noticed::default(),
         last_release: Instant::now(),
+        last_chunk_quiet: false,
     };
     let mut jitter = Jitter::seeded();
     // (when the outage began, attempts so far)
@@ -710,7 +714,15 @@ impl Dictation<'_> {
             samples: chunk.samples,
             bytes: tungstenite::Bytes::from(chunk.bytes),
         };
-        let dropped = self.replay.push(sent.clone());
+        let dropped = match self.config.source {
+            SourceKind::Live => self.replay.push(sent.clone()),
+            // A file waits instead (`held_back`): nothing it sent is ever dropped.
+            SourceKind::File => {
+                self.last_chunk_quiet = is_quiet(&sent.bytes, self.config.params.encoding);
+                self.replay.push_keep(sent.clone());
+                0
+            }
+        };
         if dropped > 0 {
             let dropped_secs = dropped as f64 / f64::from(self.rate);
             if self.noticed.first("replay-overflow") {
@@ -769,6 +781,9 @@ impl Dictation<'_> {
         }
         // `end` sent to have the server confirm a full replay window (not the end of the audio).
         let mut rolling_over = false;
+        // A rollover is due: it waits for a quiet chunk (not cutting a word in two), up to this
+        // sample.
+        let mut rollover_by: Option<u64> = None;
         let mut ping = tokio::time::interval(config.liveness.ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
@@ -777,7 +792,8 @@ impl Dictation<'_> {
 
         loop {
             let deadline = finish_deadline;
-            let held_back = self.held_back() && finish_deadline.is_none();
+            let held_back =
+                self.held_back() && finish_deadline.is_none() && rollover_by.is_none();
             // Held back with nothing confirmed for a while (or by a server whose finals carry no
             // times, which never confirm anything): have `is_last` confirm it all.
             let rollover_at = held_back.then(|| {
@@ -824,11 +840,7 @@ impl Dictation<'_> {
                     }
                 }
                 () = sleep_until(rollover_at), if rollover_at.is_some() => {
-                    if let Err(e) = send_bounded(&mut sink, Message::text(END_MESSAGE), send_timeout).await {
-                        return failed(e, &inbox);
-                    }
-                    rolling_over = true;
-                    finish_deadline = Some(Instant::now() + config.finish_timeout);
+                    rollover_by = Some(self.live_sample + u64::from(self.rate) * ROLLOVER_SEARCH_SECS);
                 }
                 chunk = chunks.recv(), if !self.source_done && !held_back && !rolling_over => {
                     let message = match chunk {
@@ -866,6 +878,13 @@ impl Dictation<'_> {
                     }
                     if is_end {
                         let _ = self.events.send(SessionEvent::Finishing);
+                        finish_deadline = Some(Instant::now() + config.finish_timeout);
+                    } else if rollover_by.is_some_and(|by| self.last_chunk_quiet || self.live_sample >= by) {
+                        rollover_by = None;
+                        if let Err(e) = send_bounded(&mut sink, Message::text(END_MESSAGE), send_timeout).await {
+                            return failed(e, &inbox);
+                        }
+                        rolling_over = true;
                         finish_deadline = Some(Instant::now() + config.finish_timeout);
                     }
                 }
@@ -911,6 +930,21 @@ impl Dictation<'_> {
             }
         }
     }
+}
+
+/// How far past a full replay window a file may be read looking for a quiet place to end a
+/// connection.
+const ROLLOVER_SEARCH_SECS: u64 = 10;
+
+/// Whether an encoded chunk is near silence (RMS under -40 dBFS).
+fn is_quiet(bytes: &[u8], encoding: crate::protocol::Encoding) -> bool {
+    let mut samples = Vec::with_capacity(bytes.len());
+    crate::audio::encode::Decoder::new(encoding).decode_into(bytes, &mut samples);
+    if samples.is_empty() {
+        return true;
+    }
+    let power = samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32;
+    power < 1e-4
 }
 
 /// Sends one frame, bounded in time: a peer that stops reading is a dead connection.

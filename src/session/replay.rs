@@ -84,6 +84,12 @@ impl ReplayBuffer {
         dropped
     }
 
+    /// Adds a chunk, whatever the limit (a source that waits keeps the buffer near it).
+    pub fn push_keep(&mut self, chunk: SentChunk) {
+        self.samples += u64::from(chunk.samples);
+        self.chunks.push_back(chunk);
+    }
+
     /// Forgets the chunks that end at or before `sample` (covered by a final).
     pub fn release_until(&mut self, sample: u64) {
         while let Some(front) = self.chunks.front() {

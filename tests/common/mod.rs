@@ -113,6 +113,18 @@ pub fn run_client(
     chunk_ms: u32,
     tweak: impl FnOnce(&mut SessionConfig),
 ) -> Run {
+    run_client_paced(url, wav, params, chunk_ms, Pace::AsFastAsPossible, tweak)
+}
+
+/// [`run_client`] at a chosen pace (`Pace::Realtime`: as a microphone would deliver it).
+pub fn run_client_paced(
+    url: &str,
+    wav: &Path,
+    params: StreamParams,
+    chunk_ms: u32,
+    pace: Pace,
+    tweak: impl FnOnce(&mut SessionConfig),
+) -> Run {
     let source = WavSource::open(wav).expect("open wav");
     let format = ChunkFormat {
         encoding: params.encoding,
@@ -122,7 +134,7 @@ pub fn run_client(
     let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
     let stop = Arc::new(AtomicBool::new(false));
     let source_thread =
-        std::thread::spawn(move || source.stream(format, Pace::AsFastAsPossible, &audio_tx, &stop));
+        std::thread::spawn(move || source.stream(format, pace, &audio_tx, &stop));
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
     let started = std::time::Instant::now();
     let collector = std::thread::spawn(move || {
@@ -231,6 +243,93 @@ impl ServeProcess {
 
 impl Drop for ServeProcess {
     fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Words lost and words added (duplicates) going from `expected` to `got`, by their longest
+/// common subsequence.
+pub fn lost_and_added(expected: &[String], got: &[String]) -> (usize, usize) {
+    let mut table = vec![vec![0usize; got.len() + 1]; expected.len() + 1];
+    for i in 1..=expected.len() {
+        for j in 1..=got.len() {
+            table[i][j] = if expected[i - 1] == got[j - 1] {
+                table[i - 1][j - 1] + 1
+            } else {
+                table[i - 1][j].max(table[i][j - 1])
+            };
+        }
+    }
+    let common = table[expected.len()][got.len()];
+    (expected.len() - common, got.len() - common)
+}
+
+/// About `secs` of tone speech: segments of 2 to 6 vocabulary words picked by a seeded generator.
+pub fn long_script(secs: f64, seed: u64) -> Vec<Vec<&'static str>> {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let timing = ToneTiming::default();
+    let mut total = timing.lead_in + timing.tail;
+    let mut segments = Vec::new();
+    while total < secs {
+        let len = 2 + next(5) as usize;
+        let words: Vec<&'static str> = (0..len)
+            .map(|_| tones::VOCABULARY[next(tones::VOCABULARY.len() as u64) as usize])
+            .collect();
+        total += timing.segment_gap
+            + len as f64 * timing.word
+            + (len - 1) as f64 * timing.word_gap;
+        segments.push(words);
+    }
+    segments
+}
+
+/// Writes segments as a 16 kHz linear16 WAV; returns its path and its words in order.
+pub fn script_file(dir: &Path, name: &str, segments: &[Vec<&'static str>]) -> (PathBuf, Vec<String>) {
+    let refs: Vec<&[&str]> = segments.iter().map(Vec::as_slice).collect();
+    let (path, placed) = tone_wav(dir, name, &refs, 16000, 1, WavFormat::Int(16));
+    (path, placed.iter().map(|p| p.word.to_owned()).collect())
+}
+
+impl ServeProcess {
+    /// Like [`ServeProcess::spawn`], and every later stdout line (the chaos fault log) goes to
+    /// the returned channel.
+    pub fn spawn_logged(args: &[&str]) -> (ServeProcess, crossbeam_channel::Receiver<String>) {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let first = lines.next().expect("a first line").expect("read");
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_owned();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (ServeProcess { child, url }, rx)
+    }
+
+    /// Kills the server at once (a machine that went away).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
