@@ -904,6 +904,14 @@ impl Dictation<'_> {
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let _ = sink.send(Message::Close(None)).await;
+                    // A server that stopped answering pings too is gone (a half-open
+                    // connection), not just slow to confirm: try again with the audio kept.
+                    if last_pong.elapsed() > config.liveness.ping_every * 2 {
+                        let error = SessionError::Dropped {
+                            detail: format!("no answer from the server for {} s", last_frame.elapsed().as_secs()),
+                        };
+                        return failed(error, &inbox);
+                    }
                     return failed(SessionError::NoLastMessage { secs: config.finish_timeout.as_secs() }, &inbox);
                 }
             }
