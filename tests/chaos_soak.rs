@@ -15,7 +15,7 @@ fn costs_connection(fault: &str) -> bool {
 
 fn soak(seed: u64, realtime: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let segments = long_script(70.0, seed);
+    let segments = long_script(80.0, seed);
     let (wav, expected) = script_file(dir.path(), "soak.wav", &segments);
     let seed_arg = seed.to_string();
     let (server, fault_log) =

@@ -204,3 +204,102 @@ fn a_live_outage_longer_than_the_replay_limit_leaves_a_gap_marker() {
     assert!(run.transcript.final_text().starts_with("[… "), "{}", run.transcript.final_text());
     assert!(run.transcript.to_srt().contains("s not transcribed …]"));
 }
+
+/// A fallback recogniser (the tone engine on loopback) that counts how often it was started.
+fn counting_fallback() -> (
+    lightning_dictate::session::Fallback,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let started = std::sync::Arc::new(AtomicU32::new(0));
+    let count = std::sync::Arc::clone(&started);
+    let fallback = lightning_dictate::session::Fallback {
+        start: std::sync::Arc::new(move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            let server = lightning_dictate::server::BackgroundServer::start(
+                lightning_dictate::server::ServerConfig::loopback(0),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(lightning_dictate::session::FallbackTarget {
+                url: server.url().to_owned(),
+                guard: Box::new(server),
+            })
+        }),
+    };
+    (fallback, started)
+}
+
+/// The service goes away for good in the middle of a live dictation: after 10 s without a
+/// connection the rest is recognised on this computer, from the first unconfirmed sample.
+#[test]
+fn a_live_dictation_goes_on_offline_when_the_service_stays_away() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let segments = long_script(24.0, 11);
+    let (wav, expected) = script_file(dir.path(), "live.wav", &segments);
+    let mut server = ServeProcess::spawn(&["--engine", "tone"]);
+    let url = server.url.clone();
+    let (fallback, started) = counting_fallback();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(6));
+        server.kill();
+    });
+    let run = run_client_paced(
+        &url,
+        &wav,
+        StreamParams::default(),
+        20,
+        Pace::Realtime,
+        |c| {
+            *c = c.clone().live();
+            c.fallback = Some(fallback);
+        },
+    );
+    killer.join().unwrap();
+    assert!(run.outcome.is_ok(), "{:?}", run.outcome);
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    let went = run
+        .events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::WentOffline { .. }))
+        .expect("went offline");
+    let (lost, added) = lost_and_added(&expected, &run.words());
+    eprintln!("NOTHING-LOST | service gone at 6 s, live, offline fallback | lost {lost} | duplicated {added} |");
+    assert_eq!(lost, 0, "{:?}", run.words());
+    assert!(added <= 1, "{added}");
+    // Words came from both sides of the switch.
+    let finals_after = run.events[went..]
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Final(f) if !f.text.is_empty()))
+        .count();
+    assert!(finals_after > 0);
+}
+
+/// A refused key is the user's to fix: no silent fallback.
+#[test]
+fn a_refused_key_never_falls_back_offline() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let segments = long_script(3.0, 12);
+    let (wav, _) = script_file(dir.path(), "live.wav", &segments);
+    let server = ServeProcess::spawn(&["--engine", "tone", "--api-key", "right-key"]);
+    let (fallback, started) = counting_fallback();
+    let run = run_client_paced(
+        &server.url,
+        &wav,
+        StreamParams::default(),
+        20,
+        Pace::Realtime,
+        |c| {
+            *c = c.clone().live();
+            c.api_key = lightning_dictate::protocol::ApiKey::new("wrong-key");
+            c.fallback = Some(fallback);
+        },
+    );
+    assert!(
+        matches!(run.outcome, Err(lightning_dictate::session::SessionError::Auth { status: 401, .. })),
+        "{:?}",
+        run.outcome
+    );
+    assert_eq!(started.load(Ordering::SeqCst), 0);
+}

@@ -499,7 +499,7 @@ async fn stream_session(
     // (when the outage began, attempts so far)
     let mut outage: Option<(Instant, u32)> = None;
     // The local recogniser, once the dictation went offline: kept alive until the session ends.
-    let mut fallback_guard: Option<Box<dyn std::any::Any + Send>> = None;
+    let mut fallback_guard = OffThreadDrop(None);
     loop {
         let connected = match tokio::time::timeout(
             config.connect_timeout,
@@ -591,7 +591,7 @@ async fn stream_session(
         let out_for = since.elapsed();
         let giving_up = out_for + delay > config.reconnect.give_up_after;
         // A live dictation does not wait for the service for long: the words keep coming.
-        if fallback_guard.is_none()
+        if fallback_guard.0.is_none()
             && config.source == SourceKind::Live
             && (giving_up || out_for >= config.offline_after)
             && let Some(fallback) = &config.fallback
@@ -610,7 +610,7 @@ async fn stream_session(
                         url: build_endpoint(&local.url, &wire, false)?.url,
                         api_key: None,
                     };
-                    fallback_guard = Some(local.guard);
+                    fallback_guard = OffThreadDrop(Some(local.guard));
                     outage = Some((Instant::now(), attempt));
                     continue;
                 }
@@ -936,6 +936,20 @@ impl Dictation<'_> {
             if self.replay.samples() < before {
                 self.last_release = Instant::now();
             }
+        }
+    }
+}
+
+/// Holds the fallback recogniser; drops it on a thread of its own, as a server with its own
+/// runtime cannot be stopped from inside the session's runtime.
+struct OffThreadDrop(Option<Box<dyn std::any::Any + Send>>);
+
+impl Drop for OffThreadDrop {
+    fn drop(&mut self) {
+        if let Some(guard) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("fallback-stop".to_owned())
+                .spawn(move || drop(guard));
         }
     }
 }
