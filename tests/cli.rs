@@ -290,3 +290,56 @@ fn bad_options_exit_2_listing_the_allowed_values() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("refusing to send the API key unencrypted"));
 }
+
+/// Audio that could not be kept through an outage (a tiny replay limit, a test knob) is marked in
+/// the text and the subtitles, and the command exits 6, not 0.
+#[test]
+fn audio_that_could_not_be_transcribed_is_marked_and_exits_6() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = long_script(6.0, 21);
+    let (wav, _) = script_file(dir.path(), "live.wav", &segments);
+    for format in ["text", "srt"] {
+        // Three refused handshakes: about 1.75 s of backoff while "live" audio keeps coming.
+        let server = Server::spawn(&["--fault-refuse", "3", "--fault-refuse-status", "503"]);
+        let out = transcribe(
+            &wav,
+            &[
+                "--url",
+                &server.url,
+                "--realtime",
+                "--simulate-live",
+                "--replay-limit-secs",
+                "0.5",
+                "--format",
+                format,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(6), "{format}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains(" s not transcribed …]"), "{format}: {text}");
+        assert!(
+            stderr(&out).contains("could not be transcribed"),
+            "{}",
+            stderr(&out)
+        );
+        if format == "srt" {
+            assert!(text.starts_with("1\n00:00:00,"), "{text}");
+        }
+    }
+}
+
+/// Without a gap, the same outage recovers everything and exits 0 (the replay window holds it).
+#[test]
+fn an_outage_within_the_replay_window_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = long_script(6.0, 21);
+    let (wav, expected) = script_file(dir.path(), "live.wav", &segments);
+    let server = Server::spawn(&["--fault-refuse", "3", "--fault-refuse-status", "503"]);
+    let out = transcribe(
+        &wav,
+        &["--url", &server.url, "--realtime", "--simulate-live"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got: Vec<String> = stdout(&out).split_whitespace().map(str::to_owned).collect();
+    assert_eq!(got, expected);
+}
