@@ -38,7 +38,10 @@ fn soak(seed: u64, realtime: bool) {
         .map(|line| serde_json::from_str(&line).expect("a fault is one JSON line"))
         .collect();
     let names: Vec<&str> = faults.iter().filter_map(|f| f["fault"].as_str()).collect();
-    let label = format!("seed {seed}, {}", if realtime { "real time" } else { "fast" });
+    let label = format!(
+        "seed {seed}, {}",
+        if realtime { "real time" } else { "fast" }
+    );
     assert_eq!(output.status.code(), Some(0), "{label}: {stderr}");
     let got: Vec<String> = stdout.split_whitespace().map(str::to_owned).collect();
     let (lost, added) = lost_and_added(&expected, &got);
@@ -48,9 +51,16 @@ fn soak(seed: u64, realtime: bool) {
         expected.len(),
         faults.len()
     );
-    assert!(faults.len() >= 5, "{label}: only {} faults: {names:?}", faults.len());
+    assert!(
+        faults.len() >= 5,
+        "{label}: only {} faults: {names:?}",
+        faults.len()
+    );
     assert_eq!(lost, 0, "{label}: {stderr}");
-    assert!(added <= aborts, "{label}: {added} duplicated, {aborts} connections lost");
+    assert!(
+        added <= aborts,
+        "{label}: {added} duplicated, {aborts} connections lost"
+    );
 }
 
 #[test]

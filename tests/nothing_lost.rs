@@ -77,7 +77,11 @@ fn matrix(pace: Pace, times: Times) {
         let run = run_client_paced(server.url(), &wav, params, 20, pace, quick_liveness);
         let label = format!("{fault:?}, {pace:?}, {times:?}");
         assert!(run.outcome.is_ok(), "{label}: {:?}", run.outcome);
-        assert_eq!(server.fault_log().try_iter().count(), 1, "{label}: the fault fired");
+        assert_eq!(
+            server.fault_log().try_iter().count(),
+            1,
+            "{label}: the fault fired"
+        );
         let (lost, added) = lost_and_added(&expected, &run.words());
         eprintln!(
             "NOTHING-LOST | {label} | lost {lost} | duplicated {added} | reconnects {} |",
@@ -143,7 +147,8 @@ fn a_file_longer_than_the_replay_window_loses_nothing_to_a_late_drop() {
             c.replay_limit = Duration::from_secs(2);
             c.rollover_after = Duration::from_secs(1);
         });
-        let label = format!("20 s file, 2 s window, drop at 90 %, server word times {server_times}");
+        let label =
+            format!("20 s file, 2 s window, drop at 90 %, server word times {server_times}");
         assert!(run.outcome.is_ok(), "{label}: {:?}", run.outcome);
         let (lost, added) = lost_and_added(&expected, &run.words());
         eprintln!("NOTHING-LOST | {label} | lost {lost} | duplicated {added} |");
@@ -158,9 +163,10 @@ fn a_file_longer_than_the_replay_window_loses_nothing_to_a_late_drop() {
                 .collect::<Vec<_>>()
         );
         assert!(
-            !run.events
-                .iter()
-                .any(|e| matches!(e, SessionEvent::ReplayOverflow { .. } | SessionEvent::Gap { .. })),
+            !run.events.iter().any(|e| matches!(
+                e,
+                SessionEvent::ReplayOverflow { .. } | SessionEvent::Gap { .. }
+            )),
             "{label}: a file never overflows its replay window"
         );
     }
@@ -201,7 +207,11 @@ fn a_live_outage_longer_than_the_replay_limit_leaves_a_gap_marker() {
     assert_eq!(gaps.len(), 1, "{:?}", run.events);
     assert!(gaps[0].0 < 0.1 && gaps[0].1 > 0.5, "{gaps:?}");
     assert!(run.transcript.has_gap());
-    assert!(run.transcript.final_text().starts_with("[… "), "{}", run.transcript.final_text());
+    assert!(
+        run.transcript.final_text().starts_with("[… "),
+        "{}",
+        run.transcript.final_text()
+    );
     assert!(run.transcript.to_srt().contains("s not transcribed …]"));
 }
 
@@ -264,7 +274,9 @@ fn a_live_dictation_goes_on_offline_when_the_service_stays_away() {
         .position(|e| matches!(e, SessionEvent::WentOffline { .. }))
         .expect("went offline");
     let (lost, added) = lost_and_added(&expected, &run.words());
-    eprintln!("NOTHING-LOST | service gone at 6 s, live, offline fallback | lost {lost} | duplicated {added} |");
+    eprintln!(
+        "NOTHING-LOST | service gone at 6 s, live, offline fallback | lost {lost} | duplicated {added} |"
+    );
     assert_eq!(lost, 0, "{:?}", run.words());
     assert!(added <= 1, "{added}");
     // Words came from both sides of the switch.
@@ -297,7 +309,10 @@ fn a_refused_key_never_falls_back_offline() {
         },
     );
     assert!(
-        matches!(run.outcome, Err(lightning_dictate::session::SessionError::Auth { status: 401, .. })),
+        matches!(
+            run.outcome,
+            Err(lightning_dictate::session::SessionError::Auth { status: 401, .. })
+        ),
         "{:?}",
         run.outcome
     );

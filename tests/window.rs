@@ -458,3 +458,44 @@ fn without_a_keyring_the_key_is_kept_for_the_session_and_the_window_says_so() {
     h.run();
     assert_eq!(recorder.calls(), ["start en"]);
 }
+
+#[test]
+fn an_outage_shows_the_audio_kept_and_a_gap_is_marked_in_the_transcript() {
+    let recorder = Recorder::default();
+    let mut h = harness(&recorder);
+    h.get_by_label("Start dictation").click();
+    h.run();
+    let events = h.state().event_sender();
+    let _ = events.send(final_event("before the outage"));
+    let _ = events.send(UiEvent::Session(SessionEvent::Reconnecting {
+        attempt: 3,
+        delay: std::time::Duration::from_secs(2),
+        reason: "the connection to the server was lost".to_owned(),
+        kept_secs: 14.2,
+    }));
+    h.run();
+    h.get_by_label("Reconnecting… attempt 3, 14 s kept");
+    let _ = events.send(UiEvent::Session(SessionEvent::Gap {
+        start_secs: 3.0,
+        secs: 12.4,
+    }));
+    let _ = events.send(final_event("after the outage"));
+    let _ = events.send(UiEvent::Session(SessionEvent::Reconnected {
+        attempt: 3,
+        replayed_secs: 14.2,
+    }));
+    h.run();
+    assert_eq!(
+        h.state().transcript.final_text(),
+        "before the outage [… 12 s not transcribed …] after the outage"
+    );
+    h.get_by_label_contains("[… 12 s not transcribed …]");
+    let job = transcript_layout(&h.state().transcript, &egui::Visuals::light(), false);
+    let marker = job
+        .sections
+        .iter()
+        .find(|s| job.text[s.byte_range.start.0..s.byte_range.end.0].contains("not transcribed"))
+        .expect("the marker is laid out");
+    assert_eq!(marker.format.color, egui::Visuals::light().warn_fg_color);
+    assert!(marker.format.italics);
+}

@@ -22,7 +22,10 @@ pub enum ChaosFault {
     /// A malformed JSON frame, a binary frame and an unknown message.
     Garbage,
     /// The connection is aborted and the next handshake refused with this status.
-    RefuseNext { status: u16, retry_after: Option<u32> },
+    RefuseNext {
+        status: u16,
+        retry_after: Option<u32>,
+    },
     /// The connection stops reading and writing without closing: only the client's liveness
     /// timers can tell.
     HalfOpen,
@@ -136,7 +139,6 @@ impl Chaos {
         };
         Some((fault, at))
     }
-
 }
 
 impl ChaosState {

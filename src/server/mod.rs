@@ -665,10 +665,15 @@ where
             ChaosOutcome::Continue
         }
         ChaosFault::Garbage => {
-            let _ = out.sink.send(Message::text("{\"transcript\": garbage]")).await;
             let _ = out
                 .sink
-                .send(Message::Binary(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef])))
+                .send(Message::text("{\"transcript\": garbage]"))
+                .await;
+            let _ = out
+                .sink
+                .send(Message::Binary(Bytes::from_static(&[
+                    0xde, 0xad, 0xbe, 0xef,
+                ])))
                 .await;
             let _ = out
                 .sink

@@ -657,7 +657,11 @@ impl Dictation<'_> {
         }
         let rate = f64::from(self.rate);
         let (start_secs, secs) = (start as f64 / rate, (end - start) as f64 / rate);
-        tracing::warn!(start_secs, secs, "audio lost: the replay limit was hit during an outage");
+        tracing::warn!(
+            start_secs,
+            secs,
+            "audio lost: the replay limit was hit during an outage"
+        );
         let _ = self.events.send(SessionEvent::Gap { start_secs, secs });
     }
 
@@ -792,8 +796,7 @@ impl Dictation<'_> {
 
         loop {
             let deadline = finish_deadline;
-            let held_back =
-                self.held_back() && finish_deadline.is_none() && rollover_by.is_none();
+            let held_back = self.held_back() && finish_deadline.is_none() && rollover_by.is_none();
             // Held back with nothing confirmed for a while (or by a server whose finals carry no
             // times, which never confirm anything): have `is_last` confirm it all.
             let rollover_at = held_back.then(|| {
@@ -1095,7 +1098,10 @@ impl Inbox<'_> {
                         tracing::debug!(repeated, "dropped words a replay recognised again");
                     }
                     dictation.on_final(&text, &words);
-                    let span = words.first().zip(words.last()).map(|(a, b)| (a.start, b.end));
+                    let span = words
+                        .first()
+                        .zip(words.last())
+                        .map(|(a, b)| (a.start, b.end));
                     let _ = self.events.send(SessionEvent::Final(FinalSegment {
                         text,
                         language: message.language,

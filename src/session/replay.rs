@@ -78,7 +78,9 @@ impl ReplayBuffer {
             };
             self.samples -= u64::from(old.samples);
             dropped += u64::from(old.samples);
-            let range = self.dropped.get_or_insert((old.first_sample, old.end_sample()));
+            let range = self
+                .dropped
+                .get_or_insert((old.first_sample, old.end_sample()));
             range.1 = old.end_sample();
         }
         dropped
@@ -221,7 +223,10 @@ fn align_prefix(expected: &mut VecDeque<String>, tokens: &[&str]) -> usize {
         let token = normalize(token);
         if normalize(first) == token {
             expected.pop_front();
-        } else if expected.get(1).is_some_and(|second| normalize(second) == token) {
+        } else if expected
+            .get(1)
+            .is_some_and(|second| normalize(second) == token)
+        {
             expected.pop_front();
             expected.pop_front();
         } else {
@@ -284,7 +289,11 @@ mod tests {
         // Dropped 0..200, then a final covers up to 250.
         buffer.release_until(250);
         assert_eq!(buffer.take_dropped(), None);
-        assert_eq!(buffer.start_sample(), Some(200), "the chunk 200..300 is not fully covered");
+        assert_eq!(
+            buffer.start_sample(),
+            Some(200),
+            "the chunk 200..300 is not fully covered"
+        );
         let mut buffer = ReplayBuffer::new(200);
         for i in 0..4 {
             buffer.push(chunk(i * 100, 100));

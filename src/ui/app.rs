@@ -24,7 +24,10 @@ pub enum Status {
     Connecting,
     Listening,
     Finishing,
-    Reconnecting { attempt: u32, kept_secs: f64 },
+    Reconnecting {
+        attempt: u32,
+        kept_secs: f64,
+    },
     /// The service stayed away: recognising on this computer.
     Offline,
     Error(String),
@@ -40,9 +43,7 @@ impl Status {
             Status::Reconnecting { attempt, kept_secs } => {
                 format!("Reconnecting… attempt {attempt}, {kept_secs:.0} s kept")
             }
-            Status::Offline => {
-                "The service is unreachable: listening on this computer".to_owned()
-            }
+            Status::Offline => "The service is unreachable: listening on this computer".to_owned(),
             Status::Error(message) => message.clone(),
         }
     }
@@ -765,7 +766,16 @@ pub fn segment_layout(
         );
         job.append(" ", 0.0, TextFormat::simple(font.clone(), strong));
     }
-    job.append(&segment.text, 0.0, TextFormat::simple(font.clone(), strong));
+    // A gap marker is not speech: the warning colour, in italics, so it is never read as words.
+    let text_format = if segment.gap {
+        TextFormat {
+            italics: true,
+            ..TextFormat::simple(font.clone(), visuals.warn_fg_color)
+        }
+    } else {
+        TextFormat::simple(font.clone(), strong)
+    };
+    job.append(&segment.text, 0.0, text_format);
     job.append(" ", 0.0, TextFormat::simple(font, strong));
     job
 }

@@ -133,8 +133,7 @@ pub fn run_client_paced(
     };
     let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
     let stop = Arc::new(AtomicBool::new(false));
-    let source_thread =
-        std::thread::spawn(move || source.stream(format, pace, &audio_tx, &stop));
+    let source_thread = std::thread::spawn(move || source.stream(format, pace, &audio_tx, &stop));
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
     let started = std::time::Instant::now();
     let collector = std::thread::spawn(move || {
@@ -282,16 +281,18 @@ pub fn long_script(secs: f64, seed: u64) -> Vec<Vec<&'static str>> {
         let words: Vec<&'static str> = (0..len)
             .map(|_| tones::VOCABULARY[next(tones::VOCABULARY.len() as u64) as usize])
             .collect();
-        total += timing.segment_gap
-            + len as f64 * timing.word
-            + (len - 1) as f64 * timing.word_gap;
+        total += timing.segment_gap + len as f64 * timing.word + (len - 1) as f64 * timing.word_gap;
         segments.push(words);
     }
     segments
 }
 
 /// Writes segments as a 16 kHz linear16 WAV; returns its path and its words in order.
-pub fn script_file(dir: &Path, name: &str, segments: &[Vec<&'static str>]) -> (PathBuf, Vec<String>) {
+pub fn script_file(
+    dir: &Path,
+    name: &str,
+    segments: &[Vec<&'static str>],
+) -> (PathBuf, Vec<String>) {
     let refs: Vec<&[&str]> = segments.iter().map(Vec::as_slice).collect();
     let (path, placed) = tone_wav(dir, name, &refs, 16000, 1, WavFormat::Int(16));
     (path, placed.iter().map(|p| p.word.to_owned()).collect())
