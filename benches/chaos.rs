@@ -1,0 +1,263 @@
+//! Bench command: the long chaos soak and the memory of a long outage.
+//!
+//! 1. `MINUTES` (default 30) of tone speech streamed through the real session to the local server
+//!    running `--chaos SEED` (a seeded fault after every 5-20 s of received audio), as fast as the
+//!    server confirms (or at real time with `REALTIME=1`): faults survived, words lost (must be
+//!    0), duplicated words, wall time, peak memory of the process.
+//! 2. A live dictation whose service is down for `MINUTES` of audio: the unconfirmed audio it
+//!    keeps, and the process's memory before and after.
+//!
+//! `cargo bench --bench chaos` (`MINUTES=5 SEED=3 cargo bench --bench chaos` for a shorter run)
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use lightning_dictate::audio::wav::{Pace, WavFormat, WavSource, write_wav};
+use lightning_dictate::audio::{AudioChunk, ChunkFormat};
+use lightning_dictate::protocol::StreamParams;
+use lightning_dictate::server::{BackgroundServer, Faults, ServerConfig};
+use lightning_dictate::session::{SessionConfig, SessionEvent, run_session};
+use lightning_dictate::tones::{self, ToneTiming};
+use lightning_dictate::transcript::Transcript;
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let minutes: f64 = env_or("MINUTES", 30.0);
+    let seed: u64 = env_or("SEED", 1);
+    let realtime = std::env::var("REALTIME").is_ok_and(|v| v == "1");
+    soak(minutes, seed, realtime);
+    outage_memory(minutes);
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Segments of 2-6 vocabulary words, about `secs` of audio.
+fn script(secs: f64, seed: u64) -> Vec<Vec<&'static str>> {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let t = ToneTiming::default();
+    let mut total = t.lead_in + t.tail;
+    let mut segments = Vec::new();
+    while total < secs {
+        let len = 2 + next(5) as usize;
+        total += t.segment_gap + len as f64 * t.word + (len - 1) as f64 * t.word_gap;
+        segments.push(
+            (0..len)
+                .map(|_| tones::VOCABULARY[next(tones::VOCABULARY.len() as u64) as usize])
+                .collect(),
+        );
+    }
+    segments
+}
+
+/// Words lost and added, by the longest common subsequence (two rows: memory linear).
+fn lost_and_added(expected: &[&str], got: &[String]) -> (usize, usize) {
+    let mut previous = vec![0u32; got.len() + 1];
+    let mut current = vec![0u32; got.len() + 1];
+    for e in expected {
+        for (j, g) in got.iter().enumerate() {
+            current[j + 1] = if *e == g.as_str() {
+                previous[j] + 1
+            } else {
+                previous[j + 1].max(current[j])
+            };
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    let common = previous[got.len()] as usize;
+    (expected.len() - common, got.len() - common)
+}
+
+/// Peak and current resident memory of this process, in MB.
+fn memory_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn soak(minutes: f64, seed: u64, realtime: bool) {
+    let Ok(dir) = tempfile::tempdir() else {
+        eprintln!("no temporary folder");
+        return;
+    };
+    let segments = script(minutes * 60.0, seed);
+    let refs: Vec<&[&str]> = segments.iter().map(Vec::as_slice).collect();
+    let (samples, placed) = tones::synthesize(&refs, 16000, ToneTiming::default());
+    let expected: Vec<&str> = placed.iter().map(|p| p.word).collect();
+    let wav = dir.path().join("soak.wav");
+    if let Err(e) = write_wav(&wav, &samples, 16000, 1, WavFormat::Int(16)) {
+        eprintln!("cannot write the soak file: {e}");
+        return;
+    }
+    drop(samples);
+    let mut config = ServerConfig::loopback(0);
+    config.faults = Faults {
+        chaos: Some(seed),
+        ..Faults::default()
+    };
+    let Ok(server) = BackgroundServer::start(config) else {
+        eprintln!("cannot start the server");
+        return;
+    };
+    let Ok(source) = WavSource::open(&wav) else {
+        eprintln!("cannot open the soak file");
+        return;
+    };
+    let params = StreamParams::default();
+    let format = ChunkFormat {
+        encoding: params.encoding,
+        sample_rate: params.sample_rate,
+        chunk_ms: 20,
+    };
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
+    let stop = Arc::new(AtomicBool::new(false));
+    let pace = if realtime {
+        Pace::Realtime
+    } else {
+        Pace::AsFastAsPossible
+    };
+    let reader = std::thread::spawn(move || source.stream(format, pace, &audio_tx, &stop));
+    let (event_tx, event_rx) = crossbeam_channel::unbounded();
+    let collector = std::thread::spawn(move || {
+        let mut transcript = Transcript::default();
+        let mut reconnects = 0;
+        for event in event_rx.iter() {
+            if matches!(event, SessionEvent::Reconnected { .. }) {
+                reconnects += 1;
+            }
+            transcript.apply(&event);
+        }
+        (transcript, reconnects)
+    });
+    let started = Instant::now();
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let outcome = runtime.block_on(run_session(
+        SessionConfig::new(server.url(), params, None),
+        audio_rx,
+        event_tx,
+    ));
+    let wall = started.elapsed().as_secs_f64();
+    let _ = reader.join();
+    let Ok((transcript, reconnects)) = collector.join() else {
+        return;
+    };
+    let faults: Vec<String> = server
+        .fault_log()
+        .try_iter()
+        .map(|f| f.fault.name().to_owned())
+        .collect();
+    let got: Vec<String> = transcript
+        .segments
+        .iter()
+        .flat_map(|s| s.text.split_whitespace().map(str::to_owned))
+        .collect();
+    let (lost, added) = lost_and_added(&expected, &got);
+    let (peak, _) = memory_mb();
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for f in &faults {
+        match kinds.iter_mut().find(|(k, _)| k == f) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((f.clone(), 1)),
+        }
+    }
+    println!(
+        "chaos soak: {minutes} min of audio ({} words), seed {seed}, {}: outcome {}; {} faults {kinds:?}; {reconnects} reconnects; words lost {lost}, duplicated {added}; {wall:.0} s wall; peak RSS {peak:.0} MB",
+        expected.len(),
+        if realtime {
+            "real time"
+        } else {
+            "as fast as confirmed"
+        },
+        if outcome.is_ok() { "ok" } else { "FAILED" },
+        faults.len(),
+    );
+}
+
+/// Memory for a long outage of a live dictation: the service refuses every handshake while
+/// `minutes` of audio arrive (fed as fast as the session takes it).
+fn outage_memory(minutes: f64) {
+    let mut config = ServerConfig::loopback(0);
+    config.faults = Faults {
+        refuse_first: u32::MAX,
+        refuse_status: 503,
+        ..Faults::default()
+    };
+    let Ok(server) = BackgroundServer::start(config) else {
+        return;
+    };
+    let (_, before) = memory_mb();
+    let params = StreamParams::default();
+    let mut session = SessionConfig::new(server.url(), params, None).live();
+    session.reconnect.give_up_after = Duration::from_secs(24 * 3600);
+    session.reconnect.max_delay = Duration::from_millis(500);
+    let (audio_tx, audio_rx) = crossbeam_channel::bounded::<AudioChunk>(256);
+    let (event_tx, event_rx) = crossbeam_channel::unbounded();
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.spawn(run_session(session, audio_rx, event_tx));
+    let chunks = (minutes * 60.0 / 0.02) as u64;
+    for seq in 0..chunks {
+        let samples = 320u32;
+        let chunk = AudioChunk {
+            seq,
+            first_sample: seq * u64::from(samples),
+            samples,
+            bytes: vec![(seq % 251) as u8; samples as usize * 2],
+            captured_at: None,
+        };
+        if audio_tx.send(chunk).is_err() {
+            break;
+        }
+    }
+    // Wait until the session has taken everything.
+    while !audio_tx.is_empty() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, after) = memory_mb();
+    let kept = event_rx
+        .try_iter()
+        .filter_map(|e| match e {
+            SessionEvent::Reconnecting { kept_secs, .. } => Some(kept_secs),
+            _ => None,
+        })
+        .fold(0.0, f64::max);
+    println!(
+        "live outage: {minutes} min of audio arrived while the service refused every handshake; kept for replay at the last attempt: {:.0} s; RSS {before:.0} MB before, {after:.0} MB after ({:.0} MB for the audio; 16 kHz linear16 is {:.1} MB a minute)",
+        kept,
+        after - before,
+        16000.0 * 2.0 * 60.0 / 1e6
+    );
+    runtime.shutdown_background();
+}
