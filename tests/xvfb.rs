@@ -236,3 +236,70 @@ fn with_no_key_the_window_dictates_offline() {
         assert!(text.contains(word), "{word:?} missing from {text:?}");
     }
 }
+
+/// The service goes away mid-dictation and comes back 3 s later on the same port: the window says
+/// it is reconnecting and how much audio it keeps, and the transcript ends up with every word.
+#[test]
+fn an_outage_mid_dictation_in_the_real_window_loses_nothing() {
+    let display = format!(":{}", 300 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let dir = tempfile::tempdir().unwrap();
+    let segments: Vec<Vec<&str>> = SCRIPT
+        .iter()
+        .chain(SCRIPT.iter())
+        .map(|s| s.to_vec())
+        .collect();
+    let (wav, expected) = script_file(dir.path(), "s.wav", &segments);
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let mut server = ServeProcess::spawn(&["--engine", "tone"]);
+    let url = server.url.clone();
+    let port = url
+        .trim_start_matches("ws://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let app = Killed(
+        mic.command(BIN)
+            .args(["--url", &url, "--device", DEVICE, "--theme", "light"])
+            .env("DISPLAY", &display)
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let window = start_dictating(&display, app.0.id(), &mut mic, &wav);
+    std::thread::sleep(Duration::from_millis(2500));
+    server.kill();
+    std::thread::sleep(Duration::from_millis(2500));
+    let shot = dir.path().join("outage.png");
+    screenshot(&display, &window, &shot);
+    if let Some(path) = std::env::var_os("OUTAGE_SCREENSHOT") {
+        let _ = std::fs::copy(&shot, path);
+    }
+    let _server = ServeProcess::spawn(&["--engine", "tone", "--port", &port]);
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(1000));
+    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1000));
+        xdotool(&display, &["key", "--window", &window, "ctrl+shift+c"]);
+        std::thread::sleep(Duration::from_millis(300));
+        got = clipboard(&display)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if got.len() >= expected.len() {
+            break;
+        }
+    }
+    let (lost, added) = lost_and_added(&expected, &got);
+    assert_eq!(lost, 0, "{got:?}");
+    assert!(added <= 1, "{got:?}");
+}

@@ -220,7 +220,8 @@ impl ServeProcess {
     pub fn spawn(args: &[&str]) -> ServeProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
-            .args(["serve", "--port", "0"])
+            .arg("serve")
+            .args(if args.contains(&"--port") { &[][..] } else { &["--port", "0"][..] })
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -304,7 +305,8 @@ impl ServeProcess {
     pub fn spawn_logged(args: &[&str]) -> (ServeProcess, crossbeam_channel::Receiver<String>) {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
-            .args(["serve", "--port", "0"])
+            .arg("serve")
+            .args(if args.contains(&"--port") { &[][..] } else { &["--port", "0"][..] })
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
