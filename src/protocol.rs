@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_URL: &str = "wss://waves-api.smallest.ai/api/v1/lightning/get_text";
 
 /// Paths the service has used for the same protocol; the local server accepts all of them.
-pub const KNOWN_PATHS: [&str; 3] = [
+pub const KNOWN_PATHS: [&str; 4] = [
     "/api/v1/lightning/get_text",
     "/waves/v1/lightning/get_text",
     "/waves/v1/pulse/get_text",
+    "/waves/v1/stt/live",
 ];
 
 /// A parameter value that is not one the API allows.
@@ -378,11 +379,48 @@ pub enum UrlError {
     KeyOverPlainText(String),
 }
 
+/// The service's current endpoint (the vendor's 2026 documents): Pulse, unified live path.
+pub const PULSE_LIVE_URL: &str = "wss://api.smallest.ai/waves/v1/stt/live";
+/// The Pulse path of the same generation.
+pub const PULSE_URL: &str = "wss://api.smallest.ai/waves/v1/pulse/get_text";
+
+/// Which version of the protocol an endpoint speaks; it follows the URL's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The API document's (`.../lightning/get_text`): ends with `{"type":"end"}`.
+    Document,
+    /// The current one (`.../pulse/get_text`, `.../stt/live`): `model=pulse` required, ends with
+    /// `{"type":"close_stream"}`, frames with `type: "transcription"` and `words`.
+    Current,
+}
+
+impl Dialect {
+    /// The dialect of a URL path.
+    pub fn of_path(path: &str) -> Dialect {
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/pulse/get_text") || path.ends_with("/stt/live") {
+            Dialect::Current
+        } else {
+            Dialect::Document
+        }
+    }
+
+    /// The text frame that ends the audio: the server flushes, sends `is_last` and closes.
+    pub fn end_message(self) -> &'static str {
+        match self {
+            Dialect::Document => END_MESSAGE,
+            Dialect::Current => CLOSE_STREAM_MESSAGE,
+        }
+    }
+}
+
 /// A parsed endpoint: scheme, host and the full URL with the stream parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// Whether the connection is TLS (`wss`).
     pub is_tls: bool,
+    /// The protocol version its path speaks.
+    pub dialect: Dialect,
     /// Host as written in the URL (IPv6 in brackets).
     pub host: String,
     /// The URL to connect to, query included.
@@ -429,6 +467,15 @@ pub fn build_endpoint(
         .map(str::to_owned)
         .collect();
     query.push(params.query());
+    let dialect = Dialect::of_path(path);
+    // The current endpoints require the model; one the user named is kept.
+    if dialect == Dialect::Current
+        && !query
+            .iter()
+            .any(|p| p.split_once('=').map_or(p.as_str(), |(k, _)| k) == "model")
+    {
+        query.push("model=pulse".to_owned());
+    }
     let url = format!("{scheme}://{authority}{path}?{}", query.join("&"));
     // The http crate is what the WebSocket client parses with: check it accepts the result.
     if url
@@ -437,7 +484,12 @@ pub fn build_endpoint(
     {
         return Err(UrlError::Invalid(base.to_owned()));
     }
-    Ok(Endpoint { is_tls, host, url })
+    Ok(Endpoint {
+        is_tls,
+        dialect,
+        host,
+        url,
+    })
 }
 
 /// The host part of an authority (`user@host:port`), brackets kept for IPv6.
@@ -596,9 +648,28 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, ParseError> {
             .unwrap_or_else(|| "unspecified error".to_owned());
         return Ok(ServerMessage::Error { message });
     }
-    let carries_transcript = ["transcript", "is_final", "is_last", "full_transcript"]
-        .iter()
-        .any(|k| map.contains_key(*k));
+    let carries_transcript = [
+        "transcript",
+        "transcription",
+        "is_final",
+        "is_last",
+        "full_transcript",
+    ]
+    .iter()
+    .any(|k| map.contains_key(*k));
+    // The current dialect names the text `transcription` too (and may send only that), and the
+    // words `words`: one name each for the parser, the document's first.
+    let mut value = value;
+    if let serde_json::Value::Object(map) = &mut value {
+        if let Some(text) = map.remove("transcription")
+            && !map.contains_key("transcript")
+        {
+            map.insert("transcript".to_owned(), text);
+        }
+        if map.contains_key("word_timestamps") {
+            map.remove("words");
+        }
+    }
     match kind {
         Some(kind) if !carries_transcript => Ok(ServerMessage::Event { kind }),
         None if !carries_transcript => Ok(ServerMessage::Event {
@@ -612,6 +683,8 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, ParseError> {
 
 /// The client's end-of-stream message.
 pub const END_MESSAGE: &str = r#"{"type":"end"}"#;
+/// The end of the audio in the current dialect.
+pub const CLOSE_STREAM_MESSAGE: &str = r#"{"type":"close_stream"}"#;
 
 /// What a client text frame asks the server to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

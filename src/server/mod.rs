@@ -26,7 +26,8 @@ pub use tone_engine::ToneEngine;
 
 use crate::audio::encode::Decoder;
 use crate::protocol::{
-    ApiKey, ClientControl, KNOWN_PATHS, StreamParams, TranscriptMessage, parse_client_control,
+    ApiKey, ClientControl, Dialect, KNOWN_PATHS, StreamParams, TranscriptMessage,
+    parse_client_control,
 };
 
 /// Switches that make the server misbehave on purpose, for tests.
@@ -121,7 +122,7 @@ struct State {
 
 impl State {
     /// Decides on the handshake. Returns the stream parameters or the HTTP refusal.
-    fn admit(&self, request: &Request) -> Result<StreamParams, Refusal> {
+    fn admit(&self, request: &Request) -> Result<(StreamParams, Dialect), Refusal> {
         let path = request.uri().path();
         if !KNOWN_PATHS.contains(&path) {
             return Err(refusal(
@@ -130,6 +131,8 @@ impl State {
                 None,
             ));
         }
+        let dialect = Dialect::of_path(path);
+        let query = request.uri().query().unwrap_or("");
         let scheduled = self.refuse_next.lock().ok().and_then(|mut r| r.take());
         if let Some((status, retry_after)) = scheduled {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
@@ -161,13 +164,36 @@ impl State {
                 ));
             }
         }
-        let params = StreamParams::from_query(request.uri().query().unwrap_or(""))
+        let params = StreamParams::from_query(query)
             .map_err(|e| refusal(StatusCode::BAD_REQUEST, &e.to_string(), None))?;
+        if path.ends_with("/stt/live") {
+            // As the 2026 documents describe the unified endpoint.
+            let has_model = query.split('&').any(|p| {
+                p.split_once('=')
+                    .is_some_and(|(k, v)| k == "model" && !v.is_empty())
+            });
+            if !has_model {
+                return Err(Refusal {
+                    code: Some("MODEL_REQUIRED"),
+                    ..refusal(StatusCode::BAD_REQUEST, "model is required", None)
+                });
+            }
+            if params.language.is_multi() {
+                return Err(Refusal {
+                    code: Some("LANGUAGE_NOT_ENABLED_IN_REGION"),
+                    ..refusal(
+                        StatusCode::BAD_REQUEST,
+                        "Language 'multi' has not been enabled in this region",
+                        None,
+                    )
+                });
+            }
+        }
         self.config
             .engine
             .check_params(&params)
             .map_err(|e| refusal(StatusCode::BAD_REQUEST, &e, None))?;
-        Ok(params)
+        Ok((params, dialect))
     }
 }
 
@@ -184,6 +210,9 @@ struct Refusal {
     status: StatusCode,
     message: String,
     retry_after: Option<u32>,
+    /// The current dialect's `error_code`: the body is then `{"status":"error","error_code",
+    /// "message"}` as the live endpoint sends it.
+    code: Option<&'static str>,
 }
 
 fn refusal(status: StatusCode, message: &str, retry_after: Option<u32>) -> Refusal {
@@ -191,6 +220,7 @@ fn refusal(status: StatusCode, message: &str, retry_after: Option<u32>) -> Refus
         status,
         message: message.to_owned(),
         retry_after,
+        code: None,
     }
 }
 
@@ -199,8 +229,15 @@ fn error_response(refusal: Refusal) -> ErrorResponse {
         status,
         message,
         retry_after,
+        code,
     } = refusal;
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = match code {
+        Some(code) => {
+            serde_json::json!({ "status": "error", "error_code": code, "message": message })
+        }
+        None => serde_json::json!({ "error": message }),
+    }
+    .to_string();
     let mut response = ErrorResponse::new(Some(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -441,8 +478,8 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
     // The callback's signature is tungstenite's; the large error type is theirs too.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| match state.admit(request) {
-        Ok(params) => {
-            admitted = Some(params);
+        Ok(admission) => {
+            admitted = Some(admission);
             Ok(response)
         }
         Err(refused) => {
@@ -463,7 +500,7 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
             return;
         }
     };
-    let Some(params) = admitted else {
+    let Some((params, dialect)) = admitted else {
         return;
     };
     let number = state.sessions.fetch_add(1, Ordering::SeqCst);
@@ -500,6 +537,7 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
         garbage: faults.garbage,
         withhold_is_last: faults.withhold_is_last,
         no_word_times: faults.no_word_times,
+        dialect,
         finals_text: String::new(),
     };
     let mut decoder = Decoder::new(params.encoding);
@@ -585,6 +623,12 @@ async fn handle_connection(state: Arc<State>, stream: TcpStream, peer: SocketAdd
                     }
                 }
                 Some(Ok(Message::Text(text))) => match parse_client_control(&text) {
+                    // The live endpoint documents `close_stream` only: `end` means nothing there.
+                    ClientControl::End
+                        if dialect == Dialect::Current && text.contains("\"end\"") =>
+                    {
+                        tracing::debug!(%session_id, "ignored `end` (this endpoint wants close_stream)");
+                    }
                     ClientControl::End => {
                         end_received = true;
                         let _ = engine_tx.send(EngineInput::End);
@@ -748,6 +792,7 @@ struct Outbox {
     garbage: bool,
     withhold_is_last: bool,
     no_word_times: bool,
+    dialect: Dialect,
     finals_text: String,
 }
 
@@ -774,6 +819,10 @@ impl Outbox {
             ..self.params
         };
         let message = transcript_message(&self.session_id, &params, output, &mut self.finals_text);
+        let message = match self.dialect {
+            Dialect::Document => message,
+            Dialect::Current => current_dialect(&message),
+        };
         if self.sink.send(Message::text(message)).await.is_err() {
             return Sent::Gone;
         }
@@ -789,6 +838,23 @@ impl Outbox {
             .await;
         Sent::Last
     }
+}
+
+/// A message in the current dialect: `type: "transcription"`, the text as both `transcript` and
+/// `transcription`, the words as `words`, no `full_transcript`.
+fn current_dialect(document: &str) -> String {
+    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(document) else {
+        return document.to_owned();
+    };
+    map.remove("full_transcript");
+    if let Some(words) = map.remove("word_timestamps") {
+        map.insert("words".to_owned(), words);
+    }
+    if let Some(text) = map.get("transcript").cloned() {
+        map.insert("transcription".to_owned(), text);
+    }
+    map.insert("type".to_owned(), "transcription".into());
+    serde_json::Value::Object(map).to_string()
 }
 
 /// The JSON the service sends for one engine output.

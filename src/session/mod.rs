@@ -23,7 +23,7 @@ use replay::{Coverage, Dedupe, ReplayBuffer, SentChunk};
 
 use crate::audio::AudioChunk;
 use crate::protocol::{
-    ApiKey, END_MESSAGE, ServerMessage, StreamParams, UrlError, WordTimestamp, build_endpoint,
+    ApiKey, Dialect, ServerMessage, StreamParams, UrlError, WordTimestamp, build_endpoint,
     parse_server_message,
 };
 
@@ -216,6 +216,9 @@ pub enum SessionEvent {
     /// Audio that will never be transcribed: `secs` seconds from `start_secs` on the dictation's
     /// timeline (a replay limit hit during an outage). The transcript shows a marker there.
     Gap { start_secs: f64, secs: f64 },
+    /// The service is no longer at the configured URL (404/410 at the API document's path);
+    /// `suggested_url` is its current endpoint.
+    ServiceMoved { suggested_url: String },
     /// The service stayed away: the dictation goes on with the recogniser on this computer,
     /// from the first unconfirmed sample.
     WentOffline { reason: String },
@@ -282,6 +285,13 @@ pub enum SessionError {
     /// 5xx: the service is in trouble; worth retrying later.
     #[error("the server failed (HTTP {status}){}: try again in a moment", detail_suffix(.detail))]
     Server { status: u16, detail: String },
+    /// 404/410 at the API document's path: the service moved to its current endpoint.
+    #[error(
+        "the service is no longer at this address (HTTP {status}): use --url {} (Pulse live) or --url {}",
+        crate::protocol::PULSE_LIVE_URL,
+        crate::protocol::PULSE_URL
+    )]
+    Moved { status: u16 },
     /// Any other refusal of the upgrade (404: wrong URL path, ...).
     #[error("the server refused the connection (HTTP {status}){}: check --url", detail_suffix(.detail))]
     Refused { status: u16, detail: String },
@@ -365,6 +375,11 @@ pub async fn run_session(
     events: Sender<SessionEvent>,
 ) -> Result<SessionSummary, SessionError> {
     let outcome = stream_session(&config, audio, &events).await;
+    if let Err(SessionError::Moved { .. }) = &outcome {
+        let _ = events.send(SessionEvent::ServiceMoved {
+            suggested_url: crate::protocol::PULSE_LIVE_URL.to_owned(),
+        });
+    }
     let _ = events.send(SessionEvent::Ended(
         outcome.clone().map_err(|e| e.to_string()),
     ));
@@ -413,6 +428,7 @@ struct Dictation<'a> {
 /// Where the session connects: the service, or the recogniser on this computer after a fallback.
 struct Target {
     url: String,
+    dialect: Dialect,
     host: String,
     api_key: Option<ApiKey>,
 }
@@ -455,6 +471,7 @@ async fn stream_session(
     let endpoint = build_endpoint(&config.base_url, &wire, config.api_key.is_some())?;
     let mut target = Target {
         url: endpoint.url.clone(),
+        dialect: endpoint.dialect,
         host: endpoint.host.clone(),
         api_key: config.api_key.clone(),
     };
@@ -518,7 +535,7 @@ async fn stream_session(
                     config.connect_timeout.as_secs_f32()
                 ),
             }),
-            Ok(Err(e)) => Err(handshake_error(e, &target.host)),
+            Ok(Err(e)) => Err(handshake_error(e, &target.host, target.dialect)),
             Ok(Ok((ws, _response))) => Ok(ws),
         };
         let end = match connected {
@@ -536,7 +553,9 @@ async fn stream_session(
                 }
                 dictation.report_gap();
                 let _ = events.send(SessionEvent::Connected);
-                dictation.run_connection(ws, &mut chunk_rx).await
+                dictation
+                    .run_connection(ws, &mut chunk_rx, target.dialect.end_message())
+                    .await
             }
             Err(error) => ConnectionEnd::Failed {
                 error,
@@ -605,9 +624,11 @@ async fn stream_session(
                     );
                     tracing::warn!("{reason}: continuing offline");
                     let _ = events.send(SessionEvent::WentOffline { reason });
+                    let endpoint = build_endpoint(&local.url, &wire, false)?;
                     target = Target {
-                        host: "127.0.0.1".to_owned(),
-                        url: build_endpoint(&local.url, &wire, false)?.url,
+                        host: endpoint.host,
+                        url: endpoint.url,
+                        dialect: endpoint.dialect,
                         api_key: None,
                     };
                     fallback_guard = OffThreadDrop(Some(local.guard));
@@ -744,6 +765,7 @@ impl Dictation<'_> {
         &mut self,
         ws: Socket,
         chunks: &mut tokio::sync::mpsc::Receiver<AudioChunk>,
+        end_message: &'static str,
     ) -> ConnectionEnd {
         let (mut sink, mut stream) = ws.split();
         let config = self.config;
@@ -776,7 +798,7 @@ impl Dictation<'_> {
         }
         let mut finish_deadline = None;
         if self.source_done {
-            if let Err(e) = send_bounded(&mut sink, Message::text(END_MESSAGE), send_timeout).await
+            if let Err(e) = send_bounded(&mut sink, Message::text(end_message), send_timeout).await
             {
                 return failed(e, &inbox);
             }
@@ -854,7 +876,7 @@ impl Dictation<'_> {
                         }
                         None => {
                             self.source_done = true;
-                            Message::text(END_MESSAGE)
+                            Message::text(end_message)
                         }
                     };
                     let is_end = matches!(message, Message::Text(_));
@@ -884,7 +906,7 @@ impl Dictation<'_> {
                         finish_deadline = Some(Instant::now() + config.finish_timeout);
                     } else if rollover_by.is_some_and(|by| self.last_chunk_quiet || self.live_sample >= by) {
                         rollover_by = None;
-                        if let Err(e) = send_bounded(&mut sink, Message::text(END_MESSAGE), send_timeout).await {
+                        if let Err(e) = send_bounded(&mut sink, Message::text(end_message), send_timeout).await {
                             return failed(e, &inbox);
                         }
                         rolling_over = true;
@@ -1187,7 +1209,7 @@ impl Noticed {
 }
 
 /// Maps a failed handshake to what the user must do.
-fn handshake_error(error: tungstenite::Error, host: &str) -> SessionError {
+fn handshake_error(error: tungstenite::Error, host: &str, dialect: Dialect) -> SessionError {
     match error {
         tungstenite::Error::Http(response) => {
             let status = response.status().as_u16();
@@ -1209,6 +1231,7 @@ fn handshake_error(error: tungstenite::Error, host: &str) -> SessionError {
                         .map(Duration::from_secs),
                 },
                 500..=599 => SessionError::Server { status, detail },
+                404 | 410 if dialect == Dialect::Document => SessionError::Moved { status },
                 _ => SessionError::Refused { status, detail },
             }
         }

@@ -221,7 +221,11 @@ impl ServeProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
             .arg("serve")
-            .args(if args.contains(&"--port") { &[][..] } else { &["--port", "0"][..] })
+            .args(if args.contains(&"--port") {
+                &[][..]
+            } else {
+                &["--port", "0"][..]
+            })
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -306,7 +310,11 @@ impl ServeProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
             .arg("serve")
-            .args(if args.contains(&"--port") { &[][..] } else { &["--port", "0"][..] })
+            .args(if args.contains(&"--port") {
+                &[][..]
+            } else {
+                &["--port", "0"][..]
+            })
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
