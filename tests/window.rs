@@ -499,3 +499,65 @@ fn an_outage_shows_the_audio_kept_and_a_gap_is_marked_in_the_transcript() {
     assert_eq!(marker.format.color, egui::Visuals::light().warn_fg_color);
     assert!(marker.format.italics);
 }
+
+#[test]
+fn the_service_setting_and_a_language_the_live_endpoint_does_not_stream() {
+    let recorder = Recorder::default();
+    let mut h = harness(&recorder);
+    h.state_mut().settings.url = "wss://example.com/api/v1/lightning/get_text".to_owned();
+    h.get_by_label("Settings").click();
+    h.run();
+    // A key, so the window speaks to the service rather than recognising offline.
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .type_text("sk-typed-key");
+    h.run();
+    h.get_by_label("Custom URL");
+    h.get_by_label("Pulse live").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.url,
+        lightning_dictate::protocol::PULSE_LIVE_URL
+    );
+    // The language menu greys automatic detection, and says why.
+    h.get_by_label("Language").click();
+    h.run();
+    let multi = h.get_by_label("Automatic (multi) (multi)");
+    assert!(multi.accesskit_node().is_disabled());
+    assert!(!h.get_by_label("German (de)").accesskit_node().is_disabled());
+    // Back to the API document's endpoint: every language streams again.
+    h.key_press(egui::Key::Escape);
+    h.run();
+    h.get_by_label("Lightning (API document)").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.url,
+        lightning_dictate::protocol::DEFAULT_URL
+    );
+}
+
+#[test]
+fn a_moved_service_offers_a_button_that_switches_to_it() {
+    let recorder = Recorder::default();
+    let mut h = harness(&recorder);
+    h.get_by_label("Start dictation").click();
+    h.run();
+    let events = h.state().event_sender();
+    let _ = events.send(UiEvent::Session(SessionEvent::ServiceMoved {
+        suggested_url: lightning_dictate::protocol::PULSE_LIVE_URL.to_owned(),
+    }));
+    let _ = events.send(UiEvent::Session(SessionEvent::Ended(Err(
+        "the service is no longer at this address (HTTP 404)".to_owned(),
+    ))));
+    h.run();
+    h.get_by_label_contains("Smallest AI no longer serves this address");
+    h.get_by_label("Switch to Pulse live").click();
+    h.run();
+    assert_eq!(
+        h.state().settings.url,
+        lightning_dictate::protocol::PULSE_LIVE_URL
+    );
+    assert!(h.query_by_label("Switch to Pulse live").is_none());
+}

@@ -111,6 +111,9 @@ pub struct DictationApp {
     /// The keyring did not answer at start (or at the last save).
     keyring_down: bool,
     notice: Option<(String, f64)>,
+    /// The service answered that it moved (404/410 at the document's address): its new URL,
+    /// offered as a button.
+    pub moved_to: Option<String>,
     level_dbfs: f32,
     backend: Box<dyn Backend>,
     events_tx: Sender<UiEvent>,
@@ -141,6 +144,7 @@ impl DictationApp {
             key_note: None,
             keyring_down: false,
             notice: None,
+            moved_to: None,
             level_dbfs: -120.0,
             backend,
             events_tx,
@@ -326,6 +330,9 @@ impl DictationApp {
                         attempt, kept_secs, ..
                     } => self.status = Status::Reconnecting { attempt, kept_secs },
                     SessionEvent::WentOffline { .. } => self.status = Status::Offline,
+                    SessionEvent::ServiceMoved { suggested_url } => {
+                        self.moved_to = Some(suggested_url);
+                    }
                     SessionEvent::Reconnected { .. }
                         if !self.stopping && self.status != Status::Offline =>
                     {
@@ -343,6 +350,10 @@ impl DictationApp {
                         self.backend.stop();
                         self.status = match outcome {
                             Ok(_) => Status::Ready,
+                            Err(_) if self.moved_to.is_some() => Status::Error(
+                                "Smallest AI no longer serves this address: switch to Pulse live, or pick another service in Settings"
+                                    .to_owned(),
+                            ),
                             Err(message) => Status::Error(message),
                         };
                     }
@@ -408,7 +419,12 @@ impl DictationApp {
                 }
             });
             ui.toggle_value(&mut self.show_history, "History");
-            language_picker(ui, &mut self.settings.language);
+            // Offline, every language streams; online, the chosen endpoint decides.
+            let url = (!self.offline()).then(|| self.settings.url.clone());
+            language_picker(ui, &mut self.settings.language, |language| {
+                url.as_deref()
+                    .and_then(|url| super::settings::language_refusal(url, language))
+            });
             ui.toggle_value(&mut self.show_settings, "Settings");
         });
     }
@@ -430,6 +446,16 @@ impl DictationApp {
                 _ => ui.visuals().text_color(),
             };
             ui.label(RichText::new(status).color(colour));
+            if let Some(url) = self.moved_to.clone()
+                && ui
+                    .button("Switch to Pulse live")
+                    .on_hover_text(format!("Use {url}"))
+                    .clicked()
+            {
+                self.settings.url = url;
+                self.moved_to = None;
+                self.status = Status::Ready;
+            }
             if let Some((notice, until)) = &self.notice {
                 ui.label(RichText::new(notice).italics());
                 if until.is_finite() {
@@ -548,6 +574,21 @@ impl DictationApp {
                     "On this computer",
                 )
                 .on_hover_text("The offline Whisper recogniser: no key, no network");
+            });
+            ui.end_row();
+
+            ui.label("Service");
+            ui.horizontal(|ui| {
+                use super::settings::Service;
+                let current = Service::of_url(&self.settings.url);
+                for service in Service::ALL {
+                    let response = ui.selectable_label(current == service, service.label());
+                    if response.clicked()
+                        && let Some(url) = service.url()
+                    {
+                        self.settings.url = url.to_owned();
+                    }
+                }
             });
             ui.end_row();
 
@@ -813,21 +854,36 @@ pub fn transcript_layout(
     job
 }
 
-fn language_picker(ui: &mut egui::Ui, language: &mut Language) {
+/// The language menu; a language the service cannot stream is greyed, with the reason on hover
+/// (and beside the menu when it is the one chosen).
+fn language_picker(
+    ui: &mut egui::Ui,
+    language: &mut Language,
+    refusal: impl Fn(Language) -> Option<&'static str>,
+) {
     let label = ui.label("Language");
     egui::ComboBox::from_id_salt("language")
         .selected_text(format!("{} ({})", language.name(), language.code()))
         .show_ui(ui, |ui| {
             for choice in Language::all() {
-                ui.selectable_value(
-                    language,
-                    choice,
-                    format!("{} ({})", choice.name(), choice.code()),
-                );
+                let reason = refusal(choice);
+                ui.add_enabled_ui(reason.is_none(), |ui| {
+                    ui.selectable_value(
+                        language,
+                        choice,
+                        format!("{} ({})", choice.name(), choice.code()),
+                    )
+                })
+                .response
+                .on_disabled_hover_text(reason.unwrap_or_default());
             }
         })
         .response
         .labelled_by(label.id);
+    if let Some(reason) = refusal(*language) {
+        ui.label(RichText::new("⚠").color(ui.visuals().warn_fg_color))
+            .on_hover_text(reason);
+    }
 }
 
 fn level_meter(ui: &mut egui::Ui, dbfs: f32) {

@@ -57,13 +57,13 @@ impl Settings {
     /// The storage key.
     pub const KEY: &'static str = "lightning-dictate/settings";
 
-    /// True when dictation runs on the offline recogniser: chosen, or the Lightning service is
-    /// chosen at its default address without a key (a fresh install works before it has one).
+    /// True when dictation runs on the offline recogniser: chosen, or one of Smallest AI's
+    /// endpoints is chosen without a key (a fresh install works before it has one).
     /// A non-default URL (a self-hosted or local server) is used as is, key or not.
     pub fn offline(&self, has_key: bool) -> bool {
         match self.engine {
             EngineChoice::OnThisComputer => true,
-            EngineChoice::Lightning => !has_key && self.url == DEFAULT_URL,
+            EngineChoice::Lightning => !has_key && Service::of_url(&self.url) != Service::Custom,
         }
     }
 
@@ -75,4 +75,63 @@ impl Settings {
             word_timestamps: self.word_timestamps,
         }
     }
+}
+
+/// Which of the vendor's endpoints the server URL names (derived from it, never stored apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The API document's endpoint (the default).
+    Lightning,
+    /// `.../waves/v1/pulse/get_text`.
+    Pulse,
+    /// The unified live endpoint, `.../waves/v1/stt/live`.
+    PulseLive,
+    /// Any other URL (a self-hosted or local server).
+    Custom,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Lightning,
+        Service::Pulse,
+        Service::PulseLive,
+        Service::Custom,
+    ];
+
+    /// The service a URL names.
+    pub fn of_url(url: &str) -> Service {
+        let base = url.trim().split(['?', '#']).next().unwrap_or_default();
+        [Service::Lightning, Service::Pulse, Service::PulseLive]
+            .into_iter()
+            .find(|s| s.url() == Some(base))
+            .unwrap_or(Service::Custom)
+    }
+
+    /// Its URL (`None` for a custom one).
+    pub fn url(self) -> Option<&'static str> {
+        match self {
+            Service::Lightning => Some(DEFAULT_URL),
+            Service::Pulse => Some(crate::protocol::PULSE_URL),
+            Service::PulseLive => Some(crate::protocol::PULSE_LIVE_URL),
+            Service::Custom => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Service::Lightning => "Lightning (API document)",
+            Service::Pulse => "Pulse",
+            Service::PulseLive => "Pulse live",
+            Service::Custom => "Custom URL",
+        }
+    }
+}
+
+/// Why the endpoint at `url` cannot stream `language`, if it cannot: the live endpoint does not
+/// stream automatic detection (its server answers 400 "Language 'multi' has not been enabled").
+pub fn language_refusal(url: &str, language: Language) -> Option<&'static str> {
+    let path = url.trim().split(['?', '#']).next().unwrap_or_default();
+    (language.is_multi() && path.trim_end_matches('/').ends_with("/stt/live")).then_some(
+        "The live endpoint does not stream automatic detection: pick the language you speak",
+    )
 }
