@@ -265,7 +265,12 @@ impl DictationApp {
                 "Ready · on this computer (no API key: add one in Settings to use Lightning)"
                     .to_owned()
             }
-            (false, _) => "Ready · Lightning".to_owned(),
+            (false, _) => match super::settings::Service::of_url(&self.settings.url) {
+                super::settings::Service::Custom | super::settings::Service::Lightning => {
+                    "Ready · Lightning".to_owned()
+                }
+                service => format!("Ready · {}", service.label()),
+            },
         }
     }
 
