@@ -21,6 +21,11 @@ use lightning_dictate::session::{SessionConfig, SessionEvent, run_session};
 use lightning_dictate::tones::{self, ToneTiming};
 use lightning_dictate::transcript::Transcript;
 
+#[path = "../tests/common/mod.rs"]
+#[allow(unused)]
+mod common;
+use common::{long_script, lost_and_added};
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -37,48 +42,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Segments of 2-6 vocabulary words, about `secs` of audio.
-fn script(secs: f64, seed: u64) -> Vec<Vec<&'static str>> {
-    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move |n: u64| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng % n
-    };
-    let t = ToneTiming::default();
-    let mut total = t.lead_in + t.tail;
-    let mut segments = Vec::new();
-    while total < secs {
-        let len = 2 + next(5) as usize;
-        total += t.segment_gap + len as f64 * t.word + (len - 1) as f64 * t.word_gap;
-        segments.push(
-            (0..len)
-                .map(|_| tones::VOCABULARY[next(tones::VOCABULARY.len() as u64) as usize])
-                .collect(),
-        );
-    }
-    segments
-}
-
-/// Words lost and added, by the longest common subsequence (two rows: memory linear).
-fn lost_and_added(expected: &[&str], got: &[String]) -> (usize, usize) {
-    let mut previous = vec![0u32; got.len() + 1];
-    let mut current = vec![0u32; got.len() + 1];
-    for e in expected {
-        for (j, g) in got.iter().enumerate() {
-            current[j + 1] = if *e == g.as_str() {
-                previous[j] + 1
-            } else {
-                previous[j + 1].max(current[j])
-            };
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    let common = previous[got.len()] as usize;
-    (expected.len() - common, got.len() - common)
 }
 
 /// Peak and current resident memory of this process, in MB.
@@ -100,7 +63,7 @@ fn soak(minutes: f64, seed: u64, realtime: bool) {
         eprintln!("no temporary folder");
         return;
     };
-    let segments = script(minutes * 60.0, seed);
+    let segments = long_script(minutes * 60.0, seed);
     let refs: Vec<&[&str]> = segments.iter().map(Vec::as_slice).collect();
     let (samples, placed) = tones::synthesize(&refs, 16000, ToneTiming::default());
     let expected: Vec<&str> = placed.iter().map(|p| p.word).collect();

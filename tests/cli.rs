@@ -23,14 +23,7 @@ impl Server {
 }
 
 fn transcribe(wav: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("transcribe")
-        .arg(wav)
-        .args(args)
-        .env_remove("SMALLEST_API_KEY")
-        .env_remove("LIGHTNING_URL")
-        .output()
-        .expect("run transcribe")
+    transcribe_cli(wav, args)
 }
 
 fn stdout(o: &Output) -> String {

@@ -6,23 +6,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
-
 fn transcribe(wav: &Path, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
-    let out = Command::new(BIN)
-        .arg("transcribe")
-        .arg(wav)
-        .args(args)
-        .env_remove("SMALLEST_API_KEY")
-        .env_remove("LIGHTNING_URL")
-        .output()
-        .expect("run transcribe");
+    let out = transcribe_cli(wav, args);
     (out, started.elapsed())
 }
 

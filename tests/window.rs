@@ -387,12 +387,7 @@ fn a_typed_key_goes_to_the_keyring_and_comes_back_next_start() {
     let mut h = harness_with_keyring(&recorder, &keyring);
     h.get_by_label("Settings").click();
     h.run();
-    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
-        .click();
-    h.run();
-    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
-        .type_text("sk-typed-key");
-    h.run();
+    type_key(&mut h, "sk-typed-key");
     h.get_by_label("Save key").click();
     h.run();
     assert_eq!(
@@ -508,12 +503,7 @@ fn the_service_setting_and_a_language_the_live_endpoint_does_not_stream() {
     h.get_by_label("Settings").click();
     h.run();
     // A key, so the window speaks to the service rather than recognising offline.
-    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
-        .click();
-    h.run();
-    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
-        .type_text("sk-typed-key");
-    h.run();
+    type_key(&mut h, "sk-typed-key");
     h.get_by_label("Custom URL");
     h.get_by_label("Pulse live").click();
     h.run();
@@ -560,4 +550,14 @@ fn a_moved_service_offers_a_button_that_switches_to_it() {
         lightning_dictate::protocol::PULSE_LIVE_URL
     );
     assert!(h.query_by_label("Switch to Pulse live").is_none());
+}
+
+/// Types `key` into the API key field of the open Settings.
+fn type_key(h: &mut Harness<'static, DictationApp>, key: &str) {
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .click();
+    h.run();
+    h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key")
+        .type_text(key);
+    h.run();
 }

@@ -218,30 +218,7 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn spawn(args: &[&str]) -> ServeProcess {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
-            .arg("serve")
-            .args(if args.contains(&"--port") {
-                &[][..]
-            } else {
-                &["--port", "0"][..]
-            })
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        ServeProcess { child, url }
+        Self::spawn_logged(args).0
     }
 }
 
@@ -254,18 +231,21 @@ impl Drop for ServeProcess {
 
 /// Words lost and words added (duplicates) going from `expected` to `got`, by their longest
 /// common subsequence.
-pub fn lost_and_added(expected: &[String], got: &[String]) -> (usize, usize) {
-    let mut table = vec![vec![0usize; got.len() + 1]; expected.len() + 1];
-    for i in 1..=expected.len() {
-        for j in 1..=got.len() {
-            table[i][j] = if expected[i - 1] == got[j - 1] {
-                table[i - 1][j - 1] + 1
+pub fn lost_and_added<E: AsRef<str>, G: AsRef<str>>(expected: &[E], got: &[G]) -> (usize, usize) {
+    // Two rows of the table: memory linear in `got`, for an hour of words too.
+    let mut previous = vec![0u32; got.len() + 1];
+    let mut current = vec![0u32; got.len() + 1];
+    for e in expected {
+        for (j, g) in got.iter().enumerate() {
+            current[j + 1] = if e.as_ref() == g.as_ref() {
+                previous[j] + 1
             } else {
-                table[i - 1][j].max(table[i][j - 1])
+                previous[j + 1].max(current[j])
             };
         }
+        std::mem::swap(&mut previous, &mut current);
     }
-    let common = table[expected.len()][got.len()];
+    let common = previous[got.len()] as usize;
     (expected.len() - common, got.len() - common)
 }
 
@@ -344,4 +324,16 @@ impl ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `lightning-dictate transcribe WAV ARGS...` with no key or URL from the environment.
+pub fn transcribe_cli(wav: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lightning-dictate"))
+        .arg("transcribe")
+        .arg(wav)
+        .args(args)
+        .env_remove("SMALLEST_API_KEY")
+        .env_remove("LIGHTNING_URL")
+        .output()
+        .expect("run transcribe")
 }
