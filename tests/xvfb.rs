@@ -303,3 +303,62 @@ fn an_outage_mid_dictation_in_the_real_window_loses_nothing() {
     assert_eq!(lost, 0, "{got:?}");
     assert!(added <= 1, "{got:?}");
 }
+
+/// With a window manager (openbox): start dictating, minimise the window, speak; the saved
+/// history holds every word before the window is shown again.
+#[test]
+fn a_minimised_window_keeps_saving_the_transcript() {
+    let display = format!(":{}", 350 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let _wm = Killed(
+        Command::new("openbox")
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openbox is needed: run `bash .ci/test`, which installs it"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let app = Killed(
+        mic.command(BIN)
+            .args(["--url", server.url(), "--device", DEVICE])
+            .env("DISPLAY", &display)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let window = focus_window(&display, app.0.id());
+    xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
+    std::thread::sleep(Duration::from_millis(800));
+    xdotool(&display, &["windowminimize", "--sync", &window]);
+    let visible = xdotool(
+        &display,
+        &["search", "--onlyvisible", "--pid", &app.0.id().to_string()],
+    );
+    assert!(visible.is_empty(), "the window is still shown: {visible}");
+    mic.play(&wav);
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(1500));
+    let history =
+        lightning_dictate::history::History::open(&data.join("lightning-dictate").join("history"))
+            .unwrap();
+    let saved = history.list();
+    assert_eq!(saved.len(), 1, "one autosaved transcript");
+    assert_eq!(saved[0].transcript.final_text(), script_text().join(" "));
+    // Still minimised when the history was read.
+    let visible = xdotool(
+        &display,
+        &["search", "--onlyvisible", "--pid", &app.0.id().to_string()],
+    );
+    assert!(visible.is_empty());
+}

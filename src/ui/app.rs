@@ -901,6 +901,13 @@ fn level_meter(ui: &mut egui::Ui, dbfs: f32) {
 }
 
 impl eframe::App for DictationApp {
+    /// eframe runs this every pass, and also while the window is minimised or hidden (when it
+    /// runs no `ui` at all): the dictation's events are applied here, so the transcript and the
+    /// history stay current with no window on screen.
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.apply_pending();
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.window_ui(ui);
     }
@@ -911,14 +918,20 @@ impl eframe::App for DictationApp {
 }
 
 impl DictationApp {
-    /// One frame of the whole window (what `eframe::App::ui` runs; benchmarks run it directly).
-    pub fn window_ui(&mut self, ui: &mut egui::Ui) {
-        // Events first: the frame shows the newest state. No event, no repaint: an idle window
-        // does no work.
+    /// Applies every event the dictation sent since the last call.
+    pub fn apply_pending(&mut self) {
         let pending: Vec<UiEvent> = self.events_rx.try_iter().collect();
         for event in pending {
             self.apply(event);
         }
+    }
+
+    /// One frame of the whole window (what `eframe::App::ui` runs; benchmarks run it directly).
+    pub fn window_ui(&mut self, ui: &mut egui::Ui) {
+        // Events first (eframe applied them in `logic` already; tests and benches call this
+        // alone): the frame shows the newest state. No event, no repaint: an idle window does no
+        // work.
+        self.apply_pending();
         let ctx = ui.ctx().clone();
         ctx.set_theme(match self.settings.theme {
             Theme::System => egui::ThemePreference::System,
