@@ -157,7 +157,10 @@ fn soak(minutes: f64, seed: u64, realtime: bool) {
         } else {
             "as fast as confirmed"
         },
-        if outcome.is_ok() { "ok" } else { "FAILED" },
+        match &outcome {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("FAILED ({e})"),
+        },
         faults.len(),
     );
 }

@@ -98,7 +98,7 @@ pub struct ReconnectPolicy {
     /// First wait; doubles each attempt (with ±20 % jitter) up to `max_delay`.
     pub first_delay: Duration,
     pub max_delay: Duration,
-    /// Give up once an outage has lasted this long.
+    /// Give up once no handshake has succeeded for this long (the service is away).
     pub give_up_after: Duration,
 }
 
@@ -513,8 +513,12 @@ async fn stream_session(
         last_chunk_quiet: false,
     };
     let mut jitter = Jitter::seeded();
-    // (when the outage began, attempts so far)
-    let mut outage: Option<(Instant, u32)> = None;
+    // Reconnection attempts since the last connection that recognised something.
+    let mut outage: Option<u32> = None;
+    // Since when no handshake has succeeded (`None` while they do): the service is away.
+    let mut down_since: Option<Instant> = None;
+    // Connections in a row that were accepted but failed before recognising anything.
+    let mut barren: u32 = 0;
     // The local recogniser, once the dictation went offline: kept alive until the session ends.
     let mut fallback_guard = OffThreadDrop(None);
     loop {
@@ -540,7 +544,8 @@ async fn stream_session(
         };
         let end = match connected {
             Ok(ws) => {
-                if let Some((_, attempt)) = outage {
+                down_since = None;
+                if let Some(attempt) = outage {
                     dictation.summary.reconnects += 1;
                     let replayed_secs = dictation.replay.samples() as f64 / f64::from(rate);
                     tracing::info!(attempt, replayed_secs, "reconnected");
@@ -557,10 +562,15 @@ async fn stream_session(
                     .run_connection(ws, &mut chunk_rx, target.dialect.end_message())
                     .await
             }
-            Err(error) => ConnectionEnd::Failed {
-                error,
-                progressed: false,
-            },
+            Err(error) => {
+                down_since.get_or_insert_with(Instant::now);
+                // Not a connection: not barren either.
+                barren = barren.saturating_sub(1);
+                ConnectionEnd::Failed {
+                    error,
+                    progressed: false,
+                }
+            }
         };
         let error = match end {
             ConnectionEnd::Done => {
@@ -576,6 +586,9 @@ async fn stream_session(
             ConnectionEnd::Failed { error, progressed } => {
                 if progressed {
                     outage = None;
+                    barren = 0;
+                } else {
+                    barren += 1;
                 }
                 error
             }
@@ -591,9 +604,8 @@ async fn stream_session(
         if !retryable || (never_connected && unreachable) {
             return Err(dictation.give_up(error));
         }
-        let (since, attempt) = outage.get_or_insert((Instant::now(), 0));
-        *attempt += 1;
-        let attempt = *attempt;
+        let attempt = outage.map_or(1, |a| a + 1);
+        outage = Some(attempt);
         let exponent = attempt.saturating_sub(1).min(16);
         let base = config
             .reconnect
@@ -607,12 +619,16 @@ async fn stream_session(
         {
             delay = delay.max(*wait);
         }
-        let out_for = since.elapsed();
-        let giving_up = out_for + delay > config.reconnect.give_up_after;
+        // Give up when the service has been unreachable too long, or keeps accepting connections
+        // that never get anywhere. A service that answers and fails now and then (each
+        // connection recognising some audio) is retried for as long as it takes.
+        let down_for = down_since.map_or(Duration::ZERO, |t| t.elapsed());
+        let giving_up =
+            down_for + delay > config.reconnect.give_up_after || barren >= MAX_BARREN_CONNECTIONS;
         // A live dictation does not wait for the service for long: the words keep coming.
         if fallback_guard.0.is_none()
             && config.source == SourceKind::Live
-            && (giving_up || out_for >= config.offline_after)
+            && (giving_up || down_for >= config.offline_after || barren >= 3)
             && let Some(fallback) = &config.fallback
         {
             let start = std::sync::Arc::clone(&fallback.start);
@@ -620,7 +636,7 @@ async fn stream_session(
                 Ok(Ok(local)) => {
                     let reason = format!(
                         "the service has been unreachable for {} s ({error})",
-                        out_for.as_secs()
+                        down_for.as_secs()
                     );
                     tracing::warn!("{reason}: continuing offline");
                     let _ = events.send(SessionEvent::WentOffline { reason });
@@ -632,7 +648,7 @@ async fn stream_session(
                         api_key: None,
                     };
                     fallback_guard = OffThreadDrop(Some(local.guard));
-                    outage = Some((Instant::now(), attempt));
+                    outage = Some(attempt);
                     continue;
                 }
                 Ok(Err(e)) => dictation.notice(
@@ -978,6 +994,10 @@ impl Drop for OffThreadDrop {
         }
     }
 }
+
+/// Accepted connections in a row that recognise nothing before failing, after which a session
+/// gives up (a service that accepts and then always fails).
+const MAX_BARREN_CONNECTIONS: u32 = 20;
 
 /// How far past a full replay window a file may be read looking for a quiet place to end a
 /// connection.
