@@ -30,6 +30,11 @@ impl MicRun {
             .args(["transcribe", "--mic", "--device", DEVICE, "--url", url])
             .args(extra)
             .env_remove("SMALLEST_API_KEY")
+            // HOME is the daemon's folder: the offline model stays where it was fetched.
+            .envs(
+                lightning_dictate::history::data_dir()
+                    .and_then(|d| d.parent().map(|p| ("XDG_DATA_HOME", p.to_path_buf()))),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -322,4 +327,44 @@ fn an_unknown_device_exits_5_listing_the_devices() {
     assert!(out.status.success());
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(listing.contains(&format!("* {DEVICE}")), "{listing}");
+}
+
+/// The service dies for good mid-dictation: `transcribe --mic` says it goes on with the recogniser
+/// on this computer and the rest of the speech still comes out (real speech, the real model on
+/// both sides).
+#[test]
+fn the_microphone_goes_on_offline_when_the_service_dies() {
+    let model = lightning_dictate::whisper::default_model_dir().expect("HOME is set");
+    assert!(
+        lightning_dictate::whisper::looks_like_model(&model),
+        "the offline model is missing: run `bash .ci/fetch-model` (`bash .ci/test` does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let first = "Please call me back when you get home.";
+    let second = "The children played in the park until dark.";
+    let wav = speech_wav(
+        dir.path(),
+        "speech.wav",
+        &format!("{first} ... ... {second}"),
+        16000,
+    );
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let mut server = ServeProcess::spawn(&["--engine", "whisper"]);
+    let mut run = MicRun::start(&mic, &server.url, &["--duration", "26"]);
+    run.wait_for("listening", Duration::from_secs(10));
+    mic.play(&wav);
+    // The first sentence is recognised by the service, then it goes away.
+    std::thread::sleep(Duration::from_millis(3500));
+    server.kill();
+    run.wait_for(
+        "continuing with the recogniser on this computer",
+        Duration::from_secs(20),
+    );
+    mic.wait_played();
+    let (code, out, err) = run.finish(Duration::from_secs(40));
+    assert_eq!(code, Some(0), "{err}");
+    let text = out.to_lowercase();
+    for word in ["call", "home", "children", "played", "park", "dark"] {
+        assert!(text.contains(word), "{word:?} missing from {text:?}\n{err}");
+    }
 }

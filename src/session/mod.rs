@@ -661,6 +661,18 @@ async fn stream_session(
         if giving_up {
             return Err(dictation.give_up(error));
         }
+        if config.source == SourceKind::Live
+            && config.fallback.is_none()
+            && down_for >= config.offline_after
+        {
+            dictation.notice(
+                "down-no-fallback",
+                &format!(
+                    "the service has been unreachable for {} s: the audio is kept until it is back (with an offline model installed, the dictation would go on on this computer)",
+                    down_for.as_secs()
+                ),
+            );
+        }
         tracing::warn!(attempt, ?delay, "connection lost: {error}");
         let _ = events.send(SessionEvent::Reconnecting {
             attempt,
