@@ -368,3 +368,35 @@ fn the_microphone_goes_on_offline_when_the_service_dies() {
         assert!(text.contains(word), "{word:?} missing from {text:?}\n{err}");
     }
 }
+
+/// `PULSE_RUNTIME_PATH` (and `PULSE_SERVER`) set, as sessions and sandboxes set them: the
+/// PulseAudio host is still offered, and chosen, rather than ALSA at a quarter of a core.
+#[test]
+fn the_pulseaudio_host_is_found_with_pulse_runtime_path_or_pulse_server_set() {
+    let mic = VirtualMic::start(48000, 1, "s16le");
+    let pulse_dir = mic.runtime_dir().join("pulse");
+    let socket = format!("unix:{}", pulse_dir.join("native").display());
+    let cases = [
+        ("PULSE_RUNTIME_PATH", pulse_dir.display().to_string()),
+        // A runtime path without a server in it: the next place is tried.
+        ("PULSE_RUNTIME_PATH", "/nonexistent/pulse".to_owned()),
+        ("PULSE_SERVER", socket),
+    ];
+    for (name, value) in &cases {
+        let out = mic
+            .command(BIN)
+            .arg("devices")
+            .env(name, value)
+            .output()
+            .expect("run devices");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        let default = listed
+            .lines()
+            .find(|l| l.starts_with('*'))
+            .unwrap_or_default();
+        assert!(
+            default.starts_with("* PulseAudio:"),
+            "{name}={value}: default {default:?}\n{listed}"
+        );
+    }
+}
