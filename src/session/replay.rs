@@ -123,6 +123,9 @@ impl ReplayBuffer {
     }
 }
 
+/// Audio kept before a final's last word end when releasing (see [`Coverage::on_final`]).
+const RELEASE_MARGIN_SECS: f64 = 0.25;
+
 /// How far the finals received so far vouch for the timeline.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Coverage {
@@ -142,7 +145,11 @@ impl Coverage {
             Some(last) => {
                 self.confirmed_secs = self.confirmed_secs.max(last.end);
                 self.untimed.clear();
-                Some((last.end * f64::from(rate)) as u64)
+                // Word times from a real recogniser are approximate: keep a little audio before
+                // the reported end, so a late time never releases the start of the next word.
+                // A replay hears that word's tail again; the dedupe drops it by its time.
+                let keep_from = (last.end - RELEASE_MARGIN_SECS).max(0.0);
+                Some((keep_from * f64::from(rate)) as u64)
             }
             None => {
                 if !text.trim().is_empty() {
@@ -308,7 +315,11 @@ mod tests {
         assert_eq!(coverage.on_final("one two", &[], 16000), None);
         assert_eq!(coverage.untimed, ["one", "two"]);
         let release = coverage.on_final("three", &[word("three", 1.0, 1.5)], 16000);
-        assert_eq!(release, Some(24000));
+        assert_eq!(
+            release,
+            Some(20000),
+            "a quarter second before the end is kept"
+        );
         assert!(coverage.untimed.is_empty());
         assert_eq!(coverage.confirmed_secs, 1.5);
     }
