@@ -4,6 +4,7 @@
 
 pub mod chaos;
 pub mod engine;
+mod outbox;
 pub mod tone_engine;
 
 use std::net::SocketAddr;
@@ -22,12 +23,12 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 pub use chaos::{Chaos, ChaosFault, FaultRecord};
 pub use engine::{Engine, EngineOutput, EngineSession};
+use outbox::{Outbox, Sent};
 pub use tone_engine::ToneEngine;
 
 use crate::audio::encode::Decoder;
 use crate::protocol::{
-    ApiKey, ClientControl, Dialect, KNOWN_PATHS, StreamParams, TranscriptMessage,
-    parse_client_control,
+    ApiKey, ClientControl, Dialect, KNOWN_PATHS, StreamParams, parse_client_control,
 };
 
 /// Switches that make the server misbehave on purpose, for tests.
@@ -773,126 +774,4 @@ async fn sync_engine(
             return;
         }
     }
-}
-
-/// What happened to a message.
-enum Sent {
-    More,
-    /// That was the terminal message; the close frame went after it.
-    Last,
-    /// The client is gone.
-    Gone,
-}
-
-/// The sending half of a connection and what it needs to format messages.
-struct Outbox {
-    sink: futures_util::stream::SplitSink<tokio_tungstenite::WebSocketStream<TcpStream>, Message>,
-    session_id: String,
-    params: StreamParams,
-    garbage: bool,
-    withhold_is_last: bool,
-    no_word_times: bool,
-    dialect: Dialect,
-    finals_text: String,
-}
-
-impl Outbox {
-    async fn send(&mut self, output: &EngineOutput) -> Sent {
-        if output.is_last && self.withhold_is_last {
-            tracing::info!(session_id = %self.session_id, "fault: withholding is_last");
-            return Sent::More;
-        }
-        if self.garbage {
-            let _ = self
-                .sink
-                .send(Message::text("{\"transcript\": garbage]"))
-                .await;
-            let _ = self
-                .sink
-                .send(Message::Binary(Bytes::from_static(&[
-                    0xde, 0xad, 0xbe, 0xef,
-                ])))
-                .await;
-        }
-        let params = StreamParams {
-            word_timestamps: self.params.word_timestamps && !self.no_word_times,
-            ..self.params
-        };
-        let message = transcript_message(&self.session_id, &params, output, &mut self.finals_text);
-        let message = match self.dialect {
-            Dialect::Document => message,
-            Dialect::Current => current_dialect(&message),
-        };
-        if self.sink.send(Message::text(message)).await.is_err() {
-            return Sent::Gone;
-        }
-        if !output.is_last {
-            return Sent::More;
-        }
-        let _ = self
-            .sink
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            })))
-            .await;
-        Sent::Last
-    }
-}
-
-/// A message in the current dialect: `type: "transcription"`, the text as both `transcript` and
-/// `transcription`, the words as `words`, no `full_transcript`.
-fn current_dialect(document: &str) -> String {
-    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(document) else {
-        return document.to_owned();
-    };
-    map.remove("full_transcript");
-    if let Some(words) = map.remove("word_timestamps") {
-        map.insert("words".to_owned(), words);
-    }
-    if let Some(text) = map.get("transcript").cloned() {
-        map.insert("transcription".to_owned(), text);
-    }
-    map.insert("type".to_owned(), "transcription".into());
-    serde_json::Value::Object(map).to_string()
-}
-
-/// The JSON the service sends for one engine output.
-fn transcript_message(
-    session_id: &str,
-    params: &StreamParams,
-    output: &EngineOutput,
-    finals_text: &mut String,
-) -> String {
-    let text = output.text.trim();
-    let full = if output.is_final {
-        if !text.is_empty() {
-            if !finals_text.is_empty() {
-                finals_text.push(' ');
-            }
-            finals_text.push_str(text);
-        }
-        finals_text.clone()
-    } else if finals_text.is_empty() {
-        text.to_owned()
-    } else {
-        format!("{finals_text} {text}")
-    };
-    let message = TranscriptMessage {
-        session_id: Some(session_id.to_owned()),
-        transcript: output.text.clone(),
-        full_transcript: Some(full),
-        is_final: output.is_final,
-        is_last: output.is_last,
-        language: if output.is_final {
-            output
-                .language
-                .clone()
-                .or_else(|| Some(params.language.code().to_owned()))
-        } else {
-            None
-        },
-        word_timestamps: (output.is_final && params.word_timestamps).then(|| output.words.clone()),
-    };
-    serde_json::to_string(&message).unwrap_or_default()
 }
