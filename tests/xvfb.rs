@@ -259,19 +259,12 @@ fn an_outage_mid_dictation_in_the_real_window_loses_nothing() {
         .next()
         .unwrap()
         .to_owned();
-    let app = Killed(
-        mic.command(BIN)
-            .args(["--url", &url, "--device", DEVICE, "--theme", "light"])
-            .env("DISPLAY", &display)
-            .env("XDG_DATA_HOME", dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env_remove("SMALLEST_API_KEY")
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let app = Killed(window_app(
+        &mic,
+        &display,
+        dir.path(),
+        &["--url", &url, "--theme", "light"],
+    ));
     let window = start_dictating(&display, app.0.id(), &mut mic, &wav);
     std::thread::sleep(Duration::from_millis(2500));
     server.kill();
@@ -324,19 +317,12 @@ fn a_minimised_window_keeps_saving_the_transcript() {
     let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));
     let mut mic = VirtualMic::start(48000, 1, "s16le");
     let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
-    let app = Killed(
-        mic.command(BIN)
-            .args(["--url", server.url(), "--device", DEVICE])
-            .env("DISPLAY", &display)
-            .env("XDG_DATA_HOME", &data)
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env_remove("SMALLEST_API_KEY")
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let app = Killed(window_app(
+        &mic,
+        &display,
+        dir.path(),
+        &["--url", server.url()],
+    ));
     let window = focus_window(&display, app.0.id());
     xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
     std::thread::sleep(Duration::from_millis(800));
@@ -361,4 +347,26 @@ fn a_minimised_window_keeps_saving_the_transcript() {
         &["search", "--onlyvisible", "--pid", &app.0.id().to_string()],
     );
     assert!(visible.is_empty());
+}
+
+/// The window on `display`, capturing the virtual microphone, with a clean profile under
+/// `profile` (`data/` for the history, `config/` for the settings) and no key.
+fn window_app(
+    mic: &VirtualMic,
+    display: &str,
+    profile: &std::path::Path,
+    args: &[&str],
+) -> std::process::Child {
+    mic.command(BIN)
+        .args(["--device", DEVICE])
+        .args(args)
+        .env("DISPLAY", display)
+        .env("XDG_DATA_HOME", profile.join("data"))
+        .env("XDG_CONFIG_HOME", profile.join("config"))
+        .env_remove("SMALLEST_API_KEY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the window")
 }
