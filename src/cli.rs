@@ -1,5 +1,6 @@
 //! The command line: `transcribe`, `serve`, `tones`. Exit codes are a contract: 0 done, 2 usage,
-//! 3 key refused, 4 network or server failure, 5 audio input error.
+//! 3 key refused, 4 network or server failure, 5 audio input error, 6 some audio could not be
+//! transcribed.
 
 use std::io::Write;
 use std::path::PathBuf;
