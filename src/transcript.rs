@@ -88,12 +88,10 @@ impl Transcript {
             .filter(|w| w.start >= 0.0 && w.end >= w.start)
             .cloned()
             .collect();
-        let (start, end, timed_by_words) = match (words.first(), words.last()) {
-            (Some(first), Some(last)) => (first.start, last.end, true),
-            _ if segment.span.is_some() => {
-                let (start, end) = segment.span.unwrap_or_default();
-                (start, end, true)
-            }
+        let (start, end, timed_by_words) = match (words.first(), words.last(), segment.span) {
+            (Some(first), Some(last), _) => (first.start, last.end, true),
+            // Words not shown, but their span is known.
+            (_, _, Some((start, end))) => (start, end, true),
             // No word times: the segment follows the previous one and ends no later than the audio
             // sent when it arrived.
             _ => (

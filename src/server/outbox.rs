@@ -57,8 +57,9 @@ impl Outbox {
         let message = transcript_message(&self.session_id, &params, output, &mut self.finals_text);
         let message = match self.dialect {
             Dialect::Document => message,
-            Dialect::Current => current_dialect(&message),
-        };
+            Dialect::Current => current_dialect(message),
+        }
+        .to_string();
         if self.sink.send(Message::text(message)).await.is_err() {
             return Sent::Gone;
         }
@@ -78,9 +79,9 @@ impl Outbox {
 
 /// A message in the current dialect: `type: "transcription"`, the text as both `transcript` and
 /// `transcription`, the words as `words`, no `full_transcript`.
-fn current_dialect(document: &str) -> String {
-    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(document) else {
-        return document.to_owned();
+fn current_dialect(document: serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(mut map) = document else {
+        return document;
     };
     map.remove("full_transcript");
     if let Some(words) = map.remove("word_timestamps") {
@@ -90,7 +91,7 @@ fn current_dialect(document: &str) -> String {
         map.insert("transcription".to_owned(), text);
     }
     map.insert("type".to_owned(), "transcription".into());
-    serde_json::Value::Object(map).to_string()
+    serde_json::Value::Object(map)
 }
 
 /// The JSON the service sends for one engine output.
@@ -99,7 +100,7 @@ fn transcript_message(
     params: &StreamParams,
     output: &EngineOutput,
     finals_text: &mut String,
-) -> String {
+) -> serde_json::Value {
     let text = output.text.trim();
     let full = if output.is_final {
         if !text.is_empty() {
@@ -130,5 +131,5 @@ fn transcript_message(
         },
         word_timestamps: (output.is_final && params.word_timestamps).then(|| output.words.clone()),
     };
-    serde_json::to_string(&message).unwrap_or_default()
+    serde_json::to_value(&message).unwrap_or_default()
 }

@@ -320,9 +320,6 @@ struct Dictation<'a> {
     noticed: Noticed,
     /// When a final last released audio from the replay buffer (or the connection began).
     last_release: Instant,
-    /// Whether the newest chunk from a file source was quiet: a place to end a connection
-    /// without cutting a word.
-    last_chunk_quiet: bool,
 }
 
 /// Where the session connects: the service, or the recogniser on this computer after a fallback.
@@ -410,7 +407,6 @@ async fn stream_session(
         last_interim: String::new(),
         noticed: Noticed::default(),
         last_release: Instant::now(),
-        last_chunk_quiet: false,
     };
     let mut jitter = Jitter::seeded();
     // Reconnection attempts since the last connection that recognised something.
@@ -442,6 +438,7 @@ async fn stream_session(
             Ok(Err(e)) => Err(handshake_error(e, &target.host, target.dialect)),
             Ok(Ok((ws, _response))) => Ok(ws),
         };
+        let accepted = connected.is_ok();
         let end = match connected {
             Ok(ws) => {
                 down_since = None;
@@ -464,8 +461,6 @@ async fn stream_session(
             }
             Err(error) => {
                 down_since.get_or_insert_with(Instant::now);
-                // Not a connection: not barren either.
-                barren = barren.saturating_sub(1);
                 ConnectionEnd::Failed {
                     error,
                     progressed: false,
@@ -487,7 +482,7 @@ async fn stream_session(
                 if progressed {
                     outage = None;
                     barren = 0;
-                } else {
+                } else if accepted {
                     barren += 1;
                 }
                 error
@@ -671,7 +666,6 @@ impl Dictation<'_> {
             SourceKind::Live => self.replay.push(sent.clone()),
             // A file waits instead (`held_back`): nothing it sent is ever dropped.
             SourceKind::File => {
-                self.last_chunk_quiet = is_quiet(&sent.bytes, self.config.params.encoding);
                 self.replay.push_keep(sent.clone());
                 0
             }
@@ -808,6 +802,12 @@ impl Dictation<'_> {
                         }
                     };
                     let is_end = matches!(message, Message::Text(_));
+                    // While looking for a quiet place to roll over, keep the chunk to test it
+                    // (`Bytes` is shared, not copied).
+                    let searched = match (&message, rollover_by) {
+                        (Message::Binary(bytes), Some(_)) => Some(bytes.clone()),
+                        _ => None,
+                    };
                     if let Err(e) = send_bounded(&mut sink, message, send_timeout).await {
                         // The socket broke while sending: whatever the server sent before that
                         // is still worth reading (finals, an error frame saying why).
@@ -832,7 +832,11 @@ impl Dictation<'_> {
                     if is_end {
                         let _ = self.events.send(SessionEvent::Finishing);
                         finish_deadline = Some(Instant::now() + config.finish_timeout);
-                    } else if rollover_by.is_some_and(|by| self.last_chunk_quiet || self.live_sample >= by) {
+                    } else if rollover_by.is_some_and(|by| {
+                        // Decoded only while looking for a quiet place, not for every chunk.
+                        self.live_sample >= by
+                            || searched.as_ref().is_some_and(|b| is_quiet(b, config.params.encoding))
+                    }) {
                         rollover_by = None;
                         if let Err(e) = send_bounded(&mut sink, Message::text(end_message), send_timeout).await {
                             return failed(e, &inbox);
