@@ -7,18 +7,15 @@
 use std::time::{Duration, Instant};
 
 use eframe::egui;
+use lightning_dictate::channel::Sink;
+use lightning_dictate::dictation::{DictationEvent, StartError};
 use lightning_dictate::session::{FinalSegment, SessionEvent};
-use lightning_dictate::ui::{Backend, DictationApp, Settings, StartRequest, UiEvent};
+use lightning_dictate::ui::{Backend, DictationApp, Settings, StartRequest};
 
 struct NoBackend;
 
 impl Backend for NoBackend {
-    fn start(
-        &mut self,
-        _: StartRequest,
-        _: crossbeam_channel::Sender<UiEvent>,
-        _: Box<dyn Fn() + Send + Sync>,
-    ) -> Result<(), String> {
+    fn start(&mut self, _: StartRequest, _: Sink<DictationEvent>) -> Result<(), StartError> {
         Ok(())
     }
     fn stop(&mut self) {}

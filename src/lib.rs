@@ -7,10 +7,12 @@
 //! offline [`whisper`] recogniser.
 
 pub mod audio;
-pub mod cli;
+pub mod channel;
+pub mod dictation;
 pub mod history;
 pub mod keystore;
 pub mod protocol;
+pub mod remedy;
 pub mod server;
 pub mod session;
 pub mod tones;

@@ -1,5 +1,7 @@
 //! lightning-dictate: see `lightning-dictate --help`.
 
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    lightning_dictate::cli::main()
+    cli::main()
 }

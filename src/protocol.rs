@@ -137,6 +137,18 @@ impl SampleRate {
         }
     }
 
+    /// The rate as the query string (and the command line) writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SampleRate::Hz8000 => "8000",
+            SampleRate::Hz16000 => "16000",
+            SampleRate::Hz22050 => "22050",
+            SampleRate::Hz24000 => "24000",
+            SampleRate::Hz44100 => "44100",
+            SampleRate::Hz48000 => "48000",
+        }
+    }
+
     /// The rate with this many samples per second, if the API allows it.
     pub fn from_hz(hz: u32) -> Option<SampleRate> {
         SampleRate::ALL.into_iter().find(|r| r.hz() == hz)

@@ -186,9 +186,13 @@ fn a_wrong_key_exits_3_quickly_and_never_shows_the_key() {
     let err = stderr(&out);
     let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(error_lines.len(), 1, "{err}");
-    assert!(error_lines[0].starts_with(
-        "error: the server refused the API key (HTTP 401): set SMALLEST_API_KEY or pass --api-key"
-    ));
+    // What happened (with the server's reason), then what to type about it.
+    assert!(
+        error_lines[0].starts_with("error: the server refused the API key (HTTP 401)")
+            && error_lines[0].ends_with(": set SMALLEST_API_KEY or pass --api-key"),
+        "{}",
+        error_lines[0]
+    );
     assert!(
         !err.contains(secret) && !stdout(&out).contains(secret),
         "{err}"

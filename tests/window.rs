@@ -6,14 +6,17 @@ use std::sync::{Arc, Mutex};
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
+use lightning_dictate::channel::Sink;
+use lightning_dictate::dictation::{DictationEvent, StartError};
 use lightning_dictate::protocol::{ApiKey, Language};
+use lightning_dictate::session::SessionError;
 use lightning_dictate::session::{FinalSegment, SessionEvent, SessionSummary};
 use lightning_dictate::ui::app::transcript_layout;
-use lightning_dictate::ui::{Backend, DictationApp, Settings, StartRequest, Status, UiEvent};
+use lightning_dictate::ui::{Backend, DictationApp, Lifecycle, Settings, StartRequest};
 
-/// Records what the window asked of it.
+/// Records what the window asked of it; fails the next start with `refuse` when set.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
+struct Recorder(Arc<Mutex<Vec<String>>>, Arc<Mutex<Option<StartError>>>);
 
 impl Recorder {
     fn calls(&self) -> Vec<String> {
@@ -25,9 +28,11 @@ impl Backend for Recorder {
     fn start(
         &mut self,
         request: StartRequest,
-        _events: crossbeam_channel::Sender<UiEvent>,
-        _repaint: Box<dyn Fn() + Send + Sync>,
-    ) -> Result<(), String> {
+        _events: Sink<DictationEvent>,
+    ) -> Result<(), StartError> {
+        if let Some(e) = self.1.lock().unwrap().take() {
+            return Err(e);
+        }
         if let Ok(mut calls) = self.0.lock() {
             let place = if request.offline { " offline" } else { "" };
             calls.push(format!("start {}{place}", request.settings.language.code()));
@@ -49,8 +54,8 @@ fn harness(recorder: &Recorder) -> Harness<'static, DictationApp> {
         .build_eframe(move |_cc| DictationApp::new(Settings::default(), Box::new(backend), None))
 }
 
-fn final_event(text: &str) -> UiEvent {
-    UiEvent::Session(SessionEvent::Final(FinalSegment {
+fn final_event(text: &str) -> DictationEvent {
+    DictationEvent::Session(SessionEvent::Final(FinalSegment {
         text: text.to_owned(),
         language: Some("en".to_owned()),
         words: Vec::new(),
@@ -65,24 +70,24 @@ fn final_event(text: &str) -> UiEvent {
 fn start_live_text_stop_and_copy() {
     let recorder = Recorder::default();
     let mut h = harness(&recorder);
-    assert_eq!(h.state().status, Status::Ready);
+    assert_eq!(h.state().lifecycle, Lifecycle::Idle);
     h.get_by_label("Start dictation").click();
     h.run();
     assert_eq!(recorder.calls(), ["start en offline"]);
-    assert!(h.state().dictating);
-    assert_eq!(h.state().status, Status::Connecting);
+    assert!(h.state().is_dictating());
+    assert_eq!(h.state().lifecycle, Lifecycle::Connecting);
     h.get_by_label("Stop dictation");
 
     let events = h.state().event_sender();
-    let _ = events.send(UiEvent::Capture(
+    let _ = events.send(DictationEvent::Capture(
         lightning_dictate::audio::capture::CaptureEvent::Listening,
     ));
     let _ = events.send(final_event("hello world"));
-    let _ = events.send(UiEvent::Session(SessionEvent::Interim {
+    let _ = events.send(DictationEvent::Session(SessionEvent::Interim {
         text: "one two".to_owned(),
     }));
     h.run();
-    assert_eq!(h.state().status, Status::Listening);
+    assert_eq!(h.state().lifecycle, Lifecycle::Listening);
     assert_eq!(h.state().transcript.final_text(), "hello world");
     assert_eq!(h.state().transcript.interim, "one two");
 
@@ -108,14 +113,14 @@ fn start_live_text_stop_and_copy() {
     h.key_press_modifiers(egui::Modifiers::CTRL, egui::Key::Space);
     h.run();
     assert_eq!(recorder.calls(), ["start en offline", "stop"]);
-    assert_eq!(h.state().status, Status::Finishing);
+    assert_eq!(h.state().lifecycle, Lifecycle::Stopping);
     let _ = events.send(final_event("one two three"));
-    let _ = events.send(UiEvent::Session(SessionEvent::Ended(Ok(
+    let _ = events.send(DictationEvent::Session(SessionEvent::Ended(Ok(
         SessionSummary::default(),
     ))));
     h.run();
-    assert_eq!(h.state().status, Status::Ready);
-    assert!(!h.state().dictating);
+    assert_eq!(h.state().lifecycle, Lifecycle::Idle);
+    assert!(!h.state().is_dictating());
     assert_eq!(
         h.state().transcript.final_text(),
         "hello world one two three"
@@ -144,25 +149,111 @@ fn start_live_text_stop_and_copy() {
     assert_eq!(h.state().transcript.final_text(), "");
 }
 
+/// Every failure the window can meet, in the window's words: what happened, then what to do with
+/// this window's controls; never a command-line flag or a script.
 #[test]
-fn errors_show_in_the_status_line() {
+fn errors_speak_the_windows_words() {
+    use lightning_dictate::audio::capture::CaptureError;
+    use lightning_dictate::audio::devices::DeviceError;
+    use lightning_dictate::dictation::{OfflineError, SourceError};
+    use lightning_dictate::whisper::ModelError;
+
+    let no_flags = |h: &Harness<'static, DictationApp>| {
+        let Lifecycle::Failed(failure) = &h.state().lifecycle else {
+            panic!("not failed: {:?}", h.state().lifecycle);
+        };
+        let text = failure.text();
+        assert!(!text.contains("--") && !text.contains(".ci/"), "{text}");
+        text
+    };
+
+    // No key, or a refused one: the key field is shown and focused.
+    for detail in ["missing API key", "invalid or missing API key"] {
+        let recorder = Recorder::default();
+        let mut h = harness(&recorder);
+        h.get_by_label("Start dictation").click();
+        h.run();
+        h.state()
+            .event_sender()
+            .send(DictationEvent::Session(SessionEvent::Ended(Err(
+                SessionError::Auth {
+                    status: 401,
+                    detail: detail.to_owned(),
+                },
+            ))));
+        h.run();
+        assert!(!h.state().is_dictating());
+        let text = no_flags(&h);
+        assert_eq!(
+            text,
+            format!(
+                "The server refused the API key (HTTP 401): {detail}: add your key in Settings"
+            )
+        );
+        h.get_by_label(&text);
+        assert!(h.state().show_settings, "Settings opens on the key");
+        let field = h.get_by_role_and_label(egui::accesskit::Role::PasswordInput, "API key");
+        assert!(field.is_focused(), "the key field has the focus");
+    }
+
+    // The server is down.
     let recorder = Recorder::default();
     let mut h = harness(&recorder);
     h.get_by_label("Start dictation").click();
     h.run();
-    let _ = h
-        .state()
+    h.state()
         .event_sender()
-        .send(UiEvent::Session(SessionEvent::Ended(Err(
-            "the server refused the API key (HTTP 401): set SMALLEST_API_KEY or pass --api-key"
-                .to_owned(),
+        .send(DictationEvent::Session(SessionEvent::Ended(Err(
+            SessionError::Connect {
+                host: "127.0.0.1:9".into(),
+                detail: "Connection refused (os error 111)".into(),
+            },
         ))));
     h.run();
-    assert!(!h.state().dictating);
-    assert!(matches!(&h.state().status, Status::Error(m) if m.contains("HTTP 401")));
-    h.get_by_label(
-        "the server refused the API key (HTTP 401): set SMALLEST_API_KEY or pass --api-key",
+    let text = no_flags(&h);
+    assert!(
+        text.ends_with("check the network, or the server URL in Settings"),
+        "{text}"
     );
+    h.get_by_label(&text);
+
+    // The offline model is missing (found while the dictation starts).
+    let recorder = Recorder::default();
+    let mut h = harness(&recorder);
+    h.get_by_label("Start dictation").click();
+    h.run();
+    let missing = OfflineError::from(ModelError::Missing {
+        path: "/home/u/.local/share/lightning-dictate/models/tiny.en".into(),
+    });
+    h.state()
+        .event_sender()
+        .send(DictationEvent::Failed(StartError::Offline(missing)));
+    h.run();
+    assert!(!h.state().is_dictating());
+    let text = no_flags(&h);
+    assert!(text.starts_with("No Whisper model at /home/u/"), "{text}");
+    assert!(text.contains("install the offline model"), "{text}");
+    h.get_by_label(&text);
+
+    // An unknown microphone: the start itself fails.
+    let recorder = Recorder::default();
+    *recorder.1.lock().unwrap() = Some(StartError::Source(SourceError::from(
+        CaptureError::Device(DeviceError::NotFound {
+            wanted: "USB headset".into(),
+            available: "PulseAudio: default".into(),
+        }),
+    )));
+    let mut h = harness(&recorder);
+    h.get_by_label("Start dictation").click();
+    h.run();
+    assert!(!h.state().is_dictating());
+    let text = no_flags(&h);
+    assert!(
+        text.ends_with("pick another microphone in Settings"),
+        "{text}"
+    );
+    h.get_by_label(&text);
+    h.get_by_label("Start dictation");
 }
 
 #[test]
@@ -237,10 +328,11 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
         });
     let events = h.state().event_sender();
     let _ = events.send(final_event("hello world"));
-    let _ = events.send(UiEvent::Session(SessionEvent::Interim {
+    let _ = events.send(DictationEvent::Session(SessionEvent::Interim {
         text: "not yet final".to_owned(),
     }));
     h.run();
+    settle(&mut h);
     let saved = history.list();
     assert_eq!(saved.len(), 1);
     assert_eq!(saved[0].transcript.final_text(), "hello world");
@@ -248,6 +340,7 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
     assert_eq!(saved[0].transcript.interim, "");
     let _ = events.send(final_event("one two"));
     h.run();
+    settle(&mut h);
     assert_eq!(
         history.list()[0].transcript.final_text(),
         "hello world one two"
@@ -263,6 +356,7 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
     h.run();
     let _ = events.send(final_event("a new one"));
     h.run();
+    settle(&mut h);
     let saved = history.list();
     assert_eq!(saved.len(), 2, "the old transcript stays in the history");
     let texts: Vec<String> = saved.iter().map(|s| s.transcript.final_text()).collect();
@@ -283,7 +377,7 @@ fn hovering_a_word_shows_its_time() {
     let _ = h
         .state()
         .event_sender()
-        .send(UiEvent::Session(SessionEvent::Final(FinalSegment {
+        .send(DictationEvent::Session(SessionEvent::Final(FinalSegment {
             text: "hello world".to_owned(),
             language: Some("en".to_owned()),
             words: vec![word("hello", 0.2, 0.4), word("world", 0.48, 0.68)],
@@ -360,7 +454,7 @@ fn without_a_key_the_window_dictates_on_this_computer_and_says_so() {
     let recorder = Recorder::default();
     let keyring = FakeKeyring::default();
     let mut h = harness_with_keyring(&recorder, &keyring);
-    h.run();
+    settle(&mut h);
     assert!(h.state().offline());
     h.get_by_label_contains("on this computer (no API key");
     h.get_by_label("Start dictation").click();
@@ -385,11 +479,13 @@ fn a_typed_key_goes_to_the_keyring_and_comes_back_next_start() {
     let keyring = FakeKeyring::default();
     let recorder = Recorder::default();
     let mut h = harness_with_keyring(&recorder, &keyring);
+    settle(&mut h);
     h.get_by_label("Settings").click();
     h.run();
     type_key(&mut h, "sk-typed-key");
     h.get_by_label("Save key").click();
     h.run();
+    settle(&mut h);
     assert_eq!(
         keyring.stored.lock().unwrap().as_deref(),
         Some("sk-typed-key")
@@ -402,7 +498,7 @@ fn a_typed_key_goes_to_the_keyring_and_comes_back_next_start() {
     // The next start finds it.
     let recorder = Recorder::default();
     let mut h = harness_with_keyring(&recorder, &keyring);
-    h.run();
+    settle(&mut h);
     assert!(!h.state().offline());
     h.get_by_label("Start dictation").click();
     h.run();
@@ -415,6 +511,7 @@ fn a_typed_key_goes_to_the_keyring_and_comes_back_next_start() {
     h.run();
     h.get_by_label("Forget").click();
     h.run();
+    settle(&mut h);
     assert_eq!(keyring.stored.lock().unwrap().as_deref(), None);
     assert!(h.state().offline());
 }
@@ -427,6 +524,7 @@ fn without_a_keyring_the_key_is_kept_for_the_session_and_the_window_says_so() {
     };
     let recorder = Recorder::default();
     let mut h = harness_with_keyring(&recorder, &keyring);
+    settle(&mut h);
     h.get_by_label("Settings").click();
     h.run();
     h.get_by_label_contains("key is kept for this session only");
@@ -444,6 +542,7 @@ fn without_a_keyring_the_key_is_kept_for_the_session_and_the_window_says_so() {
     h.run();
     h.get_by_label("Save key").click();
     h.run();
+    settle(&mut h);
     h.get_by_label_contains("key is kept for this session only");
     assert!(
         !h.state().offline(),
@@ -462,7 +561,7 @@ fn an_outage_shows_the_audio_kept_and_a_gap_is_marked_in_the_transcript() {
     h.run();
     let events = h.state().event_sender();
     let _ = events.send(final_event("before the outage"));
-    let _ = events.send(UiEvent::Session(SessionEvent::Reconnecting {
+    let _ = events.send(DictationEvent::Session(SessionEvent::Reconnecting {
         attempt: 3,
         delay: std::time::Duration::from_secs(2),
         reason: "the connection to the server was lost".to_owned(),
@@ -470,12 +569,12 @@ fn an_outage_shows_the_audio_kept_and_a_gap_is_marked_in_the_transcript() {
     }));
     h.run();
     h.get_by_label("Reconnecting… attempt 3, 14 s kept");
-    let _ = events.send(UiEvent::Session(SessionEvent::Gap {
+    let _ = events.send(DictationEvent::Session(SessionEvent::Gap {
         start_secs: 3.0,
         secs: 12.4,
     }));
     let _ = events.send(final_event("after the outage"));
-    let _ = events.send(UiEvent::Session(SessionEvent::Reconnected {
+    let _ = events.send(DictationEvent::Session(SessionEvent::Reconnected {
         attempt: 3,
         replayed_secs: 14.2,
     }));
@@ -535,11 +634,11 @@ fn a_moved_service_offers_a_button_that_switches_to_it() {
     h.get_by_label("Start dictation").click();
     h.run();
     let events = h.state().event_sender();
-    let _ = events.send(UiEvent::Session(SessionEvent::ServiceMoved {
+    let _ = events.send(DictationEvent::Session(SessionEvent::ServiceMoved {
         suggested_url: lightning_dictate::protocol::PULSE_LIVE_URL.to_owned(),
     }));
-    let _ = events.send(UiEvent::Session(SessionEvent::Ended(Err(
-        "the service is no longer at this address (HTTP 404)".to_owned(),
+    events.send(DictationEvent::Session(SessionEvent::Ended(Err(
+        SessionError::Moved { status: 404 },
     ))));
     h.run();
     h.get_by_label_contains("Smallest AI no longer serves this address");
@@ -550,6 +649,13 @@ fn a_moved_service_offers_a_button_that_switches_to_it() {
         lightning_dictate::protocol::PULSE_LIVE_URL
     );
     assert!(h.query_by_label("Switch to Pulse live").is_none());
+}
+
+/// Lets the window's I/O thread finish what was queued (autosaves, the keyring) and shows the
+/// result.
+fn settle(h: &mut Harness<'static, DictationApp>) {
+    h.state_mut().wait_for_io();
+    h.run();
 }
 
 /// Types `key` into the API key field of the open Settings.

@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::devices::{DeviceError, find_input_device};
 use super::pipeline::{AudioChunk, ChunkFormat, ChunkPipeline, PipelineError};
+use crate::channel::Sink;
 
 /// Level reports per second of audio.
 const LEVELS_PER_SECOND: u32 = 20;
@@ -89,13 +90,9 @@ pub struct CaptureStats {
 pub enum CaptureError {
     #[error(transparent)]
     Device(#[from] DeviceError),
-    #[error(
-        "cannot open `{device}` for recording: {detail}: check it is not in use, or pick another with --device"
-    )]
+    #[error("cannot open `{device}` for recording: {detail}: check it is not in use")]
     Open { device: String, detail: String },
-    #[error(
-        "`{device}` delivers {format} samples, which are not supported: pick another device with --device"
-    )]
+    #[error("`{device}` delivers {format} samples, which are not supported")]
     Format { device: String, format: String },
     #[error("`{device}`: {source}")]
     Pipeline {
@@ -107,13 +104,25 @@ pub enum CaptureError {
     Thread(String),
 }
 
+impl CaptureError {
+    /// What the user can do about it.
+    pub fn remedy(&self) -> crate::remedy::Remedy {
+        match self {
+            CaptureError::Device(e) => e.remedy(),
+            CaptureError::Open { .. } | CaptureError::Format { .. } => {
+                crate::remedy::Remedy::PickDevice
+            }
+            CaptureError::Pipeline { .. } | CaptureError::Thread(_) => crate::remedy::Remedy::None,
+        }
+    }
+}
+
 /// A running capture. Dropping it stops the device; [`Capture::stop`] also flushes the last
 /// partial chunk and returns the totals.
 pub struct Capture {
     stream: Option<cpal::Stream>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<CaptureStats>>,
-    events: Receiver<CaptureEvent>,
     device: String,
 }
 
@@ -129,7 +138,9 @@ impl Capture {
     pub fn start(
         options: CaptureOptions,
         chunks: Sender<AudioChunk>,
+        events: impl Into<Sink<CaptureEvent>>,
     ) -> Result<Capture, CaptureError> {
+        let event_tx: Sink<CaptureEvent> = events.into();
         let (device, label) = find_input_device(options.device.as_deref())?;
         let config = device
             .default_input_config()
@@ -157,7 +168,6 @@ impl Capture {
             device_failed: AtomicBool::new(false),
         });
         let stop = Arc::new(AtomicBool::new(false));
-        let (event_tx, events) = crossbeam_channel::unbounded();
         let (error_tx, error_rx) = crossbeam_channel::bounded::<String>(8);
 
         let worker = Worker {
@@ -239,7 +249,7 @@ impl Capture {
             }
         };
         let stream = built.map_err(|e| fail(e.to_string(), &stop))?;
-        let _ = event_tx.send(CaptureEvent::Opened {
+        event_tx.send(CaptureEvent::Opened {
             device: label.clone(),
             rate,
             channels,
@@ -251,7 +261,6 @@ impl Capture {
             stream: Some(stream),
             stop,
             thread: Some(thread),
-            events,
             device: label,
         })
     }
@@ -259,11 +268,6 @@ impl Capture {
     /// The device being captured (`Host: name`).
     pub fn device(&self) -> &str {
         &self.device
-    }
-
-    /// Level, silence, overflow and device events.
-    pub fn events(&self) -> &Receiver<CaptureEvent> {
-        &self.events
     }
 
     /// Whether capture has ended on its own (device lost).
@@ -345,7 +349,7 @@ struct Worker {
     channels: usize,
     rate: u32,
     chunks: Sender<AudioChunk>,
-    events: Sender<CaptureEvent>,
+    events: Sink<CaptureEvent>,
     errors: Receiver<String>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
@@ -400,7 +404,7 @@ impl Worker {
                 }
                 if !listening {
                     listening = true;
-                    let _ = self.events.send(CaptureEvent::Listening);
+                    self.events.send(CaptureEvent::Listening);
                 }
                 self.meter(&scratch, &mut meter, window, silence_limit);
                 stats.frames_captured += (take / self.channels) as u64;
@@ -417,7 +421,7 @@ impl Worker {
                 }
                 if dropped_chunks > 0 {
                     stats.dropped_chunks += dropped_chunks;
-                    let _ = self.events.send(CaptureEvent::Backlog {
+                    self.events.send(CaptureEvent::Backlog {
                         dropped_chunks: stats.dropped_chunks,
                     });
                 }
@@ -426,7 +430,7 @@ impl Worker {
             if drops != reported_drops {
                 reported_drops = drops;
                 tracing::warn!(drops, "audio hand-off overflowed");
-                let _ = self.events.send(CaptureEvent::Overflow {
+                self.events.send(CaptureEvent::Overflow {
                     dropped_frames: drops,
                 });
             }
@@ -436,7 +440,7 @@ impl Worker {
                     .try_recv()
                     .unwrap_or_else(|_| "the device stopped".to_owned());
                 tracing::warn!(device = %self.device, "device lost: {detail}");
-                let _ = self.events.send(CaptureEvent::DeviceLost {
+                self.events.send(CaptureEvent::DeviceLost {
                     device: self.device.clone(),
                     detail: detail.clone(),
                 });
@@ -476,7 +480,7 @@ impl Worker {
             let samples = (meter.frames * self.channels as u64) as f64;
             let rms = (meter.sum_squares / samples).sqrt() as f32;
             let peak_dbfs = dbfs(meter.peak);
-            let _ = self.events.send(CaptureEvent::Level {
+            self.events.send(CaptureEvent::Level {
                 rms_dbfs: dbfs(rms),
                 peak_dbfs,
             });
@@ -484,7 +488,7 @@ impl Worker {
                 meter.silent_frames += meter.frames;
                 if !meter.warned_silent && meter.silent_frames >= silence_limit {
                     meter.warned_silent = true;
-                    let _ = self.events.send(CaptureEvent::Silent {
+                    self.events.send(CaptureEvent::Silent {
                         secs: meter.silent_frames as f32 / self.rate as f32,
                     });
                 }
@@ -492,7 +496,7 @@ impl Worker {
                 meter.silent_frames = 0;
                 if meter.warned_silent {
                     meter.warned_silent = false;
-                    let _ = self.events.send(CaptureEvent::SoundBack);
+                    self.events.send(CaptureEvent::SoundBack);
                 }
             }
             meter.sum_squares = 0.0;

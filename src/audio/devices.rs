@@ -10,9 +10,7 @@ use cpal::traits::{DeviceTrait, HostTrait};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
     /// No input device at all.
-    #[error(
-        "no microphone found: plug one in, or check that the sound server runs (`lightning-dictate devices` lists what is seen)"
-    )]
+    #[error("no microphone found: plug one in, or check that the sound server runs")]
     NoInput,
     /// `--device` matched nothing.
     #[error("no input device matches `{wanted}`; available: {available}")]
@@ -21,10 +19,20 @@ pub enum DeviceError {
     #[error("`{wanted}` matches several input devices: {matches}; use the full name")]
     Ambiguous { wanted: String, matches: String },
     /// The device's configuration cannot be read (unplugged, busy).
-    #[error(
-        "cannot use the input device `{device}`: {detail}: reconnect it or pick another with --device"
-    )]
+    #[error("cannot use the input device `{device}`: {detail}: reconnect it")]
     Unusable { device: String, detail: String },
+}
+
+impl DeviceError {
+    /// What the user can do about it.
+    pub fn remedy(&self) -> crate::remedy::Remedy {
+        match self {
+            DeviceError::NoInput => crate::remedy::Remedy::ConnectMicrophone,
+            DeviceError::NotFound { .. }
+            | DeviceError::Ambiguous { .. }
+            | DeviceError::Unusable { .. } => crate::remedy::Remedy::PickDevice,
+        }
+    }
 }
 
 /// An input device as `devices` shows it.

@@ -55,6 +55,16 @@ pub struct ChunkFormat {
 }
 
 impl ChunkFormat {
+    /// The chunks a stream with `params` sends: its encoding and rate, `chunk_ms` long. The one
+    /// place a chunk format is made from stream parameters, so the two always agree.
+    pub fn for_stream(params: &crate::protocol::StreamParams, chunk_ms: u32) -> Self {
+        ChunkFormat {
+            encoding: params.encoding,
+            sample_rate: params.sample_rate,
+            chunk_ms,
+        }
+    }
+
     /// Mono samples in one full chunk.
     pub fn samples_per_chunk(&self) -> usize {
         ((u64::from(self.sample_rate.hz()) * u64::from(self.chunk_ms)) / 1000).max(1) as usize
@@ -68,7 +78,7 @@ pub enum PipelineError {
     Channels(u16),
     #[error("an input rate of {0} Hz is not supported (8000 to 192000)")]
     InputRate(u32),
-    #[error("--chunk-ms {0} is out of range: use 10 to 500")]
+    #[error("chunks of {0} ms are out of range: use 10 to 500 ms")]
     ChunkMs(u32),
     #[error(transparent)]
     Resample(#[from] ResampleError),

@@ -32,7 +32,7 @@ impl Dictation<'_> {
             secs,
             "audio lost: the replay limit was hit during an outage"
         );
-        let _ = self.events.send(SessionEvent::Gap { start_secs, secs });
+        self.events.send(SessionEvent::Gap { start_secs, secs });
     }
 
     /// The open interim becomes a final marked unconfirmed rather than vanishing.
@@ -41,7 +41,7 @@ impl Dictation<'_> {
         if text.trim().is_empty() {
             return;
         }
-        let _ = self.events.send(SessionEvent::Final(FinalSegment {
+        self.events.send(SessionEvent::Final(FinalSegment {
             text: text.trim().to_owned(),
             language: None,
             words: Vec::new(),
@@ -150,7 +150,7 @@ impl Dictation<'_> {
             {
                 return failed(e, &inbox);
             }
-            let _ = self.events.send(SessionEvent::Finishing);
+            self.events.send(SessionEvent::Finishing);
             finish_deadline = Some(Instant::now() + config.finish_timeout);
         }
         // `end` sent to have the server confirm a full replay window (not the end of the audio).
@@ -256,7 +256,7 @@ impl Dictation<'_> {
                         return failed(error, &inbox);
                     }
                     if is_end {
-                        let _ = self.events.send(SessionEvent::Finishing);
+                        self.events.send(SessionEvent::Finishing);
                         finish_deadline = Some(Instant::now() + config.finish_timeout);
                     } else if rollover_by.is_some_and(|by| {
                         // Decoded only while looking for a quiet place, not for every chunk.

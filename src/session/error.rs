@@ -7,6 +7,7 @@ use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::http::header;
 
 use crate::protocol::{Dialect, UrlError};
+use crate::remedy::Remedy;
 
 /// Why a session failed. Each message says what to do; [`SessionError::is_retryable`] says whether
 /// trying again can help.
@@ -15,10 +16,10 @@ pub enum SessionError {
     #[error(transparent)]
     Url(#[from] UrlError),
     /// 401/403: the key is wrong, missing or not allowed. Retrying will not help.
-    #[error("the server refused the API key (HTTP {status}): set SMALLEST_API_KEY or pass --api-key{}", detail_suffix(.detail))]
+    #[error("the server refused the API key (HTTP {status}){}", detail_suffix(.detail))]
     Auth { status: u16, detail: String },
     /// 400: a parameter the server does not accept.
-    #[error("the server rejected the stream parameters (HTTP 400){}: check --language, --encoding and --sample-rate", detail_suffix(.detail))]
+    #[error("the server rejected the stream parameters (HTTP 400){}", detail_suffix(.detail))]
     BadRequest { detail: String },
     /// 429: too many requests; wait `retry_after` (when given) before trying again.
     #[error("the server is rate limiting this key (HTTP 429){}: wait and try again", retry_suffix(.retry_after))]
@@ -27,19 +28,13 @@ pub enum SessionError {
     #[error("the server failed (HTTP {status}){}: try again in a moment", detail_suffix(.detail))]
     Server { status: u16, detail: String },
     /// 404/410 at the API document's path: the service moved to its current endpoint.
-    #[error(
-        "the service is no longer at this address (HTTP {status}): use --url {} (Pulse live) or --url {}",
-        crate::protocol::PULSE_LIVE_URL,
-        crate::protocol::PULSE_URL
-    )]
+    #[error("the service is no longer at this address (HTTP {status})")]
     Moved { status: u16 },
     /// Any other refusal of the upgrade (404: wrong URL path, ...).
-    #[error("the server refused the connection (HTTP {status}){}: check --url", detail_suffix(.detail))]
+    #[error("the server refused the connection (HTTP {status}){}", detail_suffix(.detail))]
     Refused { status: u16, detail: String },
     /// TCP connect failed or the handshake timed out.
-    #[error(
-        "cannot reach {host}: {detail}: check --url and the network (or start `lightning-dictate serve`)"
-    )]
+    #[error("cannot reach {host}: {detail}")]
     Connect { host: String, detail: String },
     /// TLS failed (certificate, protocol).
     #[error("secure connection to {host} failed: {detail}: check the URL and the computer's clock")]
@@ -101,6 +96,26 @@ impl SessionError {
                 | SessionError::ClosedEarly { .. }
                 | SessionError::ServerReported { .. }
         )
+    }
+
+    /// What the user can do about it; each front end says it in its own words.
+    pub fn remedy(&self) -> Remedy {
+        match self {
+            SessionError::Url(_) | SessionError::Refused { .. } => Remedy::CheckUrl,
+            SessionError::Auth { .. } => Remedy::FixKey,
+            SessionError::BadRequest { .. } => Remedy::CheckParams,
+            SessionError::Moved { .. } => Remedy::UseCurrentEndpoint,
+            SessionError::Connect { .. } => Remedy::CheckNetwork,
+            // These messages carry their own advice, the same in every front end.
+            SessionError::RateLimited { .. }
+            | SessionError::Server { .. }
+            | SessionError::Tls { .. }
+            | SessionError::Dropped { .. }
+            | SessionError::ClosedEarly { .. }
+            | SessionError::ServerReported { .. }
+            | SessionError::Policy { .. }
+            | SessionError::NoLastMessage { .. } => Remedy::None,
+        }
     }
 
     /// Whether the key was refused (the CLI's exit code 3).
@@ -198,9 +213,13 @@ mod tests {
             let text = e.to_string();
             assert!(!text.contains('\n'), "{text}");
         }
-        assert!(errors[0].to_string().starts_with(
-            "the server refused the API key (HTTP 401): set SMALLEST_API_KEY or pass --api-key"
-        ));
+        // What happened, without a front end's advice (the remedy carries that).
+        assert_eq!(
+            errors[0].to_string(),
+            "the server refused the API key (HTTP 401): invalid or missing API key"
+        );
+        assert_eq!(errors[0].remedy(), Remedy::FixKey);
+        assert!(errors.iter().all(|e| !e.to_string().contains("--")));
         assert!(errors[1].to_string().contains("retry after 3 s"));
         assert!(!errors[0].is_retryable() && errors[1].is_retryable());
     }

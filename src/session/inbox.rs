@@ -1,12 +1,12 @@
 //! The receiving side of one connection: server frames become session events, finals are put on
 //! the dictation's timeline, filtered of words a replay heard twice, and release replay audio.
 
-use crossbeam_channel::Sender;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::replay::Dedupe;
 use super::{Dictation, FinalSegment, SessionError, SessionEvent};
+use crate::channel::Sink;
 use crate::protocol::{ServerMessage, WordTimestamp, parse_server_message};
 
 /// What a received frame means for the session.
@@ -19,7 +19,7 @@ pub(super) enum Flow {
 
 /// The receiving side of one connection: turns frames into events.
 pub(super) struct Inbox<'a> {
-    pub(super) events: &'a Sender<SessionEvent>,
+    pub(super) events: &'a Sink<SessionEvent>,
     pub(super) forward_raw: bool,
     /// The user asked for word times (they are always requested, to know what each final covers).
     pub(super) show_words: bool,
@@ -72,7 +72,7 @@ impl Inbox<'_> {
 
     fn on_text(&mut self, text: &str, dictation: &mut Dictation<'_>) -> Flow {
         if self.forward_raw {
-            let _ = self.events.send(SessionEvent::ServerText(text.to_owned()));
+            self.events.send(SessionEvent::ServerText(text.to_owned()));
         }
         match parse_server_message(text) {
             Ok(ServerMessage::Transcript(message)) => {
@@ -103,7 +103,7 @@ impl Inbox<'_> {
                         .first()
                         .zip(words.last())
                         .map(|(a, b)| (a.start, b.end));
-                    let _ = self.events.send(SessionEvent::Final(FinalSegment {
+                    self.events.send(SessionEvent::Final(FinalSegment {
                         text,
                         language: message.language,
                         words: if self.show_words { words } else { Vec::new() },
@@ -114,7 +114,7 @@ impl Inbox<'_> {
                     }));
                 } else {
                     dictation.last_interim.clone_from(&message.transcript);
-                    let _ = self.events.send(SessionEvent::Interim {
+                    self.events.send(SessionEvent::Interim {
                         text: message.transcript,
                     });
                 }
@@ -126,7 +126,7 @@ impl Inbox<'_> {
             }
             Ok(ServerMessage::Error { message }) => {
                 tracing::warn!("server error frame: {message}");
-                let _ = self.events.send(SessionEvent::ServerError {
+                self.events.send(SessionEvent::ServerError {
                     message: message.clone(),
                 });
                 self.error_message = Some(message);

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -27,6 +27,7 @@ use inbox::{Flow, Inbox};
 use replay::{Coverage, Dedupe, ReplayBuffer, SentChunk};
 
 use crate::audio::AudioChunk;
+use crate::channel::Sink;
 use crate::protocol::{ApiKey, Dialect, StreamParams, UrlError, WordTimestamp, build_endpoint};
 
 /// How to reach the service and what to ask of it.
@@ -225,7 +226,7 @@ pub enum SessionEvent {
     /// from the first unconfirmed sample.
     WentOffline { reason: String },
     /// The session is over; `Ok` after a clean `is_last`.
-    Ended(Result<SessionSummary, String>),
+    Ended(Result<SessionSummary, SessionError>),
 }
 
 /// Totals of a finished session.
@@ -273,17 +274,16 @@ impl LatencySummary {
 pub async fn run_session(
     config: SessionConfig,
     audio: Receiver<AudioChunk>,
-    events: Sender<SessionEvent>,
+    events: impl Into<Sink<SessionEvent>>,
 ) -> Result<SessionSummary, SessionError> {
+    let events = events.into();
     let outcome = stream_session(&config, audio, &events).await;
     if let Err(SessionError::Moved { .. }) = &outcome {
-        let _ = events.send(SessionEvent::ServiceMoved {
+        events.send(SessionEvent::ServiceMoved {
             suggested_url: crate::protocol::PULSE_LIVE_URL.to_owned(),
         });
     }
-    let _ = events.send(SessionEvent::Ended(
-        outcome.clone().map_err(|e| e.to_string()),
-    ));
+    events.send(SessionEvent::Ended(outcome.clone()));
     outcome
 }
 
@@ -307,7 +307,7 @@ enum ConnectionEnd {
 /// The state of a dictation across its connections.
 struct Dictation<'a> {
     config: &'a SessionConfig,
-    events: &'a Sender<SessionEvent>,
+    events: &'a Sink<SessionEvent>,
     rate: u32,
     replay: ReplayBuffer,
     coverage: Coverage,
@@ -363,7 +363,7 @@ fn wire_params(params: &StreamParams) -> StreamParams {
 async fn stream_session(
     config: &SessionConfig,
     audio: Receiver<AudioChunk>,
-    events: &Sender<SessionEvent>,
+    events: &Sink<SessionEvent>,
 ) -> Result<SessionSummary, SessionError> {
     let wire = wire_params(&config.params);
     let endpoint = build_endpoint(&config.base_url, &wire, config.api_key.is_some())?;
@@ -374,7 +374,7 @@ async fn stream_session(
         api_key: config.api_key.clone(),
     };
     target.request()?;
-    let _ = events.send(SessionEvent::Connecting {
+    events.send(SessionEvent::Connecting {
         url: endpoint.url.clone(),
     });
 
@@ -447,7 +447,7 @@ async fn stream_session(
                     dictation.summary.reconnects += 1;
                     let replayed_secs = dictation.replay.samples() as f64 / f64::from(rate);
                     tracing::info!(attempt, replayed_secs, "reconnected");
-                    let _ = events.send(SessionEvent::Reconnected {
+                    events.send(SessionEvent::Reconnected {
                         attempt,
                         replayed_secs,
                     });
@@ -455,7 +455,7 @@ async fn stream_session(
                     tracing::info!(url = %target.url, "connected");
                 }
                 dictation.report_gap();
-                let _ = events.send(SessionEvent::Connected);
+                events.send(SessionEvent::Connected);
                 dictation
                     .run_connection(ws, &mut chunk_rx, target.dialect.end_message())
                     .await
@@ -535,7 +535,7 @@ async fn stream_session(
                         down_for.as_secs()
                     );
                     tracing::warn!("{reason}: continuing offline");
-                    let _ = events.send(SessionEvent::WentOffline { reason });
+                    events.send(SessionEvent::WentOffline { reason });
                     let endpoint = build_endpoint(&local.url, &wire, false)?;
                     target = Target {
                         host: endpoint.host,
@@ -570,7 +570,7 @@ async fn stream_session(
             );
         }
         tracing::warn!(attempt, ?delay, "connection lost: {error}");
-        let _ = events.send(SessionEvent::Reconnecting {
+        events.send(SessionEvent::Reconnecting {
             attempt,
             delay,
             reason: error.to_string(),
@@ -621,7 +621,7 @@ impl Dictation<'_> {
     fn notice(&mut self, kind: &str, message: &str) {
         if self.noticed.first(kind) {
             tracing::warn!("{message}");
-            let _ = self.events.send(SessionEvent::Notice(message.to_owned()));
+            self.events.send(SessionEvent::Notice(message.to_owned()));
         }
     }
 }

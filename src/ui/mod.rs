@@ -1,11 +1,20 @@
 //! The desktop window (eframe/egui).
 
+pub mod api_key_field;
 pub mod app;
 pub mod backend;
+pub mod history_view;
+pub mod io;
+pub mod lifecycle;
 pub mod settings;
+pub mod settings_view;
+pub mod status_line;
+pub mod transcript_view;
 
-pub use app::{DictationApp, KeyringAccess, Status};
-pub use backend::{Backend, LiveBackend, StartRequest, UiEvent};
+pub use app::DictationApp;
+pub use backend::{Backend, LiveBackend, StartRequest};
+pub use io::KeyringAccess;
+pub use lifecycle::{Failure, Lifecycle};
 pub use settings::{Settings, Theme};
 
 use eframe::egui;
@@ -80,7 +89,7 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<(), S
             overrides.apply(&mut settings);
             let backend = LiveBackend::new(overrides.model.clone());
             let mut app = DictationApp::new(settings, Box::new(backend), api_key)
-                .with_keyring(app::KeyringAccess::system());
+                .with_keyring(KeyringAccess::system());
             // Load the offline model now if it will be used, so the first dictation is quick
             // (and what is said before it is ready waits in the queue anyway).
             app.prewarm();

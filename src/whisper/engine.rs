@@ -63,7 +63,7 @@ impl Engine for WhisperEngine {
             ))
         } else {
             Err(format!(
-                "the offline model is English-only: language {} needs a multilingual model (pass --model DIR with one), or use language=en or multi",
+                "the offline model is English-only: language {} needs a multilingual offline model, or use language=en or multi",
                 language.code()
             ))
         }

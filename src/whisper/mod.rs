@@ -21,21 +21,29 @@ pub const DEFAULT_MODEL: &str = "tiny.en";
 /// Why a model could not be used. Every message names the path and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error(
-        "no Whisper model at {path}: fetch the default one with `bash .ci/fetch-model`, or pass --model DIR (a faster-whisper model folder)"
-    )]
+    #[error("no Whisper model at {path}")]
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "{path} is not a usable Whisper model ({detail}); fetch it again with `bash .ci/fetch-model`"
-    )]
+    #[error("{path} is not a usable Whisper model ({detail})")]
     Corrupt { path: PathBuf, detail: String },
     #[error("the recogniser failed: {0}")]
     Inference(String),
+}
+
+impl ModelError {
+    /// What the user can do about it.
+    pub fn remedy(&self) -> crate::remedy::Remedy {
+        match self {
+            ModelError::Missing { .. } | ModelError::Corrupt { .. } => {
+                crate::remedy::Remedy::FetchModel
+            }
+            ModelError::Io { .. } | ModelError::Inference(_) => crate::remedy::Remedy::None,
+        }
+    }
 }
 
 /// Where models live: `$XDG_DATA_HOME/lightning-dictate/models`, else

@@ -5,15 +5,13 @@
 pub mod vmic;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use lightning_dictate::audio::ChunkFormat;
-use lightning_dictate::audio::wav::{Pace, WavFormat, WavSource, write_wav};
-use lightning_dictate::protocol::StreamParams;
-use lightning_dictate::session::{
-    SessionConfig, SessionError, SessionEvent, SessionSummary, run_session,
+use lightning_dictate::audio::wav::{Pace, WavFormat, write_wav};
+use lightning_dictate::dictation::{
+    Dictation, DictationError, DictationEvent, DictationRequest, Source, Target,
 };
+use lightning_dictate::protocol::StreamParams;
+use lightning_dictate::session::{SessionConfig, SessionError, SessionEvent, SessionSummary};
 use lightning_dictate::tones::{self, PlacedWord, ToneTiming};
 use lightning_dictate::transcript::Transcript;
 
@@ -111,7 +109,7 @@ pub fn run_client(
     wav: &Path,
     params: StreamParams,
     chunk_ms: u32,
-    tweak: impl FnOnce(&mut SessionConfig),
+    tweak: impl FnOnce(&mut SessionConfig) + Send + 'static,
 ) -> Run {
     run_client_paced(url, wav, params, chunk_ms, Pace::AsFastAsPossible, tweak)
 }
@@ -123,34 +121,41 @@ pub fn run_client_paced(
     params: StreamParams,
     chunk_ms: u32,
     pace: Pace,
-    tweak: impl FnOnce(&mut SessionConfig),
+    tweak: impl FnOnce(&mut SessionConfig) + Send + 'static,
 ) -> Run {
-    let source = WavSource::open(wav).expect("open wav");
-    let format = ChunkFormat {
-        encoding: params.encoding,
-        sample_rate: params.sample_rate,
-        chunk_ms,
-    };
-    let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
-    let stop = Arc::new(AtomicBool::new(false));
-    let source_thread = std::thread::spawn(move || source.stream(format, pace, &audio_tx, &stop));
+    // Started the way every front end starts one: through the dictation core.
+    let request = DictationRequest::new(
+        Source::File {
+            path: wav.to_path_buf(),
+            pace,
+            simulate_live: false,
+        },
+        params,
+        Target::Service {
+            url: url.to_owned(),
+            api_key: None,
+            fallback: None,
+        },
+    )
+    .chunk_ms(chunk_ms)
+    .configure(tweak);
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
     let started = std::time::Instant::now();
     let collector = std::thread::spawn(move || {
         event_rx
             .iter()
-            .map(|e| (e, started.elapsed()))
+            .filter_map(|e| match e {
+                DictationEvent::Session(e) => Some((e, started.elapsed())),
+                _ => None,
+            })
             .collect::<Vec<_>>()
     });
-    let mut config = SessionConfig::new(url, params, None);
-    tweak(&mut config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let outcome = runtime.block_on(run_session(config, audio_rx, event_tx));
-    let _ = source_thread.join();
+    let dictation = Dictation::start(request, event_tx).expect("the dictation starts");
+    let outcome = match dictation.wait().session {
+        Ok(summary) => Ok(summary),
+        Err(DictationError::Session(e)) => Err(e),
+        Err(DictationError::Start(e)) => panic!("the dictation did not start: {e}"),
+    };
     let (events, times): (Vec<SessionEvent>, Vec<_>) =
         collector.join().expect("collector").into_iter().unzip();
     let mut transcript = Transcript::default();

@@ -1,0 +1,105 @@
+//! Flag groups shared by the window and `transcribe`, with value lists taken from the types
+//! themselves (a new encoding or rate shows up in `--help` with no change here).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+use lightning_dictate::protocol::{DEFAULT_URL, Encoding, Language, SampleRate, StreamParams};
+use lightning_dictate::ui::{Overrides, Theme};
+
+fn language_parser() -> impl TypedValueParser<Value = Language> {
+    PossibleValuesParser::new(Language::all().map(|l| l.code())).try_map(|s| s.parse::<Language>())
+}
+
+fn encoding_parser() -> impl TypedValueParser<Value = Encoding> {
+    PossibleValuesParser::new(Encoding::ALL.map(|e| e.as_str())).try_map(|s| s.parse::<Encoding>())
+}
+
+fn rate_parser() -> impl TypedValueParser<Value = SampleRate> {
+    PossibleValuesParser::new(SampleRate::ALL.map(SampleRate::as_str))
+        .try_map(|s| s.parse::<SampleRate>())
+}
+
+fn theme_parser() -> impl TypedValueParser<Value = Theme> {
+    PossibleValuesParser::new(["system", "light", "dark"]).map(|s| match s.as_str() {
+        "light" => Theme::Light,
+        "dark" => Theme::Dark,
+        _ => Theme::System,
+    })
+}
+
+/// Where to stream and what to ask for: the same flags for the window and `transcribe`.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// WebSocket URL of the service [default: the saved setting in the window, else
+    /// wss://waves-api.smallest.ai/api/v1/lightning/get_text]
+    #[arg(long, env = "LIGHTNING_URL")]
+    pub url: Option<String>,
+    /// Smallest AI API key (the window also finds one in the keyring, or typed in Settings).
+    #[arg(long, env = "SMALLEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Language code, or `multi` for automatic detection [default: en, or the saved setting]
+    #[arg(long, value_parser = language_parser())]
+    pub language: Option<Language>,
+    /// Encoding on the wire [default: linear16, or the saved setting]
+    #[arg(long, value_parser = encoding_parser())]
+    pub encoding: Option<Encoding>,
+    /// Sample rate on the wire, in Hz [default: 16000, or the saved setting]
+    #[arg(long, value_parser = rate_parser())]
+    pub sample_rate: Option<SampleRate>,
+}
+
+impl StreamArgs {
+    /// The URL, or the service's default.
+    pub fn url(&self) -> String {
+        self.url.clone().unwrap_or_else(|| DEFAULT_URL.to_owned())
+    }
+
+    /// The stream parameters, defaults filled in.
+    pub fn params(&self, word_timestamps: bool) -> StreamParams {
+        let defaults = StreamParams::default();
+        StreamParams {
+            language: self.language.unwrap_or(defaults.language),
+            encoding: self.encoding.unwrap_or(defaults.encoding),
+            sample_rate: self.sample_rate.unwrap_or(defaults.sample_rate),
+            word_timestamps,
+        }
+    }
+}
+
+/// The window's flags (no subcommand): each overrides a saved setting for this run.
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    /// Input device for this run.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Theme for this run.
+    #[arg(long, value_parser = theme_parser())]
+    pub theme: Option<Theme>,
+    /// Recognise on this computer for this run.
+    #[arg(long)]
+    pub offline: bool,
+    /// The offline model folder (a faster-whisper model; default: the fetched tiny.en).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+impl WindowArgs {
+    /// What these flags change in the saved settings.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            url: self.stream.url.clone(),
+            language: self.stream.language,
+            device: self.device.clone(),
+            encoding: self.stream.encoding,
+            sample_rate: self.stream.sample_rate,
+            theme: self.theme,
+            offline: self.offline,
+            model: self.model.clone(),
+        }
+    }
+}

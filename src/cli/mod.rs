@@ -1,0 +1,131 @@
+//! The command line: the window (no subcommand), `transcribe`, `devices`, `serve`, `tones`, `key`.
+//! Exit codes are a contract: 0 done, 2 usage, 3 key refused, 4 network or server failure, 5 audio
+//! input error, 6 some audio could not be transcribed.
+//!
+//! This is the binary's front end: it turns flags into requests for the library (a
+//! [`lightning_dictate::dictation::DictationRequest`], a server config) and the library's typed
+//! errors into one-line messages in terminal words ([`advice`]). Nothing in the library uses it.
+
+mod advice;
+mod args;
+mod devices;
+mod key;
+mod output;
+mod serve;
+mod tones;
+mod transcribe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use lightning_dictate::protocol::ApiKey;
+
+pub use args::WindowArgs;
+
+/// Exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 2;
+    pub const KEY_REFUSED: u8 = 3;
+    pub const NETWORK: u8 = 4;
+    pub const AUDIO: u8 = 5;
+    /// Some audio could not be transcribed (the transcript shows where).
+    pub const GAP: u8 = 6;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lightning-dictate",
+    version,
+    about = "Dictation with Smallest AI's Lightning streaming speech-to-text",
+    long_about = "Dictation with Smallest AI's Lightning streaming speech-to-text.\n\n\
+        Exit codes: 0 done, 2 usage, 3 API key refused, 4 network or server failure, 5 audio input error, \
+        6 some audio could not be transcribed (the transcript marks where)."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// More logging on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Transcribe a WAV file or the microphone by streaming it to the service (or a local server).
+    Transcribe(transcribe::TranscribeArgs),
+    /// List the input devices (microphones) of every audio host.
+    Devices,
+    /// Run a local server that speaks the Lightning protocol on loopback.
+    Serve(serve::ServeArgs),
+    /// Write a WAV file of tone words, the language the local test engine understands.
+    Tones(tones::TonesArgs),
+    /// The API key in the OS keyring (what the window uses when SMALLEST_API_KEY is not set).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    init_logging(cli.verbose);
+    let code = match cli.command {
+        Some(Command::Transcribe(args)) => transcribe::run(args),
+        Some(Command::Devices) => devices::run(),
+        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Tones(args)) => tones::run(&args),
+        Some(Command::Key(command)) => key::run(command),
+        None => window(cli.window),
+    };
+    ExitCode::from(code)
+}
+
+fn window(args: WindowArgs) -> u8 {
+    let key = args.stream.api_key.as_deref().and_then(ApiKey::new);
+    match lightning_dictate::ui::run_window(args.overrides(), key) {
+        Ok(()) => exit::OK,
+        Err(e) => fail(
+            exit::USAGE,
+            format!(
+                "{e}: is there a display? (the headless commands work without one: see --help)"
+            ),
+        ),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    // User-facing messages are printed directly; the log is for -v.
+    let default = match verbose {
+        0 => "error",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints `error: MESSAGE` and returns `code`.
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    code
+}

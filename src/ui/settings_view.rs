@@ -1,0 +1,196 @@
+//! The Settings panel: microphone (with a live level), encoding, rate, word timestamps, theme,
+//! where speech is recognised, the service and its URL, the API key; and the language menu and
+//! level meter the main controls share.
+
+use eframe::egui;
+use egui::RichText;
+
+use super::api_key_field::ApiKeyField;
+use super::io::Job;
+use super::settings::{EngineChoice, Service, Settings, Theme};
+use crate::protocol::{Encoding, Language, SampleRate};
+
+/// The panel's own state.
+#[derive(Default)]
+pub struct SettingsPanel {
+    /// Input devices as last listed (probing ALSA takes tens of milliseconds: not every frame).
+    devices: Option<Vec<String>>,
+}
+
+impl SettingsPanel {
+    /// The settings grid; returns a keyring job to queue.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        settings: &mut Settings,
+        level_dbfs: f32,
+        key: &mut ApiKeyField,
+    ) -> Option<Job> {
+        let mut job = None;
+        egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
+            let mic_label = ui.label("Microphone");
+            let current = settings
+                .device
+                .clone()
+                .unwrap_or_else(|| "System default".to_owned());
+            ui.horizontal(|ui| {
+                egui::ComboBox::from_id_salt("device")
+                    .selected_text(current)
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut settings.device, None, "System default");
+                        let devices = self.devices.get_or_insert_with(|| {
+                            crate::audio::devices::list_input_devices()
+                                .0
+                                .iter()
+                                .map(|d| d.full_name())
+                                .collect()
+                        });
+                        for name in devices.iter() {
+                            ui.selectable_value(&mut settings.device, Some(name.clone()), name);
+                        }
+                    })
+                    .response
+                    .labelled_by(mic_label.id);
+                if ui
+                    .small_button("Refresh")
+                    .on_hover_text("List the devices again")
+                    .clicked()
+                {
+                    self.devices = None;
+                }
+                level_meter_ui(ui, level_dbfs);
+            });
+            ui.end_row();
+
+            let encoding_label = ui.label("Encoding");
+            let before = settings.encoding;
+            egui::ComboBox::from_id_salt("encoding")
+                .selected_text(settings.encoding.as_str())
+                .show_ui(ui, |ui| {
+                    for encoding in Encoding::ALL {
+                        ui.selectable_value(&mut settings.encoding, encoding, encoding.as_str());
+                    }
+                })
+                .response
+                .labelled_by(encoding_label.id);
+            // A-law and µ-law are telephone audio: suggest their rate.
+            if settings.encoding != before
+                && let Some(rate) = settings.encoding.suggested_rate()
+            {
+                settings.sample_rate = rate;
+            }
+            ui.end_row();
+
+            let rate_label = ui.label("Sample rate");
+            egui::ComboBox::from_id_salt("sample_rate")
+                .selected_text(format!("{} Hz", settings.sample_rate.hz()))
+                .show_ui(ui, |ui| {
+                    for rate in SampleRate::ALL {
+                        ui.selectable_value(
+                            &mut settings.sample_rate,
+                            rate,
+                            format!("{} Hz", rate.hz()),
+                        );
+                    }
+                })
+                .response
+                .labelled_by(rate_label.id);
+            ui.end_row();
+
+            let timestamps_label = ui.label("Word timestamps");
+            ui.checkbox(&mut settings.word_timestamps, "")
+                .labelled_by(timestamps_label.id);
+            ui.end_row();
+
+            ui.label("Theme");
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut settings.theme, Theme::System, "System");
+                ui.selectable_value(&mut settings.theme, Theme::Light, "Light");
+                ui.selectable_value(&mut settings.theme, Theme::Dark, "Dark");
+            });
+            ui.end_row();
+
+            ui.label("Recognition");
+            ui.horizontal(|ui| {
+                ui.selectable_value(
+                    &mut settings.engine,
+                    EngineChoice::Lightning,
+                    "Lightning (server URL)",
+                )
+                .on_hover_text("Smallest AI's Lightning service, or the server at the URL below");
+                ui.selectable_value(
+                    &mut settings.engine,
+                    EngineChoice::OnThisComputer,
+                    "On this computer",
+                )
+                .on_hover_text("The offline Whisper recogniser: no key, no network");
+            });
+            ui.end_row();
+
+            ui.label("Service");
+            ui.horizontal(|ui| {
+                let current = Service::of_url(&settings.url);
+                for service in Service::ALL {
+                    let response = ui.selectable_label(current == service, service.label());
+                    if response.clicked()
+                        && let Some(url) = service.url()
+                    {
+                        settings.url = url.to_owned();
+                    }
+                }
+            });
+            ui.end_row();
+
+            let url_label = ui.label("Server URL");
+            ui.add(egui::TextEdit::singleline(&mut settings.url).desired_width(420.0))
+                .labelled_by(url_label.id);
+            ui.end_row();
+
+            let key_label = ui.label("API key");
+            job = key.ui(ui, key_label.id);
+            ui.end_row();
+        });
+        job
+    }
+}
+
+/// The language menu; a language the service cannot stream is greyed, with the reason on hover
+/// (and beside the menu when it is the one chosen).
+pub fn language_ui(
+    ui: &mut egui::Ui,
+    language: &mut Language,
+    refusal: impl Fn(Language) -> Option<&'static str>,
+) {
+    let label = ui.label("Language");
+    egui::ComboBox::from_id_salt("language")
+        .selected_text(format!("{} ({})", language.name(), language.code()))
+        .show_ui(ui, |ui| {
+            for choice in Language::all() {
+                let reason = refusal(choice);
+                ui.add_enabled_ui(reason.is_none(), |ui| {
+                    ui.selectable_value(
+                        language,
+                        choice,
+                        format!("{} ({})", choice.name(), choice.code()),
+                    )
+                })
+                .response
+                .on_disabled_hover_text(reason.unwrap_or_default());
+            }
+        })
+        .response
+        .labelled_by(label.id);
+    if let Some(reason) = refusal(*language) {
+        ui.label(RichText::new("⚠").color(ui.visuals().warn_fg_color))
+            .on_hover_text(reason);
+    }
+}
+
+pub fn level_meter_ui(ui: &mut egui::Ui, dbfs: f32) {
+    let fraction = ((dbfs + 60.0) / 60.0).clamp(0.0, 1.0);
+    ui.add(
+        egui::ProgressBar::new(fraction)
+            .desired_width(120.0)
+            .text(format!("{dbfs:.0} dB")),
+    );
+}
