@@ -9,12 +9,11 @@
 //!
 //! `cargo bench --bench chaos` (`MINUTES=5 SEED=3 cargo bench --bench chaos` for a shorter run)
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use lightning_dictate::audio::wav::{Pace, WavFormat, WavSource, write_wav};
-use lightning_dictate::audio::{AudioChunk, ChunkFormat};
+use lightning_dictate::audio::AudioChunk;
+use lightning_dictate::audio::wav::{Pace, WavFormat, write_wav};
+use lightning_dictate::dictation::{Dictation, DictationEvent, DictationRequest, Source, Target};
 use lightning_dictate::protocol::StreamParams;
 use lightning_dictate::server::{BackgroundServer, Faults, ServerConfig};
 use lightning_dictate::session::{SessionConfig, SessionEvent, run_session};
@@ -82,29 +81,33 @@ fn soak(minutes: f64, seed: u64, realtime: bool) {
         eprintln!("cannot start the server");
         return;
     };
-    let Ok(source) = WavSource::open(&wav) else {
-        eprintln!("cannot open the soak file");
-        return;
-    };
     let params = StreamParams::default();
-    let format = ChunkFormat {
-        encoding: params.encoding,
-        sample_rate: params.sample_rate,
-        chunk_ms: 20,
-    };
-    let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
-    let stop = Arc::new(AtomicBool::new(false));
     let pace = if realtime {
         Pace::Realtime
     } else {
         Pace::AsFastAsPossible
     };
-    let reader = std::thread::spawn(move || source.stream(format, pace, &audio_tx, &stop));
+    let request = DictationRequest::new(
+        Source::File {
+            path: wav.clone(),
+            pace,
+            simulate_live: false,
+        },
+        params,
+        Target::Service {
+            url: server.url().to_owned(),
+            api_key: None,
+            fallback: None,
+        },
+    );
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
     let collector = std::thread::spawn(move || {
         let mut transcript = Transcript::default();
         let mut reconnects = 0;
         for event in event_rx.iter() {
+            let DictationEvent::Session(event) = event else {
+                continue;
+            };
             if matches!(event, SessionEvent::Reconnected { .. }) {
                 reconnects += 1;
             }
@@ -113,20 +116,14 @@ fn soak(minutes: f64, seed: u64, realtime: bool) {
         (transcript, reconnects)
     });
     let started = Instant::now();
-    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    else {
-        return;
+    let outcome = match Dictation::start(request, event_tx) {
+        Ok(dictation) => dictation.wait().session,
+        Err(e) => {
+            eprintln!("cannot start the dictation: {e}");
+            return;
+        }
     };
-    let outcome = runtime.block_on(run_session(
-        SessionConfig::new(server.url(), params, None),
-        audio_rx,
-        event_tx,
-    ));
     let wall = started.elapsed().as_secs_f64();
-    let _ = reader.join();
     let Ok((transcript, reconnects)) = collector.join() else {
         return;
     };
@@ -191,6 +188,8 @@ fn outage_memory(minutes: f64) {
     else {
         return;
     };
+    // The session alone, fed synthetic chunks as fast as it takes them: what is measured is the
+    // replay buffer, not a source.
     runtime.spawn(run_session(session, audio_rx, event_tx));
     let chunks = (minutes * 60.0 / 0.02) as u64;
     for seq in 0..chunks {

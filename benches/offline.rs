@@ -12,14 +12,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use lightning_dictate::audio::ChunkFormat;
 use lightning_dictate::audio::wav::{Pace, WavSource, read_all};
+use lightning_dictate::dictation::{Dictation, DictationEvent, DictationRequest, Source, Target};
 use lightning_dictate::protocol::StreamParams;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
-use lightning_dictate::session::{SessionConfig, SessionEvent, run_session};
+use lightning_dictate::session::SessionEvent;
 use lightning_dictate::whisper::wer::WordErrors;
 use lightning_dictate::whisper::{Recognizer, WhisperEngine, default_model_dir};
 
@@ -147,24 +146,29 @@ fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64
         return (f64::NAN, 0.0);
     };
     let duration = source.info().duration_secs();
-    let params = StreamParams::default();
-    let format = ChunkFormat {
-        encoding: params.encoding,
-        sample_rate: params.sample_rate,
-        chunk_ms: 20,
-    };
-    let (audio_tx, audio_rx) = crossbeam_channel::bounded(256);
-    let stop = Arc::new(AtomicBool::new(false));
-    let feeder =
-        std::thread::spawn(move || source.stream(format, Pace::Realtime, &audio_tx, &stop));
+    let request = DictationRequest::new(
+        Source::File {
+            path: clip.to_path_buf(),
+            pace: Pace::Realtime,
+            simulate_live: false,
+        },
+        StreamParams::default(),
+        Target::Service {
+            url: server.url().to_owned(),
+            api_key: None,
+            fallback: None,
+        },
+    );
     let (event_tx, event_rx) = crossbeam_channel::unbounded();
     let watcher = std::thread::spawn(move || {
         let mut end_sent = None;
         let mut final_at = None;
         for event in event_rx.iter() {
             match event {
-                SessionEvent::Finishing => end_sent = Some(Instant::now()),
-                SessionEvent::Final(f) if !f.text.is_empty() => final_at = Some(Instant::now()),
+                DictationEvent::Session(SessionEvent::Finishing) => end_sent = Some(Instant::now()),
+                DictationEvent::Session(SessionEvent::Final(f)) if !f.text.is_empty() => {
+                    final_at = Some(Instant::now())
+                }
                 _ => {}
             }
         }
@@ -173,14 +177,9 @@ fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64
             _ => f64::NAN,
         }
     });
-    let config = SessionConfig::new(server.url(), params, None);
-    if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        let _ = runtime.block_on(run_session(config, audio_rx, event_tx));
+    if let Ok(dictation) = Dictation::start(request, event_tx) {
+        let _ = dictation.wait();
     }
-    let _ = feeder.join();
     (watcher.join().unwrap_or(f64::NAN), duration)
 }
 

@@ -79,11 +79,11 @@ fn start_live_text_stop_and_copy() {
     h.get_by_label("Stop dictation");
 
     let events = h.state().event_sender();
-    let _ = events.send(DictationEvent::Capture(
+    events.send(DictationEvent::Capture(
         lightning_dictate::audio::capture::CaptureEvent::Listening,
     ));
-    let _ = events.send(final_event("hello world"));
-    let _ = events.send(DictationEvent::Session(SessionEvent::Interim {
+    events.send(final_event("hello world"));
+    events.send(DictationEvent::Session(SessionEvent::Interim {
         text: "one two".to_owned(),
     }));
     h.run();
@@ -114,8 +114,8 @@ fn start_live_text_stop_and_copy() {
     h.run();
     assert_eq!(recorder.calls(), ["start en offline", "stop"]);
     assert_eq!(h.state().lifecycle, Lifecycle::Stopping);
-    let _ = events.send(final_event("one two three"));
-    let _ = events.send(DictationEvent::Session(SessionEvent::Ended(Ok(
+    events.send(final_event("one two three"));
+    events.send(DictationEvent::Session(SessionEvent::Ended(Ok(
         SessionSummary::default(),
     ))));
     h.run();
@@ -327,8 +327,8 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
                 .with_history(history_for_app)
         });
     let events = h.state().event_sender();
-    let _ = events.send(final_event("hello world"));
-    let _ = events.send(DictationEvent::Session(SessionEvent::Interim {
+    events.send(final_event("hello world"));
+    events.send(DictationEvent::Session(SessionEvent::Interim {
         text: "not yet final".to_owned(),
     }));
     h.run();
@@ -338,7 +338,7 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
     assert_eq!(saved[0].transcript.final_text(), "hello world");
     // The interim is not saved: only what the server confirmed.
     assert_eq!(saved[0].transcript.interim, "");
-    let _ = events.send(final_event("one two"));
+    events.send(final_event("one two"));
     h.run();
     settle(&mut h);
     assert_eq!(
@@ -354,7 +354,7 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
 
     h.get_by_label("Clear").click();
     h.run();
-    let _ = events.send(final_event("a new one"));
+    events.send(final_event("a new one"));
     h.run();
     settle(&mut h);
     let saved = history.list();
@@ -374,8 +374,7 @@ fn hovering_a_word_shows_its_time() {
         end,
         confidence: None,
     };
-    let _ = h
-        .state()
+    h.state()
         .event_sender()
         .send(DictationEvent::Session(SessionEvent::Final(FinalSegment {
             text: "hello world".to_owned(),
@@ -560,8 +559,8 @@ fn an_outage_shows_the_audio_kept_and_a_gap_is_marked_in_the_transcript() {
     h.get_by_label("Start dictation").click();
     h.run();
     let events = h.state().event_sender();
-    let _ = events.send(final_event("before the outage"));
-    let _ = events.send(DictationEvent::Session(SessionEvent::Reconnecting {
+    events.send(final_event("before the outage"));
+    events.send(DictationEvent::Session(SessionEvent::Reconnecting {
         attempt: 3,
         delay: std::time::Duration::from_secs(2),
         reason: "the connection to the server was lost".to_owned(),
@@ -569,12 +568,12 @@ fn an_outage_shows_the_audio_kept_and_a_gap_is_marked_in_the_transcript() {
     }));
     h.run();
     h.get_by_label("Reconnecting… attempt 3, 14 s kept");
-    let _ = events.send(DictationEvent::Session(SessionEvent::Gap {
+    events.send(DictationEvent::Session(SessionEvent::Gap {
         start_secs: 3.0,
         secs: 12.4,
     }));
-    let _ = events.send(final_event("after the outage"));
-    let _ = events.send(DictationEvent::Session(SessionEvent::Reconnected {
+    events.send(final_event("after the outage"));
+    events.send(DictationEvent::Session(SessionEvent::Reconnected {
         attempt: 3,
         replayed_secs: 14.2,
     }));
@@ -634,7 +633,7 @@ fn a_moved_service_offers_a_button_that_switches_to_it() {
     h.get_by_label("Start dictation").click();
     h.run();
     let events = h.state().event_sender();
-    let _ = events.send(DictationEvent::Session(SessionEvent::ServiceMoved {
+    events.send(DictationEvent::Session(SessionEvent::ServiceMoved {
         suggested_url: lightning_dictate::protocol::PULSE_LIVE_URL.to_owned(),
     }));
     events.send(DictationEvent::Session(SessionEvent::Ended(Err(

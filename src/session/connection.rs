@@ -101,8 +101,7 @@ impl Dictation<'_> {
             if self.noticed.first("replay-overflow") {
                 tracing::warn!("replay buffer full: oldest unconfirmed audio dropped");
             }
-            let _ = self
-                .events
+            self.events
                 .send(SessionEvent::ReplayOverflow { dropped_secs });
         }
         sent
