@@ -6,6 +6,7 @@
 //!
 //! `cargo bench --bench mic` (needs pulseaudio, paplay, espeak-ng and sox: `bash .ci/test`
 //! installs them).
+#![allow(unsafe_code, reason = "CPU time needs getrusage/sysconf from libc: no safe std API")]
 
 #[path = "../tests/common/vmic.rs"]
 mod vmic;

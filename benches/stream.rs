@@ -5,6 +5,7 @@
 //!   server (a separate `serve` process), for the client and for the server.
 //!
 //! `cargo bench --bench stream`
+#![allow(unsafe_code, reason = "CPU time needs getrusage/sysconf from libc: no safe std API")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

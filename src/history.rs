@@ -43,18 +43,6 @@ impl SavedTranscript {
     }
 }
 
-/// The app's data folder: `$XDG_DATA_HOME/lightning-dictate`, else
-/// `~/.local/share/lightning-dictate` (history, exports, models).
-pub fn data_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
-        })?;
-    Some(base.join("lightning-dictate"))
-}
-
 /// The history folder.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -64,7 +52,7 @@ pub struct History {
 impl History {
     /// `$XDG_DATA_HOME/lightning-dictate/history`, else `~/.local/share/...`.
     pub fn default_dir() -> Option<PathBuf> {
-        Some(data_dir()?.join("history"))
+        Some(crate::paths::data_dir()?.join("history"))
     }
 
     /// Opens (creating) a history folder.

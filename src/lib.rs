@@ -11,6 +11,7 @@ pub mod channel;
 pub mod dictation;
 pub mod history;
 pub mod keystore;
+pub mod paths;
 pub mod protocol;
 pub mod remedy;
 pub mod server;

@@ -1,5 +1,6 @@
 //! The microphone through the real cpal path: a PulseAudio null sink whose monitor is the
 //! microphone, fed at real time by paplay; `transcribe --mic` run as a user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
 
 mod common;
 
@@ -32,7 +33,7 @@ impl MicRun {
             .env_remove("SMALLEST_API_KEY")
             // HOME is the daemon's folder: the offline model stays where it was fetched.
             .envs(
-                lightning_dictate::history::data_dir()
+                lightning_dictate::paths::data_dir()
                     .and_then(|d| d.parent().map(|p| ("XDG_DATA_HOME", p.to_path_buf()))),
             )
             .stdout(Stdio::piped())

@@ -1,6 +1,7 @@
 //! The offline recogniser as a user meets it: the real binary, real espeak-ng speech, the
 //! fetched Whisper tiny.en model, and the local server on loopback.
 //! Needs the model (`bash .ci/fetch-model`; `bash .ci/test` fetches it) and espeak-ng + sox.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
 
 mod common;
 

@@ -3,6 +3,14 @@
 
 use super::{CLOSE_STREAM_MESSAGE, DEFAULT_URL, END_MESSAGE, StreamParams};
 
+/// Frame and message caps for both ends: generous for audio, small enough that a hostile peer
+/// cannot make us buffer without bound.
+pub fn websocket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(4 << 20))
+        .max_frame_size(Some(4 << 20))
+}
+
 /// Why a URL cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {

@@ -12,6 +12,7 @@ mod message;
 
 pub use endpoint::{
     Dialect, Endpoint, PULSE_LIVE_URL, PULSE_URL, UrlError, build_endpoint, is_loopback_host,
+    websocket_config,
 };
 pub use key::ApiKey;
 pub use message::{

@@ -20,7 +20,8 @@ use super::admission::{State, error_response, take_one};
 use super::chaos::{ChaosFault, FaultRecord};
 use super::engine::{EngineOutput, EngineSession};
 use super::outbox::{Outbox, Sent};
-use super::{SessionRecord, websocket_config};
+use super::SessionRecord;
+use crate::protocol::websocket_config;
 
 enum EngineInput {
     Audio(Vec<f32>),

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use admission::State;
 pub use chaos::{Chaos, ChaosFault, FaultRecord};
@@ -99,14 +98,6 @@ impl ServerConfig {
             record_sessions: false,
         }
     }
-}
-
-/// Frame and message caps: generous for audio, small enough that a hostile peer cannot make us
-/// buffer without bound.
-pub fn websocket_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(4 << 20))
-        .max_frame_size(Some(4 << 20))
 }
 
 /// A server accepting connections in the background.

@@ -423,7 +423,7 @@ async fn stream_session(
             config.connect_timeout,
             tokio_tungstenite::connect_async_with_config(
                 target.request()?,
-                Some(crate::server::websocket_config()),
+                Some(crate::protocol::websocket_config()),
                 true,
             ),
         )

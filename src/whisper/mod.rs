@@ -49,7 +49,7 @@ impl ModelError {
 /// Where models live: `$XDG_DATA_HOME/lightning-dictate/models`, else
 /// `~/.local/share/lightning-dictate/models`.
 pub fn models_dir() -> Option<PathBuf> {
-    Some(crate::history::data_dir()?.join("models"))
+    Some(crate::paths::data_dir()?.join("models"))
 }
 
 /// The default model's folder (it may not exist yet).

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: tone-word WAV files and a client run against a
 //! server, through the library's real pipeline and a real WebSocket on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
 #![allow(dead_code)]
 
 pub mod vmic;

@@ -1,6 +1,7 @@
 //! A virtual microphone: a private PulseAudio daemon whose null sink's monitor is the microphone.
 //! `paplay` into the sink plays at real time; the app captures the monitor through the real cpal
 //! path. Each instance has its own runtime directory, so tests can run in parallel.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
