@@ -8,6 +8,11 @@
 //!    keeps, and the process's memory before and after.
 //!
 //! `cargo bench --bench chaos` (`MINUTES=5 SEED=3 cargo bench --bench chaos` for a shorter run)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -104,7 +109,7 @@ fn soak(minutes: f64, seed: u64, realtime: bool) {
     let collector = std::thread::spawn(move || {
         let mut transcript = Transcript::default();
         let mut reconnects = 0;
-        for event in event_rx.iter() {
+        for event in &event_rx {
             let DictationEvent::Session(event) = event else {
                 continue;
             };
@@ -177,7 +182,7 @@ fn outage_memory(minutes: f64) {
     let (_, before) = memory_mb();
     let params = StreamParams::default();
     let mut session = SessionConfig::new(server.url(), params, None).live();
-    session.reconnect.give_up_after = Duration::from_secs(24 * 3600);
+    session.reconnect.give_up_after = Duration::from_hours(24);
     session.reconnect.max_delay = Duration::from_millis(500);
     let (audio_tx, audio_rx) = crossbeam_channel::bounded::<AudioChunk>(256);
     let (event_tx, event_rx) = crossbeam_channel::unbounded();

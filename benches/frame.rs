@@ -3,6 +3,11 @@
 //! process's memory, and how many repaints an idle window asks for.
 //!
 //! `cargo bench --bench frame`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -69,7 +74,7 @@ fn main() {
             text: format!("and this is interim number {frame}"),
         });
         let started = Instant::now();
-        let output = ctx.run_ui(input(frame as f64 / 60.0), |ui| app.window_ui(ui));
+        let output = ctx.run_ui(input(f64::from(frame) / 60.0), |ui| app.window_ui(ui));
         let _ = ctx.tessellate(output.shapes, output.pixels_per_point);
         if frame >= 20 {
             times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -86,7 +91,7 @@ fn main() {
     // Idle: no events, no input. How long until egui wants the next frame?
     let mut idle_repaints = 0;
     for frame in 0..5 {
-        let output = ctx.run_ui(input(100.0 + frame as f64), |ui| app.window_ui(ui));
+        let output = ctx.run_ui(input(100.0 + f64::from(frame)), |ui| app.window_ui(ui));
         let wants = output
             .viewport_output
             .values()

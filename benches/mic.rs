@@ -6,7 +6,15 @@
 //!
 //! `cargo bench --bench mic` (needs pulseaudio, paplay, espeak-ng and sox: `bash .ci/test`
 //! installs them).
-#![allow(unsafe_code, reason = "CPU time needs getrusage/sysconf from libc: no safe std API")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
+#![allow(
+    unsafe_code,
+    reason = "CPU time needs getrusage/sysconf from libc: no safe std API"
+)]
 
 #[path = "../tests/common/vmic.rs"]
 mod vmic;

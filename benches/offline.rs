@@ -9,6 +9,15 @@
 //!
 //! `bash .ci/bench-offline` makes the clips and runs this beside faster-whisper; alone:
 //! `OFFLINE_BENCH_CLIPS=DIR cargo bench --bench offline`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
+#![allow(
+    unsafe_code,
+    reason = "peak memory needs getrusage from libc: no safe std API"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,11 +172,11 @@ fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64
     let watcher = std::thread::spawn(move || {
         let mut end_sent = None;
         let mut final_at = None;
-        for event in event_rx.iter() {
+        for event in &event_rx {
             match event {
                 DictationEvent::Session(SessionEvent::Finishing) => end_sent = Some(Instant::now()),
                 DictationEvent::Session(SessionEvent::Final(f)) if !f.text.is_empty() => {
-                    final_at = Some(Instant::now())
+                    final_at = Some(Instant::now());
                 }
                 _ => {}
             }
@@ -194,7 +203,7 @@ fn word_error_rate(refs: &[String], hyps: &[String]) -> f64 {
 fn peak_rss_mb() -> f64 {
     // SAFETY: getrusage only writes into the struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) } == 0;
     if ok {
         usage.ru_maxrss as f64 / 1024.0
     } else {

@@ -1,5 +1,10 @@
 //! Resample + encode throughput (criterion): 48 kHz stereo f32 → 16 kHz linear16.
 //! `cargo bench --bench pipeline`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::hint::black_box;
 
@@ -42,10 +47,10 @@ fn throughput(c: &mut Criterion) {
             b.iter(|| {
                 let mut bytes = 0usize;
                 let pushed = p.push_interleaved(black_box(&one_second), &mut |chunk| {
-                    bytes += chunk.bytes.len()
+                    bytes += chunk.bytes.len();
                 });
                 black_box((pushed.is_ok(), bytes))
-            })
+            });
         });
     }
     group.finish();
@@ -57,7 +62,7 @@ fn throughput(c: &mut Criterion) {
             let mut chunks = 0usize;
             let pushed = p.push_interleaved(black_box(&twenty_ms), &mut |_| chunks += 1);
             black_box((pushed.is_ok(), chunks))
-        })
+        });
     });
 }
 

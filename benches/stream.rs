@@ -5,7 +5,15 @@
 //!   server (a separate `serve` process), for the client and for the server.
 //!
 //! `cargo bench --bench stream`
-#![allow(unsafe_code, reason = "CPU time needs getrusage/sysconf from libc: no safe std API")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
+#![allow(
+    unsafe_code,
+    reason = "CPU time needs getrusage/sysconf from libc: no safe std API"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -65,7 +73,7 @@ fn chunk_latency() {
 fn cpu_self_secs() -> f64 {
     // SAFETY: getrusage only writes into the struct we pass.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }

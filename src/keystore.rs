@@ -24,8 +24,9 @@ fn entry() -> Result<keyring::Entry, KeystoreError> {
 
 fn classify(e: keyring::Error) -> KeystoreError {
     match e {
-        keyring::Error::NoStorageAccess(inner) => KeystoreError::Unavailable(short(&*inner)),
-        keyring::Error::PlatformFailure(inner) => KeystoreError::Unavailable(short(&*inner)),
+        keyring::Error::NoStorageAccess(inner) | keyring::Error::PlatformFailure(inner) => {
+            KeystoreError::Unavailable(short(&*inner))
+        }
         other => KeystoreError::Failed(short(&other)),
     }
 }

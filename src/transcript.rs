@@ -1,6 +1,8 @@
 //! The transcript: final segments plus the open interim text, built from session events, and its
 //! exports (plain text, SRT, WebVTT, JSON).
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::WordTimestamp;
@@ -130,13 +132,14 @@ impl Transcript {
     pub fn to_srt(&self) -> String {
         let mut out = String::new();
         for (i, cue) in self.cues().iter().enumerate() {
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "{}\n{} --> {}\n{}\n\n",
                 i + 1,
                 timestamp(cue.0, ','),
                 timestamp(cue.1, ','),
                 cue.2
-            ));
+            );
         }
         out
     }
@@ -145,12 +148,13 @@ impl Transcript {
     pub fn to_vtt(&self) -> String {
         let mut out = String::from("WEBVTT\n\n");
         for cue in self.cues() {
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "{} --> {}\n{}\n\n",
                 timestamp(cue.0, '.'),
                 timestamp(cue.1, '.'),
                 cue.2
-            ));
+            );
         }
         out
     }
@@ -192,6 +196,10 @@ fn timestamp(secs: f64, separator: char) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact binary fractions"
+)]
 mod tests {
     use super::*;
 

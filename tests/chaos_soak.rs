@@ -3,7 +3,11 @@
 //! random fault after every 5-20 s of audio it has received (abort, error frame + 1011, stall,
 //! garbage, refused handshake, half-open, close 1000 without is_last) and logs each as a JSON
 //! line. Every word must come out, with at most one duplicate per connection a fault cost.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 

@@ -2,7 +2,11 @@
 //! `/pulse/get_text` and `/stt/live` (model=pulse, close_stream, `transcription`/`words`). Real
 //! processes, real sockets; the local server speaks each dialect by path, and on the live path it
 //! ignores `end` as the documented service does, so a client that sent it would wait in vain.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 

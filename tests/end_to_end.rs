@@ -1,5 +1,10 @@
 //! The real client against the real local server on loopback: every encoding at every sample
 //! rate, from WAV files at other rates, channel counts and sample formats.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 
@@ -14,7 +19,7 @@ const SOURCES: [(u32, u16, WavFormat); 8] = [
     (96000, 1, WavFormat::Float32),
     (11025, 3, WavFormat::Int(24)),
     (32000, 2, WavFormat::Int(32)),
-    (192000, 1, WavFormat::Int(16)),
+    (192_000, 1, WavFormat::Int(16)),
     (12000, 8, WavFormat::Int(8)),
     (88200, 6, WavFormat::Float32),
     (37800, 1, WavFormat::Int(16)),

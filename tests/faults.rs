@@ -1,5 +1,10 @@
 //! The client against the local server's fault switches, and the server's handshake rules.
 //! Real sockets on loopback throughout.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 
@@ -43,11 +48,11 @@ fn an_error_frame_then_close_keeps_the_finals_so_far() {
         ..Faults::default()
     });
     let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
-        c.reconnect.enabled = false
+        c.reconnect.enabled = false;
     });
     match &run.outcome {
         Err(SessionError::ServerReported { message }) => {
-            assert!(message.contains("internal error"), "{message}")
+            assert!(message.contains("internal error"), "{message}");
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -69,7 +74,7 @@ fn a_dropped_connection_is_reported_and_keeps_the_finals_so_far() {
     });
     // Without reconnection (see tests/reconnect.rs for with).
     let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
-        c.reconnect.enabled = false
+        c.reconnect.enabled = false;
     });
     assert!(
         matches!(run.outcome, Err(SessionError::Dropped { .. })),
@@ -118,7 +123,7 @@ fn refusals_map_to_typed_errors() {
             ..Faults::default()
         });
         let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
-            c.reconnect.enabled = false
+            c.reconnect.enabled = false;
         });
         assert_eq!(run.outcome, Err(expected));
         assert!(run.outcome.as_ref().unwrap_err().is_retryable());
@@ -134,7 +139,7 @@ fn a_missing_is_last_times_out_with_the_finals_kept() {
     });
     let started = Instant::now();
     let run = run_client(server.url(), &wav(&dir), timed_params(), 20, |c| {
-        c.finish_timeout = Duration::from_secs(1)
+        c.finish_timeout = Duration::from_secs(1);
     });
     assert_eq!(run.outcome, Err(SessionError::NoLastMessage { secs: 1 }));
     // Nothing was open when it timed out: no unconfirmed segment.
@@ -261,7 +266,7 @@ fn finalize_closes_a_segment_without_ending_the_session() {
         while let Some(Ok(msg)) = ws.next().await {
             match msg {
                 tungstenite::Message::Text(t) => {
-                    terminal = Some(serde_json::from_str::<serde_json::Value>(&t).unwrap())
+                    terminal = Some(serde_json::from_str::<serde_json::Value>(&t).unwrap());
                 }
                 tungstenite::Message::Close(frame) => {
                     assert_eq!(frame.map(|f| u16::from(f.code)), Some(1000));

@@ -1,5 +1,10 @@
 //! The API key never leaves the Authorization header: not in logs (even at -vv, client and
 //! server), not in Debug output, not in outputs or transcripts, not in panic messages.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 
@@ -95,7 +100,7 @@ fn debug_output_and_panics_never_show_the_key() {
     let client = SessionConfig::new("wss://x/y", StreamParams::default(), Some(key.clone()));
     let mut server = ServerConfig::loopback(0);
     server.api_key = Some(key.clone());
-    let shown = format!("{client:?} {server:?} {key} {key:?} {:#?}", client);
+    let shown = format!("{client:?} {server:?} {key} {key:?} {client:#?}");
     assert!(!shown.contains(SECRET), "{shown}");
     assert!(shown.contains("redacted"));
     // A panic that formats the configuration (the worst case): its message is clean.

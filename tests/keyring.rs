@@ -1,7 +1,11 @@
 //! The API key in a real OS keyring: a private D-Bus session bus with GNOME Keyring as the
 //! Secret Service, driven through `lightning-dictate key save|status|forget` (the same store the
 //! window uses). Needs dbus-daemon and gnome-keyring (`bash .ci/test` installs them).
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -1,6 +1,10 @@
 //! The microphone through the real cpal path: a PulseAudio null sink whose monitor is the
 //! microphone, fed at real time by paplay; `transcribe --mic` run as a user runs it.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 
@@ -61,7 +65,10 @@ impl MicRun {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no `{text}` on stderr within {timeout:?}: {:?}", self.seen),
+                Err(e) => panic!(
+                    "no `{text}` on stderr within {timeout:?} ({e}): {:?}",
+                    self.seen
+                ),
             }
         }
     }

@@ -3,6 +3,11 @@
 //! recognised with it, and a server may send finals without word times. Every word must arrive,
 //! with at most one duplicated word per connection lost, fast or at real time, with or without
 //! the user asking for word times.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 
@@ -136,7 +141,7 @@ fn a_file_longer_than_the_replay_window_loses_nothing_to_a_late_drop() {
     let dir = tempfile::tempdir().unwrap();
     let segments = long_script(20.0, 3);
     let (wav, expected) = script_file(dir.path(), "long.wav", &segments);
-    let total_secs = hound::WavReader::open(&wav).unwrap().duration() as f64 / 16000.0;
+    let total_secs = f64::from(hound::WavReader::open(&wav).unwrap().duration()) / 16000.0;
     for server_times in [true, false] {
         let server = server_with(Faults {
             once: Some((bytes_at(total_secs * 0.9), ChaosFault::Abort)),

@@ -1,7 +1,11 @@
 //! The offline recogniser as a user meets it: the real binary, real espeak-ng speech, the
 //! fetched Whisper tiny.en model, and the local server on loopback.
 //! Needs the model (`bash .ci/fetch-model`; `bash .ci/test` fetches it) and espeak-ng + sox.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 
@@ -182,7 +186,7 @@ fn the_engine_sends_interims_then_one_final_per_pause_with_timed_words() {
     let wav = speech(dir.path(), "two", &sentences, "en-us", 150, 1.5);
     let duration = {
         let r = hound::WavReader::open(&wav).unwrap();
-        r.duration() as f64 / f64::from(r.spec().sample_rate)
+        f64::from(r.duration()) / f64::from(r.spec().sample_rate)
     };
     // At real time, as a microphone delivers it, so the engine has time for interims.
     let out = Command::new(BIN)

@@ -1,5 +1,10 @@
 //! Nothing lost: the client against the local server's fault switches, with reconnection and
 //! replay. Real sockets on loopback. Each test prints a row of the README's fault table.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 mod common;
 
@@ -175,7 +180,7 @@ fn a_dead_connection_is_noticed_by_its_missing_pongs() {
     // The first connection goes silent for a minute; pings every 0.25 s, dead after 1 s.
     let server = server_with(Faults {
         stall_after_bytes: Some(bytes_at(2.0)),
-        stall: Duration::from_secs(60),
+        stall: Duration::from_mins(1),
         stall_sessions: 1,
         ..Faults::default()
     });
@@ -210,7 +215,7 @@ fn a_missing_is_last_keeps_the_open_text_as_unconfirmed() {
         ..Faults::default()
     });
     let run = run_client(server.url(), &wav, timed_params(), 20, |c| {
-        c.finish_timeout = Duration::from_secs(1)
+        c.finish_timeout = Duration::from_secs(1);
     });
     assert_eq!(run.outcome, Err(SessionError::NoLastMessage { secs: 1 }));
     let texts: Vec<(String, bool)> = run
@@ -237,7 +242,7 @@ fn refusals_the_user_must_fix_are_never_retried() {
     let server = BackgroundServer::start(config).unwrap();
     let started = std::time::Instant::now();
     let run = run_client(server.url(), &wav, timed_params(), 20, |c| {
-        c.api_key = lightning_dictate::protocol::ApiKey::new("wrong")
+        c.api_key = lightning_dictate::protocol::ApiKey::new("wrong");
     });
     assert!(matches!(
         run.outcome,

@@ -1,5 +1,10 @@
 //! A one-hour dictation streamed at 20x real time (3 minutes) through the real client and the
 //! local server on loopback: memory stays flat and every segment comes back.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -71,7 +76,7 @@ fn an_hour_at_twenty_times_real_time_keeps_memory_flat() {
         let mut rss_early = 0;
         let mut words = 0usize;
         let started = Instant::now();
-        for event in event_rx.iter() {
+        for event in &event_rx {
             if let SessionEvent::Final(f) = &event {
                 finals += 1;
                 words += f.text.split_whitespace().count();

@@ -1,5 +1,10 @@
 //! The window's behaviour with egui_kittest: widgets found by their accessible labels, clicks and
 //! keys, session events fed in as the backend would send them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::sync::{Arc, Mutex};
 

@@ -272,7 +272,9 @@ impl Capture {
 
     /// Whether capture has ended on its own (device lost).
     pub fn has_ended(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
+        self.thread
+            .as_ref()
+            .is_none_or(std::thread::JoinHandle::is_finished)
     }
 
     /// Stops the device, flushes the last chunk and closes the chunk channel (which makes the
@@ -413,7 +415,7 @@ impl Worker {
                 let mut gone = receiver_gone;
                 let pushed = self.pipeline.push_interleaved(&scratch, &mut |mut chunk| {
                     chunk.captured_at = last_arrival;
-                    send_chunk(chunks, chunk, &mut dropped_chunks, &mut gone)
+                    send_chunk(chunks, chunk, &mut dropped_chunks, &mut gone);
                 });
                 receiver_gone = gone;
                 if let Err(e) = pushed {

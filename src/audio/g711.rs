@@ -139,7 +139,7 @@ mod tests {
             assert!((u - s).abs() <= 660, "ulaw {sample} -> {u}");
             // Relative error in the upper segments stays under ~3.2%.
             if s.abs() > 256 {
-                assert!(((a - s).abs() as f64) / (s.abs() as f64) < 0.033);
+                assert!(f64::from((a - s).abs()) / f64::from(s.abs()) < 0.033);
             }
         }
     }

@@ -309,7 +309,7 @@ mod tests {
         let total: u64 = chunks.iter().map(|c| u64::from(c.samples)).sum();
         assert_eq!(
             total,
-            ((44100 * 3 + 17) as f64 * 8000.0 / 44100.0).round() as u64
+            (f64::from(44100 * 3 + 17) * 8000.0 / 44100.0).round() as u64
         );
     }
 

@@ -255,7 +255,7 @@ mod tests {
     fn output_is_aligned_and_complete_for_every_pair() {
         let pairs = [
             (48000, 16000),
-            (192000, 8000),
+            (192_000, 8000),
             (44100, 16000),
             (8000, 48000),
             (11025, 22050),

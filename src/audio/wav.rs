@@ -339,13 +339,13 @@ pub fn write_wav(
             match format {
                 WavFormat::Float32 => writer.write_sample(s)?,
                 WavFormat::Int(8) => {
-                    writer.write_sample((s * 128.0).round().clamp(-128.0, 127.0) as i8)?
+                    writer.write_sample((s * 128.0).round().clamp(-128.0, 127.0) as i8)?;
                 }
                 WavFormat::Int(16) => writer.write_sample(super::encode::f32_to_i16(s))?,
                 WavFormat::Int(bits) => {
                     let full = f64::from(1u32 << (bits - 1));
                     let v = (f64::from(s) * full).round().clamp(-full, full - 1.0) as i32;
-                    writer.write_sample(v)?
+                    writer.write_sample(v)?;
                 }
             }
         }

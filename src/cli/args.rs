@@ -10,11 +10,13 @@ use lightning_dictate::protocol::{DEFAULT_URL, Encoding, Language, SampleRate, S
 use lightning_dictate::ui::{Overrides, Theme};
 
 fn language_parser() -> impl TypedValueParser<Value = Language> {
-    PossibleValuesParser::new(Language::all().map(|l| l.code())).try_map(|s| s.parse::<Language>())
+    PossibleValuesParser::new(Language::all().map(lightning_dictate::protocol::Language::code))
+        .try_map(|s| s.parse::<Language>())
 }
 
 fn encoding_parser() -> impl TypedValueParser<Value = Encoding> {
-    PossibleValuesParser::new(Encoding::ALL.map(|e| e.as_str())).try_map(|s| s.parse::<Encoding>())
+    PossibleValuesParser::new(Encoding::ALL.map(lightning_dictate::protocol::Encoding::as_str))
+        .try_map(|s| s.parse::<Encoding>())
 }
 
 fn rate_parser() -> impl TypedValueParser<Value = SampleRate> {

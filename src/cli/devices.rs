@@ -13,11 +13,10 @@ pub fn run() -> u8 {
         return fail(exit::AUDIO, super::advice::device(&DeviceError::NoInput));
     }
     for d in &devices {
-        let native = d
-            .native
-            .as_ref()
-            .map(|(rate, ch, fmt)| format!("{rate} Hz, {ch} ch, {fmt}"))
-            .unwrap_or_else(|| "unknown".to_owned());
+        let native = d.native.as_ref().map_or_else(
+            || "unknown".to_owned(),
+            |(rate, ch, fmt)| format!("{rate} Hz, {ch} ch, {fmt}"),
+        );
         let rates = d
             .rates
             .iter()

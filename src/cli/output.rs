@@ -35,7 +35,7 @@ pub fn print_events(
     let stdout = std::io::stdout();
     let mut overflowed_secs = 0.0;
     let levels = tracing::enabled!(tracing::Level::DEBUG);
-    for event in events.iter() {
+    for event in events {
         let event = match event {
             DictationEvent::Session(event) => event,
             DictationEvent::Capture(event) => {
@@ -131,7 +131,7 @@ pub fn print_events(
             SessionEvent::Connecting { url } if !quiet => eprintln!("connecting to {url}"),
             SessionEvent::Connected if !quiet => eprintln!("connected"),
             SessionEvent::Finishing if !quiet => {
-                eprintln!("audio sent; waiting for the last transcript")
+                eprintln!("audio sent; waiting for the last transcript");
             }
             SessionEvent::ServerError { message } => eprintln!("server error: {message}"),
             SessionEvent::Notice(notice) if !quiet => eprintln!("note: {notice}"),
@@ -169,7 +169,7 @@ fn print_capture_event(event: &CaptureEvent, levels: bool) {
         CaptureEvent::Overflow { dropped_frames } => {
             eprintln!(
                 "warning: the computer fell behind the microphone: {dropped_frames} frames dropped"
-            )
+            );
         }
         CaptureEvent::Backlog { dropped_chunks } => eprintln!(
             "warning: the network fell a minute behind: {dropped_chunks} chunks of audio dropped"

@@ -189,7 +189,7 @@ pub fn run(args: ServeArgs) -> u8 {
                 let _ = std::thread::Builder::new()
                     .name("fault-log".to_owned())
                     .spawn(move || {
-                        for record in fault_log.iter() {
+                        for record in &fault_log {
                             let mut out = std::io::stdout().lock();
                             let _ = writeln!(out, "{}", record.to_json());
                             let _ = out.flush();

@@ -153,11 +153,16 @@ pub fn run(args: TranscribeArgs) -> u8 {
         Err(e) => return fail(start_exit_code(&e), advice::start(&e)),
     };
     let interrupted = on_ctrl_c();
+    // The duration counts from the moment the microphone is open (opening it can take a second
+    // or two), not from the command's start.
+    let capturing_since = Instant::now();
     let limit = args.duration.map(Duration::from_secs_f64);
     // Ctrl+C or the duration stops the source: the session sends `end` and the finals still
     // coming are printed. Checked every 100 ms, the reaction time to Ctrl+C.
     while !dictation.is_finished() {
-        if interrupted.load(Ordering::SeqCst) || limit.is_some_and(|l| started.elapsed() >= l) {
+        if interrupted.load(Ordering::SeqCst)
+            || limit.is_some_and(|l| capturing_since.elapsed() >= l)
+        {
             dictation.stop();
         }
         std::thread::sleep(Duration::from_millis(100));

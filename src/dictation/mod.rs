@@ -307,13 +307,11 @@ fn run(
         }
     };
     // The session has dropped the chunk receiver: a reader still sending has stopped.
-    let source = reader
-        .map(|thread| {
-            thread
-                .join()
-                .unwrap_or_else(|_| Err(SourceError::Thread("the file reader failed".to_owned())))
-        })
-        .unwrap_or(Ok(()));
+    let source = reader.map_or(Ok(()), |thread| {
+        thread
+            .join()
+            .unwrap_or_else(|_| Err(SourceError::Thread("the file reader failed".to_owned())))
+    });
     (session, source)
 }
 

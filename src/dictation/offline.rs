@@ -138,7 +138,7 @@ fn model_dir(model: Option<&Path>) -> Result<PathBuf, OfflineError> {
 /// stopping the server.
 fn own(model: Option<PathBuf>, requests: &Receiver<Reply>) {
     let mut server: Option<BackgroundServer> = None;
-    for reply in requests.iter() {
+    for reply in requests {
         let answer = match &server {
             Some(running) => Ok(OfflineReady {
                 url: running.url().to_owned(),

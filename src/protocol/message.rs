@@ -95,11 +95,13 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, ParseError> {
         let message = ["message", "error", "detail", "reason"]
             .iter()
             .find_map(|k| map.get(*k))
-            .map(|m| match m {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .unwrap_or_else(|| "unspecified error".to_owned());
+            .map_or_else(
+                || "unspecified error".to_owned(),
+                |m| match m {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            );
         return Ok(ServerMessage::Error { message });
     }
     let carries_transcript = [

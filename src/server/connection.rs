@@ -16,11 +16,11 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use crate::audio::encode::Decoder;
 use crate::protocol::{ClientControl, Dialect, parse_client_control};
 
+use super::SessionRecord;
 use super::admission::{State, error_response, take_one};
 use super::chaos::{ChaosFault, FaultRecord};
 use super::engine::{EngineOutput, EngineSession};
 use super::outbox::{Outbox, Sent};
-use super::SessionRecord;
 use crate::protocol::websocket_config;
 
 enum EngineInput {

@@ -83,7 +83,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("api_key", &self.api_key)
             .field("engine", &self.engine.name())
             .field("faults", &self.faults)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -3,7 +3,11 @@
 //! chunk), read frames through the inbox, notice a dead peer, and keep collecting audio while
 //! waiting to reconnect.
 
-use super::*;
+use super::{
+    AudioChunk, ConnectionEnd, Dedupe, Dictation, Duration, FinalSegment, Flow, Inbox, Instant,
+    Message, SentChunk, SessionError, SessionEvent, SinkExt, Socket, SourceKind, StreamExt,
+    WordTimestamp, tungstenite,
+};
 
 impl Dictation<'_> {
     /// Reports the failure's consequences for the text, and returns it.
@@ -68,7 +72,7 @@ impl Dictation<'_> {
         let until = Instant::now() + delay;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => return,
+                () = tokio::time::sleep_until(until) => return,
                 chunk = chunks.recv(), if !self.source_done && !self.held_back() => match chunk {
                     Some(chunk) => { self.take_chunk(chunk); }
                     None => self.source_done = true,
@@ -215,16 +219,13 @@ impl Dictation<'_> {
                     rollover_by = Some(self.live_sample + u64::from(self.rate) * ROLLOVER_SEARCH_SECS);
                 }
                 chunk = chunks.recv(), if !self.source_done && !held_back && !rolling_over => {
-                    let message = match chunk {
-                        Some(chunk) => {
-                            let sent = self.take_chunk(chunk);
-                            self.count_sent(&sent);
-                            Message::Binary(sent.bytes)
-                        }
-                        None => {
-                            self.source_done = true;
-                            Message::text(end_message)
-                        }
+                    let message = if let Some(chunk) = chunk {
+                        let sent = self.take_chunk(chunk);
+                        self.count_sent(&sent);
+                        Message::Binary(sent.bytes)
+                    } else {
+                        self.source_done = true;
+                        Message::text(end_message)
                     };
                     let is_end = matches!(message, Message::Text(_));
                     // While looking for a quiet place to roll over, keep the chunk to test it
@@ -284,7 +285,7 @@ impl Dictation<'_> {
                         return failed(e, &inbox);
                     }
                 }
-                _ = sleep_until(deadline), if deadline.is_some() => {
+                () = sleep_until(deadline), if deadline.is_some() => {
                     let _ = sink.send(Message::Close(None)).await;
                     // A server that stopped answering pings too is gone (a half-open
                     // connection), not just slow to confirm: try again with the audio kept.

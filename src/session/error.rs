@@ -69,6 +69,10 @@ fn detail_suffix(detail: &str) -> String {
     }
 }
 
+#[allow(
+    clippy::ref_option,
+    reason = "thiserror hands the field over by reference"
+)]
 fn retry_suffix(retry_after: &Option<Duration>) -> String {
     retry_after
         .map(|d| format!(", retry after {} s", d.as_secs()))

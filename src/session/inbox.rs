@@ -55,8 +55,9 @@ impl Inbox<'_> {
             }
             Message::Close(close) => {
                 let (code, reason) = close
-                    .map(|c| (u16::from(c.code), c.reason.to_string()))
-                    .unwrap_or((u16::from(CloseCode::Status), String::new()));
+                    .map_or((u16::from(CloseCode::Status), String::new()), |c| {
+                        (u16::from(c.code), c.reason.to_string())
+                    });
                 if code == u16::from(CloseCode::Policy) {
                     let reason = self.error_message.take().unwrap_or(reason);
                     return Flow::Failed(SessionError::Policy { reason });
@@ -78,7 +79,7 @@ impl Inbox<'_> {
             Ok(ServerMessage::Transcript(message)) => {
                 self.progressed = true;
                 if dictation.summary.session_id.is_none() {
-                    dictation.summary.session_id = message.session_id.clone();
+                    dictation.summary.session_id.clone_from(&message.session_id);
                 }
                 if message.is_final || message.is_last {
                     // Onto the dictation's timeline; absurd times (negative, reversed, not

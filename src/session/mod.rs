@@ -111,7 +111,7 @@ impl Default for ReconnectPolicy {
             enabled: true,
             first_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(8),
-            give_up_after: Duration::from_secs(60),
+            give_up_after: Duration::from_mins(1),
         }
     }
 }
@@ -148,7 +148,7 @@ impl SessionConfig {
             forward_raw: false,
             reconnect: ReconnectPolicy::default(),
             liveness: Liveness::default(),
-            replay_limit: Duration::from_secs(60),
+            replay_limit: Duration::from_mins(1),
             source: SourceKind::File,
             rollover_after: Duration::from_secs(10),
             offline_after: Duration::from_secs(10),
@@ -161,7 +161,7 @@ impl SessionConfig {
     #[must_use]
     pub fn live(mut self) -> Self {
         self.source = SourceKind::Live;
-        self.replay_limit = Duration::from_secs(3600);
+        self.replay_limit = Duration::from_hours(1);
         self
     }
 }
@@ -384,7 +384,7 @@ async fn stream_session(
     std::thread::Builder::new()
         .name("audio-forward".to_owned())
         .spawn(move || {
-            for chunk in audio.iter() {
+            for chunk in &audio {
                 if chunk_tx.blocking_send(chunk).is_err() {
                     break;
                 }

@@ -141,24 +141,21 @@ impl Coverage {
     /// Takes a delivered final (times on the dictation's timeline); returns the sample up to which
     /// the replay buffer may be released.
     pub fn on_final(&mut self, text: &str, words: &[WordTimestamp], rate: u32) -> Option<u64> {
-        match words.last() {
-            Some(last) => {
-                self.confirmed_secs = self.confirmed_secs.max(last.end);
-                self.untimed.clear();
-                // Word times from a real recogniser are approximate: keep a little audio before
-                // the reported end, so a late time never releases the start of the next word.
-                // A replay hears that word's tail again; the dedupe drops it by its time.
-                let keep_from = (last.end - RELEASE_MARGIN_SECS).max(0.0);
-                Some((keep_from * f64::from(rate)) as u64)
+        if let Some(last) = words.last() {
+            self.confirmed_secs = self.confirmed_secs.max(last.end);
+            self.untimed.clear();
+            // Word times from a real recogniser are approximate: keep a little audio before
+            // the reported end, so a late time never releases the start of the next word.
+            // A replay hears that word's tail again; the dedupe drops it by its time.
+            let keep_from = (last.end - RELEASE_MARGIN_SECS).max(0.0);
+            Some((keep_from * f64::from(rate)) as u64)
+        } else {
+            if !text.trim().is_empty() {
+                self.saw_untimed = true;
+                self.untimed
+                    .extend(text.split_whitespace().map(str::to_owned));
             }
-            None => {
-                if !text.trim().is_empty() {
-                    self.saw_untimed = true;
-                    self.untimed
-                        .extend(text.split_whitespace().map(str::to_owned));
-                }
-                None
-            }
+            None
         }
     }
 
@@ -198,7 +195,7 @@ impl Dedupe {
         let tokens: Vec<&str> = text.split_whitespace().collect();
         let mut drop_timed = words
             .iter()
-            .take_while(|w| (w.start + w.end) / 2.0 < self.confirmed_secs)
+            .take_while(|w| f64::midpoint(w.start, w.end) < self.confirmed_secs)
             .count();
         // The text's tokens follow the words one to one when the counts agree; otherwise the
         // timed rule cannot say which tokens to drop, and only the text alignment is used.
@@ -254,6 +251,10 @@ fn normalize(word: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact binary fractions"
+)]
 mod tests {
     use super::*;
 

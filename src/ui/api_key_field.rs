@@ -75,12 +75,11 @@ impl ApiKeyField {
 
     /// The job that stores the current key (or removes it), if there is a keyring.
     fn store(&mut self) -> Option<Job> {
-        match &self.keyring {
-            Some(access) => Some(Job::StoreKey(Arc::clone(access), self.key.clone())),
-            None => {
-                self.note = Some("Kept for this run only.".into());
-                None
-            }
+        if let Some(access) = &self.keyring {
+            Some(Job::StoreKey(Arc::clone(access), self.key.clone()))
+        } else {
+            self.note = Some("Kept for this run only.".into());
+            None
         }
     }
 

@@ -42,7 +42,7 @@ impl SettingsPanel {
                             crate::audio::devices::list_input_devices()
                                 .0
                                 .iter()
-                                .map(|d| d.full_name())
+                                .map(super::super::audio::devices::InputDeviceInfo::full_name)
                                 .collect()
                         });
                         for name in devices.iter() {
@@ -135,7 +135,7 @@ impl SettingsPanel {
                     if response.clicked()
                         && let Some(url) = service.url()
                     {
-                        settings.url = url.to_owned();
+                        url.clone_into(&mut settings.url);
                     }
                 }
             });

@@ -77,7 +77,7 @@ impl std::fmt::Debug for Recognizer {
         f.debug_struct("Recognizer")
             .field("dims", &self.model.dims)
             .field("multilingual", &self.multilingual)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -263,7 +263,9 @@ impl Recognizer {
             if let Some(cut) = repetition(&tokens) {
                 tokens.truncate(cut);
                 token_logprobs.truncate(cut);
-                rows.iter_mut().for_each(|r| r.truncate(cut + 1));
+                for row in &mut rows {
+                    row.truncate(cut + 1);
+                }
                 break;
             }
             let (l, w) = self.model.decode(&mut state, &[next], heads)?;
@@ -289,8 +291,8 @@ impl Recognizer {
         );
         let words = self.words(&tokens, &token_logprobs, &rows, audio_positions);
         Ok(Recognition {
-            tokens,
             text,
+            tokens,
             words,
             language,
             no_speech,

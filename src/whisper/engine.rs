@@ -201,7 +201,7 @@ impl WhisperSession {
         let had_interim = !self.shown.is_empty();
         match result {
             Ok(r) if !is_noise(&r) => {
-                self.previous_tokens = r.tokens.clone();
+                self.previous_tokens.clone_from(&r.tokens);
                 let offset = Self::secs(self.audio_start);
                 let words = r
                     .words
@@ -277,7 +277,7 @@ impl WhisperSession {
         }
         let hypothesis: Vec<String> = r.text.split_whitespace().map(str::to_owned).collect();
         let agreed = common_prefix(&self.previous_hypothesis, &hypothesis);
-        self.previous_hypothesis = hypothesis.clone();
+        self.previous_hypothesis.clone_from(&hypothesis);
         if agreed > self.shown.len() {
             self.shown = hypothesis[..agreed].to_vec();
             out.push(EngineOutput {

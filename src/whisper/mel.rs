@@ -75,7 +75,7 @@ impl std::fmt::Debug for LogMel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogMel")
             .field("n_mels", &self.n_mels)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -217,7 +217,7 @@ mod tests {
         // filters, log10, max − 8, (x + 4) / 4).
         let x: Vec<f32> = (0..4000)
             .map(|n| {
-                let t = n as f64 / 16000.0;
+                let t = f64::from(n) / 16000.0;
                 (0.5 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
                     + 0.25 * (2.0 * std::f64::consts::PI * 3000.0 * t).sin()) as f32
             })

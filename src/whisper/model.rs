@@ -189,7 +189,9 @@ pub struct Whisper {
 
 impl std::fmt::Debug for Whisper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Whisper").field("dims", &self.dims).finish()
+        f.debug_struct("Whisper")
+            .field("dims", &self.dims)
+            .finish_non_exhaustive()
     }
 }
 
@@ -208,6 +210,10 @@ fn sinusoids(length: usize, channels: usize) -> Vec<f32> {
     out
 }
 
+#[allow(
+    clippy::maybe_infinite_iter,
+    reason = "ends at the first layer index the model does not have"
+)]
 fn count_layers(model: &Ct2Model, prefix: &str) -> usize {
     (0..)
         .take_while(|i| {

@@ -131,6 +131,10 @@ impl Vad {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values compared are exact binary fractions"
+)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,10 @@
 //! Shared helpers for the integration tests: tone-word WAV files and a client run against a
 //! server, through the library's real pipeline and a real WebSocket on loopback.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 #![allow(dead_code)]
 
 pub mod vmic;
@@ -80,7 +84,7 @@ impl Run {
                 }
                 SessionEvent::Reconnected { .. } => {
                     if let Some(start) = since.take() {
-                        out.push((*at - start).as_secs_f64());
+                        out.push((*at).checked_sub(start).unwrap().as_secs_f64());
                     }
                 }
                 _ => {}

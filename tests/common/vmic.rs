@@ -1,7 +1,11 @@
 //! A virtual microphone: a private PulseAudio daemon whose null sink's monitor is the microphone.
 //! `paplay` into the sink plays at real time; the app captures the monitor through the real cpal
 //! path. Each instance has its own runtime directory, so tests can run in parallel.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap fails the test where it happened")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -61,7 +65,8 @@ impl VirtualMic {
             &format!("format={format}"),
         ]);
         assert!(load.status.success(), "load null sink: {load:?}");
-        mic.module = String::from_utf8_lossy(&load.stdout).trim().to_owned();
+        mic.module
+            .clone_from(&String::from_utf8_lossy(&load.stdout).trim().to_owned());
         assert!(
             mic.pactl(&["set-default-source", "vmic.monitor"])
                 .status
