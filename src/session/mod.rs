@@ -16,11 +16,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::{self, Message};
 
+mod backoff;
 mod connection;
 mod error;
 mod inbox;
 mod replay;
 
+use backoff::{Backoff, Retry};
 pub use error::SessionError;
 use error::handshake_error;
 use inbox::{Flow, Inbox};
@@ -409,13 +411,7 @@ async fn stream_session(
         noticed: Noticed::default(),
         last_release: Instant::now(),
     };
-    let mut jitter = Jitter::seeded();
-    // Reconnection attempts since the last connection that recognised something.
-    let mut outage: Option<u32> = None;
-    // Since when no handshake has succeeded (`None` while they do): the service is away.
-    let mut down_since: Option<Instant> = None;
-    // Connections in a row that were accepted but failed before recognising anything.
-    let mut barren: u32 = 0;
+    let mut backoff = Backoff::new(config.reconnect);
     // The local recogniser, once the dictation went offline: kept alive until the session ends.
     let mut fallback_guard = OffThreadDrop(None);
     loop {
@@ -442,8 +438,7 @@ async fn stream_session(
         let accepted = connected.is_ok();
         let end = match connected {
             Ok(ws) => {
-                down_since = None;
-                if let Some(attempt) = outage {
+                if let Some(attempt) = backoff.connected() {
                     dictation.summary.reconnects += 1;
                     let replayed_secs = dictation.replay.samples() as f64 / f64::from(rate);
                     tracing::info!(attempt, replayed_secs, "reconnected");
@@ -461,7 +456,7 @@ async fn stream_session(
                     .await
             }
             Err(error) => {
-                down_since.get_or_insert_with(Instant::now);
+                backoff.handshake_failed(Instant::now());
                 ConnectionEnd::Failed {
                     error,
                     progressed: false,
@@ -476,22 +471,17 @@ async fn stream_session(
                 return Ok(dictation.summary);
             }
             ConnectionEnd::RolledOver => {
-                outage = None;
+                backoff.rolled_over();
                 continue;
             }
             ConnectionEnd::Failed { error, progressed } => {
-                if progressed {
-                    outage = None;
-                    barren = 0;
-                } else if accepted {
-                    barren += 1;
-                }
+                backoff.connection_failed(progressed, accepted);
                 error
             }
         };
         // Before the first connection, nobody answering is reported at once (a wrong URL, a
         // server not started); a server that answers "later" (429, 5xx) is waited for.
-        let never_connected = dictation.summary.session_id.is_none() && outage.is_none();
+        let never_connected = dictation.summary.session_id.is_none() && !backoff.in_outage();
         let unreachable = matches!(
             error,
             SessionError::Connect { .. } | SessionError::Tls { .. }
@@ -500,31 +490,16 @@ async fn stream_session(
         if !retryable || (never_connected && unreachable) {
             return Err(dictation.give_up(error));
         }
-        let attempt = outage.map_or(1, |a| a + 1);
-        outage = Some(attempt);
-        let exponent = attempt.saturating_sub(1).min(16);
-        let base = config
-            .reconnect
-            .first_delay
-            .saturating_mul(1u32 << exponent)
-            .min(config.reconnect.max_delay);
-        let mut delay = base.mul_f64(jitter.factor());
-        if let SessionError::RateLimited {
-            retry_after: Some(wait),
-        } = &error
-        {
-            delay = delay.max(*wait);
-        }
-        // Give up when the service has been unreachable too long, or keeps accepting connections
-        // that never get anywhere. A service that answers and fails now and then (each
-        // connection recognising some audio) is retried for as long as it takes.
-        let down_for = down_since.map_or(Duration::ZERO, |t| t.elapsed());
-        let giving_up =
-            down_for + delay > config.reconnect.give_up_after || barren >= MAX_BARREN_CONNECTIONS;
+        let Retry {
+            attempt,
+            delay,
+            down_for,
+            give_up: giving_up,
+        } = backoff.next(&error, Instant::now());
         // A live dictation does not wait for the service for long: the words keep coming.
         if fallback_guard.0.is_none()
             && config.source == SourceKind::Live
-            && (giving_up || down_for >= config.offline_after || barren >= 3)
+            && (giving_up || down_for >= config.offline_after || backoff.barren() >= 3)
             && let Some(fallback) = &config.fallback
         {
             let start = std::sync::Arc::clone(&fallback.start);
@@ -544,7 +519,6 @@ async fn stream_session(
                         api_key: None,
                     };
                     fallback_guard = OffThreadDrop(Some(local.guard));
-                    outage = Some(attempt);
                     continue;
                 }
                 Ok(Err(e)) => dictation.notice(
@@ -591,29 +565,6 @@ impl Drop for OffThreadDrop {
                 .name("fallback-stop".to_owned())
                 .spawn(move || drop(guard));
         }
-    }
-}
-
-/// Accepted connections in a row that recognise nothing before failing, after which a session
-/// gives up (a service that accepts and then always fails).
-const MAX_BARREN_CONNECTIONS: u32 = 20;
-
-/// ±20 % jitter for backoff delays, from a tiny xorshift generator (no randomness crate needed).
-struct Jitter(u64);
-
-impl Jitter {
-    fn seeded() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64);
-        Jitter(nanos | 1)
-    }
-
-    fn factor(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        0.8 + 0.4 * ((self.0 >> 11) as f64 / (1u64 << 53) as f64)
     }
 }
 
