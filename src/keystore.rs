@@ -9,11 +9,14 @@ const USER: &str = "smallest-api-key";
 
 /// Why the keyring could not be used. Messages never contain the key.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeystoreError {
+    /// No Secret Service answers on D-Bus (or the platform's keyring is missing).
     #[error(
         "no keyring is available ({0}); start a Secret Service (GNOME Keyring, KWallet, KeePassXC) or set SMALLEST_API_KEY"
     )]
     Unavailable(String),
+    /// The keyring answered but refused (locked, denied).
     #[error("the keyring refused: {0}")]
     Failed(String),
 }

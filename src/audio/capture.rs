@@ -87,19 +87,25 @@ pub struct CaptureStats {
 
 /// Why capture could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CaptureError {
+    /// The device cannot be found or used.
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// The device exists but refused to record (busy, unplugged).
     #[error("cannot open `{device}` for recording: {detail}: check it is not in use")]
     Open { device: String, detail: String },
+    /// The device delivers a sample format cpal gives us no conversion for.
     #[error("`{device}` delivers {format} samples, which are not supported")]
     Format { device: String, format: String },
+    /// The device's rate or channel count cannot be converted.
     #[error("`{device}`: {source}")]
     Pipeline {
         device: String,
         #[source]
         source: PipelineError,
     },
+    /// The capture worker thread could not start.
     #[error("cannot start the capture thread: {0}")]
     Thread(String),
 }

@@ -8,6 +8,7 @@ use cpal::traits::{DeviceTrait, HostTrait};
 
 /// Why a device cannot be used. Each says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeviceError {
     /// No input device at all.
     #[error("no microphone found: plug one in, or check that the sound server runs")]

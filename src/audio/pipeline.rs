@@ -73,13 +73,18 @@ impl ChunkFormat {
 
 /// Why the pipeline could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PipelineError {
+    /// More channels than the downmix handles.
     #[error("audio with {0} channels is not supported (1 to 8)")]
     Channels(u16),
+    /// An input rate outside 8-192 kHz.
     #[error("an input rate of {0} Hz is not supported (8000 to 192000)")]
     InputRate(u32),
+    /// A chunk length outside 10-500 ms.
     #[error("chunks of {0} ms are out of range: use 10 to 500 ms")]
     ChunkMs(u32),
+    /// The resampler could not be built or failed.
     #[error(transparent)]
     Resample(#[from] ResampleError),
 }

@@ -10,9 +10,12 @@ use rubato::{
 
 /// Why a resampler could not be built or run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResampleError {
+    /// rubato refused the conversion.
     #[error("cannot resample {from} Hz to {to} Hz: {detail}")]
     Construction { from: u32, to: u32, detail: String },
+    /// rubato failed on a block.
     #[error("resampling failed: {0}")]
     Process(String),
 }

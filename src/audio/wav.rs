@@ -14,17 +14,22 @@ use super::pipeline::{AudioChunk, ChunkFormat, ChunkPipeline, PipelineError};
 
 /// Why a WAV file cannot be streamed. Each says what to do.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WavError {
+    /// The file cannot be opened.
     #[error("cannot open {path}: {detail}: check the path")]
     Open { path: PathBuf, detail: String },
+    /// Not a WAV file (or a damaged header).
     #[error(
         "{path} is not a readable WAV file ({detail}): convert it, e.g. `sox in.mp3 -b 16 out.wav`"
     )]
     Format { path: PathBuf, detail: String },
+    /// A WAV file in a format we do not read.
     #[error(
         "{path}: {detail}: convert it to 8/16/24/32-bit integer or 32-bit float PCM, 8-192 kHz, 1-8 channels"
     )]
     Unsupported { path: PathBuf, detail: String },
+    /// The file ends (or breaks) before its header says; the audio before was sent.
     #[error(
         "{path} is damaged after {secs:.2} s of audio ({detail}): the audio before that was sent"
     )]
@@ -33,6 +38,7 @@ pub enum WavError {
         secs: f64,
         detail: String,
     },
+    /// The file's rate or channel count cannot be converted.
     #[error("{path}: {source}")]
     Pipeline {
         path: PathBuf,

@@ -152,8 +152,10 @@ impl StartError {
 /// Why a dictation ended without its last confirmation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DictationError {
+    /// The session failed.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// The dictation could not get going (the offline recogniser did not load).
     #[error(transparent)]
     Start(#[from] StartError),
 }

@@ -13,6 +13,7 @@ pub fn websocket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocket
 
 /// Why a URL cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UrlError {
     /// Not a URL at all, or no host.
     #[error("`{0}` is not a valid URL: pass something like {DEFAULT_URL}")]

@@ -72,9 +72,12 @@ pub enum ServerMessage {
 
 /// A text frame that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
+    /// The frame is not JSON.
     #[error("server sent malformed JSON: {0}")]
     Json(String),
+    /// The frame is JSON but not an object.
     #[error("server sent JSON that is not an object")]
     NotAnObject,
 }

@@ -12,7 +12,9 @@ use crate::remedy::Remedy;
 /// Why a session failed. Each message says what to do; [`SessionError::is_retryable`] says whether
 /// trying again can help.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
+    /// The URL cannot be used (checked before connecting).
     #[error(transparent)]
     Url(#[from] UrlError),
     /// 401/403: the key is wrong, missing or not allowed. Retrying will not help.

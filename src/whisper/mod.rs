@@ -18,18 +18,24 @@ pub use engine::WhisperEngine;
 /// The default model's folder name under the data directory.
 pub const DEFAULT_MODEL: &str = "tiny.en";
 
-/// Why a model could not be used. Every message names the path and what to do.
+/// Why a model could not be used. Every message names the path; [`ModelError::remedy`] says
+/// what to do.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
+    /// The folder has no model files.
     #[error("no Whisper model at {path}")]
     Missing { path: PathBuf },
+    /// A model file cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The files are there but do not hold a usable model (truncated, another format).
     #[error("{path} is not a usable Whisper model ({detail})")]
     Corrupt { path: PathBuf, detail: String },
+    /// Running the model failed.
     #[error("the recogniser failed: {0}")]
     Inference(String),
 }
