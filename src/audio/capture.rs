@@ -62,7 +62,8 @@ pub enum CaptureEvent {
     Listening,
     /// Input level over the last ~50 ms.
     Level { rms_dbfs: f32, peak_dbfs: f32 },
-    /// Nothing but silence for a while: muted or wrong device.
+    /// Nothing but silence since capture began: muted or wrong device (never raised once sound
+    /// was heard: a pause is not a fault).
     Silent { secs: f32 },
     /// Sound is back after a [`CaptureEvent::Silent`].
     SoundBack,
@@ -373,6 +374,9 @@ struct Meter {
     frames: u64,
     silent_frames: u64,
     warned_silent: bool,
+    /// Sound came through at least once: the microphone works, and a silence now is the user
+    /// pausing, not a muted or wrong device.
+    heard: bool,
 }
 
 impl Worker {
@@ -494,7 +498,7 @@ impl Worker {
             });
             if peak_dbfs < SILENCE_DBFS {
                 meter.silent_frames += meter.frames;
-                if !meter.warned_silent && meter.silent_frames >= silence_limit {
+                if !meter.heard && !meter.warned_silent && meter.silent_frames >= silence_limit {
                     meter.warned_silent = true;
                     self.events.send(CaptureEvent::Silent {
                         secs: meter.silent_frames as f32 / self.rate as f32,
@@ -502,6 +506,7 @@ impl Worker {
                 }
             } else {
                 meter.silent_frames = 0;
+                meter.heard = true;
                 if meter.warned_silent {
                     meter.warned_silent = false;
                     self.events.send(CaptureEvent::SoundBack);

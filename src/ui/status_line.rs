@@ -45,7 +45,8 @@ impl StatusLine {
             self.notice = None;
         }
         let mut action = None;
-        ui.horizontal(|ui| {
+        // Wrapped: a long error (a device list) keeps its advice on screen.
+        ui.horizontal_wrapped(|ui| {
             let status = match lifecycle {
                 Lifecycle::Idle => ready.to_owned(),
                 Lifecycle::Connecting => "Connecting…".to_owned(),
