@@ -234,10 +234,40 @@ fn a_dead_server_exits_4() {
         ],
     );
     assert_eq!(out.status.code(), Some(4));
+    // What happened, then what to type about it, on one line.
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(line.starts_with("error: cannot reach 127.0.0.1"), "{err}");
     assert!(
-        stderr(&out).contains("cannot reach 127.0.0.1"),
-        "{}",
-        stderr(&out)
+        line.ends_with("check --url and the network (or start `lightning-dictate serve`)"),
+        "{err}"
+    );
+}
+
+/// The library's errors in terminal words: a missing offline model names the flag and the
+/// command that fix it (the window says it in its own words: tests/window.rs).
+#[test]
+fn a_missing_model_says_which_flag_and_command_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, _) = sample(dir.path());
+    let nowhere = dir.path().join("no-model-here");
+    let out = transcribe(&wav, &["--offline", "--model", nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("error: no Whisper model at {}", nowhere.display())),
+        "{err}"
+    );
+    assert!(
+        line.contains("`bash .ci/fetch-model`") && line.contains("--model DIR"),
+        "{err}"
     );
 }
 
