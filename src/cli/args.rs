@@ -88,6 +88,12 @@ pub struct WindowArgs {
     /// The offline model folder (a faster-whisper model; default: the fetched tiny.en).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Start with no window shown: dictate with the shortcut or `lightning-dictate toggle`.
+    #[arg(long)]
+    pub background: bool,
+    /// The global shortcut for this run, e.g. ctrl+alt+space (the default) or super+d.
+    #[arg(long, value_name = "KEYS")]
+    pub shortcut: Option<String>,
 }
 
 impl WindowArgs {
@@ -102,6 +108,8 @@ impl WindowArgs {
             theme: self.theme,
             offline: self.offline,
             model: self.model.clone(),
+            background: self.background,
+            shortcut: self.shortcut.clone(),
         }
     }
 }

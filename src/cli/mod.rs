@@ -32,6 +32,8 @@ pub mod exit {
     pub const AUDIO: u8 = 5;
     /// Some audio could not be transcribed (the transcript shows where).
     pub const GAP: u8 = 6;
+    /// `toggle | start | stop | status` found no running app to talk to.
+    pub const NOT_RUNNING: u8 = 1;
 }
 
 #[derive(Debug, Parser)]
@@ -40,8 +42,9 @@ pub mod exit {
     version,
     about = "Dictation with Smallest AI's Lightning streaming speech-to-text",
     long_about = "Dictation with Smallest AI's Lightning streaming speech-to-text.\n\n\
-        Exit codes: 0 done, 2 usage, 3 API key refused, 4 network or server failure, 5 audio input error, \
-        6 some audio could not be transcribed (the transcript marks where)."
+        Exit codes: 0 done, 1 no running app (toggle, start, stop, status), 2 usage, 3 API key refused, \
+        4 network or server failure, 5 audio input error, 6 some audio could not be transcribed (the \
+        transcript marks where)."
 )]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -67,6 +70,14 @@ pub enum Command {
     /// The API key in the OS keyring (what the window uses when SMALLEST_API_KEY is not set).
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Start a dictation into the focused app, or stop the running one (in the running app).
+    Toggle,
+    /// Start a dictation into the focused app (in the running app).
+    Start,
+    /// Stop the running dictation (in the running app).
+    Stop,
+    /// Say what the running app is doing.
+    Status,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -89,6 +100,10 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Tones(args)) => tones::run(&args),
         Some(Command::Key(command)) => key::run(command),
+        Some(Command::Toggle) => control(lightning_dictate::control::Command::Toggle),
+        Some(Command::Start) => control(lightning_dictate::control::Command::Start),
+        Some(Command::Stop) => control(lightning_dictate::control::Command::Stop),
+        Some(Command::Status) => control(lightning_dictate::control::Command::Status),
         None => window(cli.window),
     };
     ExitCode::from(code)
@@ -97,13 +112,38 @@ pub fn main() -> ExitCode {
 fn window(args: WindowArgs) -> u8 {
     let key = args.stream.api_key.as_deref().and_then(ApiKey::new);
     match lightning_dictate::ui::run_window(args.overrides(), key) {
-        Ok(()) => exit::OK,
+        Ok(lightning_dictate::ui::Launch::Closed) => exit::OK,
+        Ok(lightning_dictate::ui::Launch::ShownRunning) => {
+            eprintln!("lightning-dictate is already running: its window is shown");
+            exit::OK
+        }
         Err(e) => fail(
             exit::USAGE,
             format!(
                 "{e}: is there a display? (the headless commands work without one: see --help)"
             ),
         ),
+    }
+}
+
+/// `toggle | start | stop | status`: one line to the running app, its answer printed.
+fn control(command: lightning_dictate::control::Command) -> u8 {
+    use lightning_dictate::control::{ControlError, send, socket_path};
+    let answer = socket_path().and_then(|path| send(&path, command));
+    match answer {
+        Ok(answer) if answer.starts_with("error:") => {
+            eprintln!("{answer}");
+            exit::NOT_RUNNING
+        }
+        Ok(answer) => {
+            println!("{answer}");
+            exit::OK
+        }
+        Err(ControlError::NotRunning) => fail(
+            exit::NOT_RUNNING,
+            "lightning-dictate is not running: start it with `lightning-dictate` (or `lightning-dictate --background`)",
+        ),
+        Err(e) => fail(exit::NOT_RUNNING, e),
     }
 }
 

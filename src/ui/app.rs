@@ -20,11 +20,14 @@ use super::backend::{Backend, StartRequest};
 use super::history_view::{HistoryAction, HistoryPanel};
 use super::io::{self, Done, Job, KeyringAccess};
 use super::lifecycle::{Failure, Lifecycle};
+use super::outside::Outside;
 use super::settings::{EngineChoice, Service, Settings, Theme};
 use super::settings_view::{SettingsPanel, language_ui};
 use super::status_line::{StatusAction, StatusLine};
 use crate::audio::capture::CaptureEvent;
 use crate::channel::Sink;
+use crate::control::{self, Command};
+use crate::desktop::ShortcutEvent;
 use crate::dictation::DictationEvent;
 use crate::history::History;
 use crate::protocol::ApiKey;
@@ -38,6 +41,10 @@ const NOTICE_SECS: f64 = 2.0;
 enum Inbox {
     Dictation(DictationEvent),
     Io(Done),
+    /// A command from the control socket (`lightning-dictate toggle`, a second launch).
+    Control(control::Request),
+    /// The global shortcut.
+    Shortcut(ShortcutEvent),
 }
 
 pub struct DictationApp {
@@ -61,6 +68,10 @@ pub struct DictationApp {
     io: Sender<Job>,
     /// Set on the first pass: what wakes the window when something arrives.
     ctx: Arc<OnceLock<egui::Context>>,
+    /// Dictation started from outside the window, typed into the focused app.
+    pub outside: Outside,
+    /// Things that must live as long as the window (the control socket).
+    kept: Vec<Box<dyn std::any::Any>>,
 }
 
 impl DictationApp {
@@ -86,6 +97,79 @@ impl DictationApp {
             inbox,
             io,
             ctx,
+            outside: Outside::default(),
+            kept: Vec::new(),
+        }
+    }
+
+    /// Keeps `thing` alive as long as the window.
+    pub fn keep_alive(&mut self, thing: Box<dyn std::any::Any>) {
+        self.kept.push(thing);
+    }
+
+    /// Where control-socket requests go (answered from `logic`, also with no window shown).
+    pub fn control_sink(&self) -> Sink<control::Request> {
+        waking(&self.inbox_tx, &self.ctx).map(Inbox::Control)
+    }
+
+    /// Where the global shortcut's presses go.
+    pub fn shortcut_sink(&self) -> Sink<ShortcutEvent> {
+        waking(&self.inbox_tx, &self.ctx).map(Inbox::Shortcut)
+    }
+
+    /// Starts a dictation into the app with the keyboard focus, or stops the running one.
+    pub fn toggle_from_outside(&mut self) {
+        if !self.is_dictating() {
+            let ours = crate::desktop::focus_is_ours();
+            let focused = crate::desktop::focused_window();
+            if let Some(notice) = self.outside.begin(ours, focused) {
+                self.status.notify(notice, 0.0, f64::INFINITY);
+            }
+        }
+        self.toggle_dictation();
+    }
+
+    /// Answers a control request.
+    fn on_control(&mut self, request: control::Request) {
+        let answer = match request.command {
+            Command::Toggle => {
+                let was = self.is_dictating();
+                self.toggle_from_outside();
+                if was { "stopping" } else { "started" }.to_owned()
+            }
+            Command::Start if self.is_dictating() => "already dictating".to_owned(),
+            Command::Start => {
+                self.toggle_from_outside();
+                "started".to_owned()
+            }
+            Command::Stop if self.is_dictating() => {
+                self.toggle_from_outside();
+                "stopping".to_owned()
+            }
+            Command::Stop => "not dictating".to_owned(),
+            Command::Status => self.status_word(),
+            Command::Show => {
+                if let Some(ctx) = self.ctx.get() {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                }
+                "shown".to_owned()
+            }
+        };
+        let _ = request.reply.send(answer);
+    }
+
+    /// What `lightning-dictate status` prints.
+    fn status_word(&self) -> String {
+        match &self.lifecycle {
+            Lifecycle::Idle => "idle".to_owned(),
+            Lifecycle::Connecting => "connecting".to_owned(),
+            Lifecycle::Listening => "listening".to_owned(),
+            Lifecycle::Reconnecting { attempt, .. } => format!("reconnecting (attempt {attempt})"),
+            Lifecycle::Offline => "listening on this computer".to_owned(),
+            Lifecycle::Stopping => "finishing".to_owned(),
+            Lifecycle::Failed(failure) => format!("failed: {}", failure.text()),
         }
     }
 
@@ -168,8 +252,15 @@ impl DictationApp {
         waking(&self.inbox_tx, &self.ctx).map(Inbox::Dictation)
     }
 
-    /// Start ↔ Stop.
+    /// Start ↔ Stop, from the window: the text stays in the window.
     pub fn toggle(&mut self) {
+        if !self.is_dictating() {
+            self.outside.begin_in_window();
+        }
+        self.toggle_dictation();
+    }
+
+    fn toggle_dictation(&mut self) {
         if self.is_dictating() {
             if self.lifecycle != Lifecycle::Stopping {
                 self.lifecycle = Lifecycle::Stopping;
@@ -214,6 +305,10 @@ impl DictationApp {
             match item {
                 Inbox::Dictation(event) => self.apply(event),
                 Inbox::Io(done) => self.on_io(done),
+                Inbox::Control(request) => self.on_control(request),
+                // Toggle on the press; a release is for hold-to-talk (not yet).
+                Inbox::Shortcut(ShortcutEvent::Pressed) => self.toggle_from_outside(),
+                Inbox::Shortcut(ShortcutEvent::Released) => {}
             }
         }
     }
@@ -247,11 +342,15 @@ impl DictationApp {
                 {
                     self.queue(job);
                 }
+                if let SessionEvent::Final(segment) = &event {
+                    self.outside.on_final(segment);
+                }
                 if let SessionEvent::ServiceMoved { suggested_url } = &event {
                     self.moved_to = Some(suggested_url.clone());
                 }
                 self.lifecycle.on_session(&event);
                 if let SessionEvent::Ended(outcome) = &event {
+                    self.outside.end();
                     self.backend.stop();
                     if let Err(e) = outcome {
                         self.lifecycle = self.failed(Failure::session(e));
@@ -259,6 +358,7 @@ impl DictationApp {
                 }
             }
             DictationEvent::Failed(e) => {
+                self.outside.end();
                 self.backend.stop();
                 self.lifecycle = self.failed(Failure::start(&e));
             }

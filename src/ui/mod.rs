@@ -6,6 +6,7 @@ pub mod backend;
 pub mod history_view;
 pub mod io;
 pub mod lifecycle;
+pub mod outside;
 pub mod settings;
 pub mod settings_view;
 pub mod status_line;
@@ -34,6 +35,10 @@ pub struct Overrides {
     pub offline: bool,
     /// The offline model folder.
     pub model: Option<std::path::PathBuf>,
+    /// Start with no window shown (the shortcut and `lightning-dictate toggle` still work).
+    pub background: bool,
+    /// The global shortcut for this run (default: ctrl+alt+space).
+    pub shortcut: Option<String>,
 }
 
 impl Overrides {
@@ -62,14 +67,42 @@ impl Overrides {
     }
 }
 
-/// Opens the window and runs until it is closed.
-pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<(), String> {
+/// How a launch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// The window ran until it was closed.
+    Closed,
+    /// Another instance runs: it was asked to show its window, and this one did nothing.
+    ShownRunning,
+}
+
+/// Why the window could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WindowError {
+    /// eframe could not open the window (no display, no GL).
+    #[error("cannot open the window: {0}")]
+    Open(String),
+}
+
+/// Opens the window (or, with another instance running, shows that one's) and runs until it is
+/// closed.
+pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<Launch, WindowError> {
+    let control_path = crate::control::socket_path()
+        .map_err(|e| tracing::warn!("no control socket: {e}"))
+        .ok();
+    if let Some(path) = &control_path
+        && crate::control::send(path, crate::control::Command::Show).is_ok()
+    {
+        return Ok(Launch::ShownRunning);
+    }
     let icon = eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png")).ok();
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("Lightning Dictate")
         .with_app_id("lightning-dictate")
         .with_inner_size([820.0, 520.0])
-        .with_min_inner_size([480.0, 300.0]);
+        .with_min_inner_size([480.0, 300.0])
+        .with_visible(!overrides.background);
     if let Some(icon) = icon {
         viewport = viewport.with_icon(icon);
     }
@@ -100,8 +133,29 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<(), S
                 Some(Err(e)) => tracing::error!("no history: {e}"),
                 None => tracing::error!("no data directory: transcripts are not saved"),
             }
+            if let Some(path) = &control_path {
+                match crate::control::ControlServer::start(path, app.control_sink()) {
+                    Ok(server) => app.keep_alive(Box::new(server)),
+                    Err(e) => tracing::warn!("no control socket: {e}"),
+                }
+            }
+            let shortcut = overrides
+                .shortcut
+                .clone()
+                .unwrap_or_else(|| crate::desktop::DEFAULT_SHORTCUT.to_owned());
+            let grabbed = crate::desktop::Shortcut::parse(&shortcut)
+                .and_then(|keys| crate::desktop::x11::grab(&keys, app.shortcut_sink()));
+            match grabbed {
+                Ok(()) => app.outside.shortcut = Some(shortcut),
+                Err(e) => {
+                    app.outside.shortcut_error = Some(format!(
+                        "{e}: bind `lightning-dictate toggle` to a key in your desktop's keyboard settings instead"
+                    ));
+                }
+            }
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| format!("cannot open the window: {e}"))
+    .map(|()| Launch::Closed)
+    .map_err(|e| WindowError::Open(e.to_string()))
 }

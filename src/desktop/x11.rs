@@ -1,0 +1,374 @@
+//! X11: typing text into the focused app with XTest, and the global shortcut as a passive key
+//! grab on the root window. Pure Rust over the X protocol (x11rb), no libxdo.
+//!
+//! Typing works whatever the keyboard layout: a character the layout has (on its first or shifted
+//! level) is typed with its own key; any other (é under a US layout, ß, emoji) is typed by mapping
+//! a spare keycode to its keysym for one key press, as xdotool does, then mapping it back.
+
+use std::time::Duration;
+
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{
+    self, ConnectionExt as _, GrabMode, Keycode, Keysym, ModMask, Window,
+};
+use x11rb::protocol::xtest::ConnectionExt as _;
+use x11rb::rust_connection::RustConnection;
+
+use super::DesktopError;
+
+const KEY_PRESS: u8 = 2;
+const KEY_RELEASE: u8 = 3;
+const SHIFT_L: Keysym = 0xffe1;
+/// After a key whose mapping was changed, how long the focused client gets to read the event
+/// before the spare keycode means something else (xdotool waits 12 ms between keys).
+const REMAP_SETTLE: Duration = Duration::from_millis(25);
+
+fn x11(e: impl std::fmt::Display) -> DesktopError {
+    DesktopError::X11(e.to_string())
+}
+
+/// The server's keyboard mapping: keysyms per keycode.
+struct Keymap {
+    min_keycode: Keycode,
+    per_keycode: usize,
+    keysyms: Vec<Keysym>,
+}
+
+impl Keymap {
+    fn read(conn: &RustConnection) -> Result<Keymap, DesktopError> {
+        let setup = conn.setup();
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let reply = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(x11)?
+            .reply()
+            .map_err(x11)?;
+        Ok(Keymap {
+            min_keycode: min,
+            per_keycode: usize::from(reply.keysyms_per_keycode).max(1),
+            keysyms: reply.keysyms,
+        })
+    }
+
+    /// The keycode and level (0 plain, 1 shifted) that produce `keysym`.
+    fn find(&self, keysym: Keysym) -> Option<(Keycode, usize)> {
+        self.keysyms
+            .chunks(self.per_keycode)
+            .enumerate()
+            .find_map(|(i, syms)| {
+                syms.iter()
+                    .take(2)
+                    .position(|&s| s == keysym)
+                    .map(|level| (self.min_keycode + i as u8, level))
+            })
+    }
+
+    /// A keycode with no keysyms at all (the highest).
+    fn spare(&self) -> Option<Keycode> {
+        self.keysyms
+            .chunks(self.per_keycode)
+            .enumerate()
+            .rev()
+            .find(|(_, syms)| syms.iter().all(|&s| s == 0))
+            .map(|(i, _)| self.min_keycode + i as u8)
+    }
+}
+
+/// Types text into whatever has the keyboard focus.
+pub struct Typist {
+    conn: RustConnection,
+    root: Window,
+    keymap: Keymap,
+    /// A keycode with no keysyms, borrowed for characters the layout lacks.
+    spare: Option<Keycode>,
+    shift: Option<Keycode>,
+}
+
+impl Typist {
+    /// Connects to `$DISPLAY` and checks that XTest is there.
+    pub fn connect() -> Result<Typist, DesktopError> {
+        let (conn, screen) =
+            x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+        conn.xtest_get_version(2, 2)
+            .map_err(x11)?
+            .reply()
+            .map_err(|_| DesktopError::X11("the X server has no XTest extension".to_owned()))?;
+        let root = conn.setup().roots[screen].root;
+        let keymap = Keymap::read(&conn)?;
+        Ok(Typist {
+            root,
+            spare: keymap.spare(),
+            shift: keymap.find(SHIFT_L).map(|(code, _)| code),
+            keymap,
+            conn,
+        })
+    }
+
+    fn key(&self, keycode: Keycode, press: bool) -> Result<(), DesktopError> {
+        let kind = if press { KEY_PRESS } else { KEY_RELEASE };
+        self.conn
+            .xtest_fake_input(kind, keycode, x11rb::CURRENT_TIME, self.root, 0, 0, 0)
+            .map_err(x11)?;
+        Ok(())
+    }
+
+    /// Types `text` (every character, spaces included) into the focused window.
+    pub fn type_text(&mut self, text: &str) -> Result<(), DesktopError> {
+        for c in text.chars() {
+            let keysym = keysym_of(c);
+            let direct = self
+                .keymap
+                .find(keysym)
+                .filter(|(_, level)| *level == 0 || self.shift.is_some());
+            if let Some((keycode, level)) = direct {
+                let shift = self.shift.filter(|_| level == 1);
+                if let Some(shift) = shift {
+                    self.key(shift, true)?;
+                }
+                self.key(keycode, true)?;
+                self.key(keycode, false)?;
+                if let Some(shift) = shift {
+                    self.key(shift, false)?;
+                }
+            } else {
+                let spare = self.spare.ok_or_else(|| {
+                    DesktopError::X11(
+                        "no spare keycode to type characters the layout lacks".to_owned(),
+                    )
+                })?;
+                let per = self.keymap.per_keycode;
+                let syms = vec![keysym; per];
+                self.conn
+                    .change_keyboard_mapping(1, spare, per as u8, &syms)
+                    .map_err(x11)?;
+                self.sync()?;
+                self.key(spare, true)?;
+                self.key(spare, false)?;
+                self.sync()?;
+                std::thread::sleep(REMAP_SETTLE);
+                let empty = vec![0; per];
+                self.conn
+                    .change_keyboard_mapping(1, spare, per as u8, &empty)
+                    .map_err(x11)?;
+            }
+        }
+        self.sync()
+    }
+
+    /// Waits until the server has processed everything sent.
+    fn sync(&self) -> Result<(), DesktopError> {
+        self.conn
+            .get_input_focus()
+            .map_err(x11)?
+            .reply()
+            .map_err(x11)?;
+        Ok(())
+    }
+
+    /// The window that has the keyboard focus.
+    pub fn focused_window(&self) -> Result<Window, DesktopError> {
+        Ok(self
+            .conn
+            .get_input_focus()
+            .map_err(x11)?
+            .reply()
+            .map_err(x11)?
+            .focus)
+    }
+}
+
+/// The window with the keyboard focus.
+pub fn focused_window() -> Result<Window, DesktopError> {
+    let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    Ok(conn
+        .get_input_focus()
+        .map_err(x11)?
+        .reply()
+        .map_err(x11)?
+        .focus)
+}
+
+/// The process that owns the focused window (its `_NET_WM_PID`, looking up through parents).
+pub fn focused_pid() -> Result<u32, DesktopError> {
+    let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    let atom = conn
+        .intern_atom(true, b"_NET_WM_PID")
+        .map_err(x11)?
+        .reply()
+        .map_err(x11)?
+        .atom;
+    let mut window = conn
+        .get_input_focus()
+        .map_err(x11)?
+        .reply()
+        .map_err(x11)?
+        .focus;
+    for _ in 0..8 {
+        if window == x11rb::NONE || window == 1 {
+            break;
+        }
+        let property = conn
+            .get_property(false, window, atom, xproto::AtomEnum::CARDINAL, 0, 1)
+            .map_err(x11)?
+            .reply()
+            .map_err(x11)?;
+        if let Some(pid) = property.value32().and_then(|mut v| v.next()) {
+            return Ok(pid);
+        }
+        let tree = conn.query_tree(window).map_err(x11)?.reply().map_err(x11)?;
+        if tree.parent == tree.root {
+            break;
+        }
+        window = tree.parent;
+    }
+    Err(DesktopError::X11(
+        "the focused window names no process".to_owned(),
+    ))
+}
+
+/// The X keysym for a character: Latin-1 as itself, control keys by name, the rest as Unicode
+/// keysyms (0x0100_0000 + code point), which X servers type since X11R6.
+pub fn keysym_of(c: char) -> Keysym {
+    match c {
+        '\n' => 0xff0d,
+        '\t' => 0xff09,
+        ' '..='~' | '\u{a0}'..='\u{ff}' => c as u32,
+        other => 0x0100_0000 + other as u32,
+    }
+}
+
+/// A shortcut: modifiers and one key, e.g. `ctrl+alt+space`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortcut {
+    pub modifiers: u16,
+    pub keysym: Keysym,
+    pub text: String,
+}
+
+impl Shortcut {
+    /// Parses `ctrl+alt+space`, `super+d`, `ctrl+shift+f9`, ...
+    pub fn parse(text: &str) -> Result<Shortcut, DesktopError> {
+        let mut modifiers = 0u16;
+        let mut keysym = None;
+        for part in text.split('+').map(|p| p.trim().to_ascii_lowercase()) {
+            let modifier = match part.as_str() {
+                "ctrl" | "control" => Some(u16::from(ModMask::CONTROL)),
+                "alt" => Some(u16::from(ModMask::M1)),
+                "shift" => Some(u16::from(ModMask::SHIFT)),
+                "super" | "win" | "meta" => Some(u16::from(ModMask::M4)),
+                _ => None,
+            };
+            if let Some(m) = modifier {
+                modifiers |= m;
+                continue;
+            }
+            let sym = match part.as_str() {
+                "space" => 0x20,
+                "enter" | "return" => 0xff0d,
+                "tab" => 0xff09,
+                "escape" | "esc" => 0xff1b,
+                f if f.starts_with('f')
+                    && f[1..].parse::<u32>().is_ok_and(|n| (1..=24).contains(&n)) =>
+                {
+                    0xffbe + f[1..].parse::<u32>().unwrap_or(1) - 1
+                }
+                single if single.chars().count() == 1 => single.chars().next().map_or(0, keysym_of),
+                _ => 0,
+            };
+            if sym == 0 || keysym.is_some() {
+                return Err(DesktopError::BadShortcut(text.to_owned()));
+            }
+            keysym = Some(sym);
+        }
+        match keysym {
+            Some(keysym) if modifiers != 0 => Ok(Shortcut {
+                modifiers,
+                keysym,
+                text: text.to_owned(),
+            }),
+            _ => Err(DesktopError::BadShortcut(text.to_owned())),
+        }
+    }
+}
+
+/// A shortcut press or release, as the grab reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShortcutEvent {
+    Pressed,
+    Released,
+}
+
+/// Grabs `shortcut` on the root window (with and without Caps Lock and Num Lock) and reports it on
+/// `events` from a thread of its own, for as long as the process runs.
+pub fn grab(
+    shortcut: &Shortcut,
+    events: crate::channel::Sink<ShortcutEvent>,
+) -> Result<(), DesktopError> {
+    let (conn, screen) =
+        x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    let root = conn.setup().roots[screen].root;
+    let (keycode, _) = Keymap::read(&conn)?
+        .find(shortcut.keysym)
+        .ok_or_else(|| DesktopError::BadShortcut(shortcut.text.clone()))?;
+    for extra in [
+        0u16,
+        u16::from(ModMask::LOCK),
+        u16::from(ModMask::M2),
+        u16::from(ModMask::LOCK | ModMask::M2),
+    ] {
+        conn.grab_key(
+            false,
+            root,
+            ModMask::from(shortcut.modifiers | extra),
+            keycode,
+            GrabMode::ASYNC,
+            GrabMode::ASYNC,
+        )
+        .map_err(x11)?
+        .check()
+        .map_err(|_| DesktopError::ShortcutTaken(shortcut.text.clone()))?;
+    }
+    conn.flush().map_err(x11)?;
+    std::thread::Builder::new()
+        .name("shortcut".to_owned())
+        .spawn(move || {
+            while let Ok(event) = conn.wait_for_event() {
+                match event {
+                    x11rb::protocol::Event::KeyPress(e) if e.detail == keycode => {
+                        events.send(ShortcutEvent::Pressed);
+                    }
+                    x11rb::protocol::Event::KeyRelease(e) if e.detail == keycode => {
+                        events.send(ShortcutEvent::Released);
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .map_err(x11)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keysyms_and_shortcuts() {
+        assert_eq!(keysym_of('a'), 0x61);
+        assert_eq!(keysym_of('é'), 0xe9);
+        assert_eq!(keysym_of('ß'), 0xdf);
+        assert_eq!(keysym_of('€'), 0x0100_20ac);
+        let s = Shortcut::parse("Ctrl+Alt+Space").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.keysym, 0x20);
+        assert_eq!(s.modifiers, u16::from(ModMask::CONTROL | ModMask::M1));
+        assert_eq!(
+            Shortcut::parse("ctrl+f9").map(|s| s.keysym).ok(),
+            Some(0xffc6)
+        );
+        assert!(
+            Shortcut::parse("space").is_err(),
+            "a shortcut needs a modifier"
+        );
+        assert!(Shortcut::parse("ctrl+alt+nothing").is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! Dictation from outside the window: the control socket (`lightning-dictate toggle`), the global
+//! shortcut, and typing the finals into the app that had the keyboard focus when it started.
+
+use crate::desktop::{DesktopError, Inserter};
+use crate::session::FinalSegment;
+
+/// Where a dictation's text goes besides the window's transcript.
+#[derive(Default)]
+pub struct Outside {
+    /// The typing thread, started on the first dictation that needs it and kept.
+    inserter: Option<Inserter>,
+    /// The running dictation types into the focused app.
+    inserting: bool,
+    /// Segments typed so far in this dictation (the next one gets a space first).
+    typed: usize,
+    /// The window the last dictation typed into: a new dictation into the same one starts with a
+    /// space, so sentences do not run together.
+    last_target: Option<u32>,
+    /// The window this dictation types into.
+    target: Option<u32>,
+    /// Why text cannot be typed into other apps, if it cannot (shown in Settings).
+    pub typing_error: Option<String>,
+    /// Why the global shortcut is not active, if it is not (shown in Settings).
+    pub shortcut_error: Option<String>,
+    /// The shortcut in use.
+    pub shortcut: Option<String>,
+}
+
+impl Outside {
+    /// A dictation started from outside: its finals go to the focused app (unless that is this
+    /// window, which shows them anyway). Returns a notice when typing is not possible.
+    pub fn begin(&mut self, focus_is_ours: bool, focused: Option<u32>) -> Option<String> {
+        self.typed = 0;
+        self.inserting = false;
+        self.target = focused;
+        if focus_is_ours {
+            return None;
+        }
+        if self.inserter.is_none() {
+            match Inserter::start() {
+                Ok(inserter) => self.inserter = Some(inserter),
+                Err(e) => {
+                    let message = typing_unavailable(&e);
+                    self.typing_error = Some(message.clone());
+                    return Some(message);
+                }
+            }
+        }
+        self.inserting = true;
+        None
+    }
+
+    /// A dictation started in the window: its text stays in the window.
+    pub fn begin_in_window(&mut self) {
+        self.inserting = false;
+        self.typed = 0;
+    }
+
+    /// Types a final into the focused app: single spaces between segments, each once.
+    pub fn on_final(&mut self, segment: &FinalSegment) {
+        let text = segment.text.trim();
+        if !self.inserting || text.is_empty() {
+            return;
+        }
+        if let Some(inserter) = &self.inserter {
+            let continues =
+                self.typed > 0 || (self.target.is_some() && self.target == self.last_target);
+            let spaced = if continues {
+                format!(" {text}")
+            } else {
+                text.to_owned()
+            };
+            inserter.insert(&spaced);
+            self.typed += 1;
+        }
+    }
+
+    /// The dictation is over.
+    pub fn end(&mut self) {
+        if self.inserting && self.typed > 0 {
+            self.last_target = self.target;
+        }
+        self.inserting = false;
+    }
+}
+
+fn typing_unavailable(e: &DesktopError) -> String {
+    format!("Cannot type into other apps ({e}): the text is in this window; use Copy")
+}
