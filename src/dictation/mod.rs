@@ -290,7 +290,8 @@ fn run(
     reader: Option<FileThread>,
     events: &Sink<DictationEvent>,
 ) -> WorkerOutcome {
-    let session = session_config(request, live).and_then(|config| {
+    let session = session_config(request, live).and_then(|(config, _recognizer)| {
+        // `_recognizer` keeps the offline recogniser running until the session is over.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -320,7 +321,11 @@ fn run(
 /// The session's settings for this request: the target's URL (loading the offline model first
 /// when the target is the recogniser on this computer), the source's kind, then the request's own
 /// adjustments.
-fn session_config(request: DictationRequest, live: bool) -> Result<SessionConfig, StartError> {
+fn session_config(
+    request: DictationRequest,
+    live: bool,
+) -> Result<(SessionConfig, Option<OfflineRecognizer>), StartError> {
+    let mut recognizer_in_use = None;
     let mut config = match request.target {
         Target::Service {
             url,
@@ -335,6 +340,7 @@ fn session_config(request: DictationRequest, live: bool) -> Result<SessionConfig
         }
         Target::Offline(recognizer) => {
             let ready = recognizer.ready()?;
+            recognizer_in_use = Some(recognizer);
             SessionConfig::new(ready.url, request.params, None)
         }
     };
@@ -344,7 +350,7 @@ fn session_config(request: DictationRequest, live: bool) -> Result<SessionConfig
     if let Some(configure) = request.configure {
         configure(&mut config);
     }
-    Ok(config)
+    Ok((config, recognizer_in_use))
 }
 
 /// A session fallback onto `recognizer`; the handle it returns keeps the recogniser running.
