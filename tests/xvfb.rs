@@ -9,57 +9,16 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::vmic::{DEVICE, VirtualMic};
+use common::xserver::{Killed, start_openbox, start_xvfb, xdotool};
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn xdotool(display: &str, args: &[&str]) -> String {
-    let out = Command::new("xdotool")
-        .args(args)
-        .env("DISPLAY", display)
-        .output()
-        .expect("xdotool is needed: run `bash .ci/test`, which installs it");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A virtual X display, ready when this returns.
-fn start_xvfb(display: &str) -> Killed {
-    let xvfb = Killed(
-        Command::new("Xvfb")
-            .args([display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb is needed: run `bash .ci/test`, which installs it"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Command::new("xdpyinfo")
-        .args(["-display", display])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        assert!(Instant::now() < deadline, "Xvfb did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    xvfb
-}
 
 /// Focuses the window of process `pid`, presses Ctrl+Space and plays `wav` into the microphone
 /// (without waiting for it to end). Returns the window's id.
@@ -308,15 +267,7 @@ fn an_outage_mid_dictation_in_the_real_window_loses_nothing() {
 fn a_minimised_window_keeps_saving_the_transcript() {
     let display = format!(":{}", 350 + std::process::id() % 50);
     let _xvfb = start_xvfb(&display);
-    let _wm = Killed(
-        Command::new("openbox")
-            .env("DISPLAY", &display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openbox is needed: run `bash .ci/test`, which installs it"),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let _wm = start_openbox(&display);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));

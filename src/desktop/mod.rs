@@ -33,14 +33,20 @@ pub enum DesktopError {
 /// Types text into the focused app from a thread of its own, in order.
 pub struct Inserter {
     texts: Sender<String>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Inserter {
     /// Connects to the display (checking XTest) and starts the typing thread.
     pub fn start() -> Result<Inserter, DesktopError> {
-        let mut typist = x11::Typist::connect()?;
+        Inserter::start_on(None)
+    }
+
+    /// The same on `display` (`None`: `$DISPLAY`).
+    pub fn start_on(display: Option<&str>) -> Result<Inserter, DesktopError> {
+        let mut typist = x11::Typist::connect(display)?;
         let (texts, queue) = crossbeam_channel::unbounded::<String>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("type".to_owned())
             .spawn(move || {
                 for text in &queue {
@@ -50,13 +56,24 @@ impl Inserter {
                 }
             })
             .map_err(|e| DesktopError::X11(e.to_string()))?;
-        Ok(Inserter { texts })
+        Ok(Inserter {
+            texts,
+            thread: Some(thread),
+        })
     }
 
     /// Types `text` after everything queued before it.
     pub fn insert(&self, text: &str) {
         // The typing thread lives as long as this handle.
         let _ = self.texts.send(text.to_owned());
+    }
+
+    /// Waits until everything queued is typed (the typing thread ends with this handle).
+    pub fn finish(self) {
+        drop(self.texts);
+        if let Some(thread) = self.thread {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -85,10 +85,10 @@ pub struct Typist {
 }
 
 impl Typist {
-    /// Connects to `$DISPLAY` and checks that XTest is there.
-    pub fn connect() -> Result<Typist, DesktopError> {
+    /// Connects to `display` (`None`: `$DISPLAY`) and checks that XTest is there.
+    pub fn connect(display: Option<&str>) -> Result<Typist, DesktopError> {
         let (conn, screen) =
-            x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+            x11rb::connect(display).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
         conn.xtest_get_version(2, 2)
             .map_err(x11)?
             .reply()

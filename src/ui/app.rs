@@ -72,6 +72,9 @@ pub struct DictationApp {
     pub outside: Outside,
     /// Things that must live as long as the window (the control socket).
     kept: Vec<Box<dyn std::any::Any>>,
+    /// Hide the window on the first pass (`--background`: eframe shows a new window after its
+    /// first frame whatever the viewport said).
+    pub start_hidden: bool,
 }
 
 impl DictationApp {
@@ -99,6 +102,7 @@ impl DictationApp {
             ctx,
             outside: Outside::default(),
             kept: Vec::new(),
+            start_hidden: false,
         }
     }
 
@@ -467,6 +471,9 @@ impl eframe::App for DictationApp {
     /// history stay current with no window on screen.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         let _ = self.ctx.set(ctx.clone());
+        if std::mem::take(&mut self.start_hidden) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
+        }
         self.apply_pending();
     }
 

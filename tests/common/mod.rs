@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod vmic;
+pub mod xserver;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,66 @@
+//! An X server for tests: Xvfb on a display of the test's own, a window manager, xdotool.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .expect("xdotool is needed: run `bash .ci/test`, which installs it");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A virtual X display, ready when this returns.
+pub fn start_xvfb(display: &str) -> Killed {
+    let xvfb = Killed(
+        Command::new("Xvfb")
+            .args([display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb is needed: run `bash .ci/test`, which installs it"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !Command::new("xdpyinfo")
+        .args(["-display", display])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(Instant::now() < deadline, "Xvfb did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    xvfb
+}
+
+/// openbox on `display`: minimising and activating windows then work as on a desktop.
+pub fn start_openbox(display: &str) -> Killed {
+    let wm = Killed(
+        Command::new("openbox")
+            .env("DISPLAY", display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openbox is needed: run `bash .ci/test`, which installs it"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    wm
+}

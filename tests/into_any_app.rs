@@ -1,0 +1,230 @@
+//! Dictating into another app, as a user does it: a terminal has the focus, the global shortcut
+//! (or `lightning-dictate toggle`) starts and stops a dictation of the app running in the
+//! background, and the words land in the terminal. Under Xvfb with openbox, a virtual microphone
+//! and the local server's tone words (exact, so every word can be checked).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::vmic::{DEVICE, VirtualMic};
+use common::xserver::{Killed, start_openbox, start_xvfb, xdotool};
+use common::*;
+use lightning_dictate::audio::wav::WavFormat;
+use lightning_dictate::server::{BackgroundServer, ServerConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
+
+/// A terminal that writes what is typed into it to `file` (no Enter needed), with the focus.
+/// Returns it and its window id.
+fn terminal_with_focus(display: &str, file: &Path) -> (Killed, String) {
+    let title = format!("sink-{}", std::process::id());
+    let term = Killed(
+        Command::new("xterm")
+            .args(["-title", &title, "-e", "sh", "-c"])
+            .arg(format!(
+                "stty -icanon -echo; exec cat > '{}'",
+                file.display()
+            ))
+            .env("DISPLAY", display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xterm is needed: run `bash .ci/test`, which installs it"),
+    );
+    let window = xdotool(
+        display,
+        &["search", "--sync", "--onlyvisible", "--name", &title],
+    );
+    let window = window.lines().next().unwrap_or_default().to_owned();
+    assert!(!window.is_empty(), "no terminal window");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdotool(display, &["getwindowfocus"]) != window {
+        assert!(
+            Instant::now() < deadline,
+            "the terminal never got the focus"
+        );
+        xdotool(display, &["windowactivate", "--sync", &window]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (term, window)
+}
+
+/// Waits until `file` holds `expected` (or the time is up) and returns what it holds.
+fn wait_for_text(file: &Path, expected: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text == expected || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The app in the background on `display`, capturing the virtual microphone, streaming to `url`.
+fn background_app(mic: &VirtualMic, display: &str, profile: &Path, url: &str) -> Killed {
+    let app = Killed(
+        mic.command(BIN)
+            .args(["--background", "--device", DEVICE, "--url", url])
+            .env("DISPLAY", display)
+            .env("XDG_DATA_HOME", profile.join("data"))
+            .env("XDG_CONFIG_HOME", profile.join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Ready when it answers on its control socket.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !control(mic, "status").status.success() {
+        assert!(Instant::now() < deadline, "the app never answered `status`");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    app
+}
+
+fn control(mic: &VirtualMic, command: &str) -> std::process::Output {
+    mic.command(BIN).arg(command).output().unwrap()
+}
+
+fn tone_file(dir: &Path, name: &str, segments: &[&[&str]]) -> PathBuf {
+    tone_wav(dir, name, segments, 16000, 1, WavFormat::Int(16)).0
+}
+
+#[test]
+fn the_shortcut_and_toggle_type_every_word_into_the_focused_terminal_once() {
+    let display = format!(":{}", 400 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let _wm = start_openbox(&display);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let _app = background_app(&mic, &display, dir.path(), server.url());
+    let typed = dir.path().join("typed.txt");
+    let (_term, term_window) = terminal_with_focus(&display, &typed);
+
+    // The shortcut, pressed as a person would (XTest events to the server, no target window).
+    let first: [&[&str]; 2] = [&["lightning", "dictate", "streams"], &["every", "word"]];
+    xdotool(&display, &["key", "ctrl+alt+space"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&control(&mic, "status").stdout).contains("listening") {
+        assert!(Instant::now() < deadline, "the shortcut started nothing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    mic.play(&tone_file(dir.path(), "a.wav", &first));
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(800));
+    xdotool(&display, &["key", "ctrl+alt+space"]);
+    let expected = "lightning dictate streams every word";
+    assert_eq!(
+        wait_for_text(&typed, expected, Duration::from_secs(15)),
+        expected
+    );
+    assert_eq!(
+        xdotool(&display, &["getwindowfocus"]),
+        term_window,
+        "the focus stayed on the terminal"
+    );
+
+    // `lightning-dictate toggle`, as a compositor's key binding runs it: the same, and the next
+    // dictation into the same terminal starts with a space.
+    let out = control(&mic, "toggle");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "started");
+    std::thread::sleep(Duration::from_millis(800));
+    mic.play(&tone_file(
+        dir.path(),
+        "b.wav",
+        &[&["nothing", "is", "lost"]],
+    ));
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(800));
+    let out = control(&mic, "toggle");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "stopping");
+    let expected = "lightning dictate streams every word nothing is lost";
+    assert_eq!(
+        wait_for_text(&typed, expected, Duration::from_secs(15)),
+        expected
+    );
+    assert_eq!(xdotool(&display, &["getwindowfocus"]), term_window);
+    let status = control(&mic, "status");
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "idle");
+}
+
+/// Characters the layout lacks (é, ñ under German) and ones it has elsewhere than US (ü, ß, z/y
+/// swapped) are typed right.
+#[test]
+fn non_ascii_text_is_typed_right_under_a_german_layout() {
+    let display = format!(":{}", 450 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let _wm = start_openbox(&display);
+    let layout = Command::new("setxkbmap")
+        .arg("de")
+        .env("DISPLAY", &display)
+        .status()
+        .expect("setxkbmap is needed: run `bash .ci/test`, which installs it");
+    assert!(layout.success());
+    let dir = tempfile::tempdir().unwrap();
+    let typed = dir.path().join("typed.txt");
+    let (_term, _) = terminal_with_focus(&display, &typed);
+    let text = "Café über Straße, señor: zwei yaks. 100 € & 50%!";
+    let inserter = lightning_dictate::desktop::Inserter::start_on(Some(&display)).unwrap();
+    inserter.insert(text);
+    inserter.finish();
+    assert_eq!(wait_for_text(&typed, text, Duration::from_secs(10)), text);
+}
+
+#[test]
+fn a_second_launch_shows_the_first_window_and_toggle_without_an_app_says_so() {
+    // No app running: one line saying what to do, non-zero.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("toggle")
+        .env("XDG_RUNTIME_DIR", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("not running: start it with `lightning-dictate`"),
+        "{err}"
+    );
+
+    let display = format!(":{}", 500 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let _wm = start_openbox(&display);
+    let dir = tempfile::tempdir().unwrap();
+    let mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let first = background_app(&mic, &display, dir.path(), server.url());
+    let pid = first.0.id().to_string();
+    assert!(
+        xdotool(&display, &["search", "--onlyvisible", "--pid", &pid]).is_empty(),
+        "--background shows no window"
+    );
+    let second = mic
+        .command(BIN)
+        .env("DISPLAY", &display)
+        .env("XDG_DATA_HOME", dir.path().join("data"))
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{second:?}");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+    let shown = xdotool(
+        &display,
+        &["search", "--sync", "--onlyvisible", "--pid", &pid],
+    );
+    assert!(!shown.is_empty(), "the first instance's window is shown");
+}
