@@ -26,7 +26,7 @@ use super::settings_view::{SettingsPanel, language_ui};
 use super::status_line::{StatusAction, StatusLine};
 use crate::audio::capture::CaptureEvent;
 use crate::channel::Sink;
-use crate::control::{self, Command};
+use crate::control;
 use crate::desktop::ShortcutEvent;
 use crate::dictation::DictationEvent;
 use crate::history::History;
@@ -59,7 +59,7 @@ pub struct DictationApp {
     key: ApiKeyField,
     history: HistoryPanel,
     settings_panel: SettingsPanel,
-    status: StatusLine,
+    pub(super) status: StatusLine,
     level_dbfs: f32,
     backend: Box<dyn Backend>,
     inbox_tx: Sender<Inbox>,
@@ -67,11 +67,13 @@ pub struct DictationApp {
     /// Disk and keyring jobs, done on the I/O thread.
     io: Sender<Job>,
     /// Set on the first pass: what wakes the window when something arrives.
-    ctx: Arc<OnceLock<egui::Context>>,
+    pub(super) ctx: Arc<OnceLock<egui::Context>>,
     /// Dictation started from outside the window, typed into the focused app.
     pub outside: Outside,
     /// Things that must live as long as the window (the control socket).
     kept: Vec<Box<dyn std::any::Any>>,
+    /// When the running dictation started (egui time), for the elapsed time shown.
+    started_at: Option<f64>,
     /// Hide the window on the first pass (`--background`: eframe shows a new window after its
     /// first frame whatever the viewport said).
     pub start_hidden: bool,
@@ -103,6 +105,7 @@ impl DictationApp {
             outside: Outside::default(),
             kept: Vec::new(),
             start_hidden: false,
+            started_at: None,
         }
     }
 
@@ -119,62 +122,6 @@ impl DictationApp {
     /// Where the global shortcut's presses go.
     pub fn shortcut_sink(&self) -> Sink<ShortcutEvent> {
         waking(&self.inbox_tx, &self.ctx).map(Inbox::Shortcut)
-    }
-
-    /// Starts a dictation into the app with the keyboard focus, or stops the running one.
-    pub fn toggle_from_outside(&mut self) {
-        if !self.is_dictating() {
-            let ours = crate::desktop::focus_is_ours();
-            let focused = crate::desktop::focused_window();
-            if let Some(notice) = self.outside.begin(ours, focused) {
-                self.status.notify(notice, 0.0, f64::INFINITY);
-            }
-        }
-        self.toggle_dictation();
-    }
-
-    /// Answers a control request.
-    fn on_control(&mut self, request: control::Request) {
-        let answer = match request.command {
-            Command::Toggle => {
-                let was = self.is_dictating();
-                self.toggle_from_outside();
-                if was { "stopping" } else { "started" }.to_owned()
-            }
-            Command::Start if self.is_dictating() => "already dictating".to_owned(),
-            Command::Start => {
-                self.toggle_from_outside();
-                "started".to_owned()
-            }
-            Command::Stop if self.is_dictating() => {
-                self.toggle_from_outside();
-                "stopping".to_owned()
-            }
-            Command::Stop => "not dictating".to_owned(),
-            Command::Status => self.status_word(),
-            Command::Show => {
-                if let Some(ctx) = self.ctx.get() {
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
-                }
-                "shown".to_owned()
-            }
-        };
-        let _ = request.reply.send(answer);
-    }
-
-    /// What `lightning-dictate status` prints.
-    fn status_word(&self) -> String {
-        match &self.lifecycle {
-            Lifecycle::Idle => "idle".to_owned(),
-            Lifecycle::Connecting => "connecting".to_owned(),
-            Lifecycle::Listening => "listening".to_owned(),
-            Lifecycle::Reconnecting { attempt, .. } => format!("reconnecting (attempt {attempt})"),
-            Lifecycle::Offline => "listening on this computer".to_owned(),
-            Lifecycle::Stopping => "finishing".to_owned(),
-            Lifecycle::Failed(failure) => format!("failed: {}", failure.text()),
-        }
     }
 
     /// Keeps typed keys in the OS keyring through `access`, and takes the stored key (read on the
@@ -264,7 +211,7 @@ impl DictationApp {
         self.toggle_dictation();
     }
 
-    fn toggle_dictation(&mut self) {
+    pub(super) fn toggle_dictation(&mut self) {
         if self.is_dictating() {
             if self.lifecycle != Lifecycle::Stopping {
                 self.lifecycle = Lifecycle::Stopping;
@@ -277,6 +224,7 @@ impl DictationApp {
             api_key: self.key.key.clone(),
             offline: self.offline(),
         };
+        self.started_at = self.ctx.get().map(|ctx| ctx.input(|i| i.time));
         self.lifecycle = match self.backend.start(request, self.event_sender()) {
             Ok(()) => Lifecycle::Connecting,
             Err(e) => self.failed(Failure::start(&e)),
@@ -432,6 +380,16 @@ impl DictationApp {
                     .and_then(|url| super::settings::language_refusal(url, language))
             });
             ui.toggle_value(&mut self.show_settings, "Settings");
+            if self.is_dictating() {
+                super::settings_view::level_meter_ui(ui, self.level_dbfs);
+                if let Some(started) = self.started_at {
+                    let secs = (ui.input(|i| i.time) - started).max(0.0) as u64;
+                    ui.label(format!("{}:{:02}", secs / 60, secs % 60));
+                    // Once a second while dictating; an idle window asks for nothing.
+                    ui.ctx()
+                        .request_repaint_after(std::time::Duration::from_secs(1));
+                }
+            }
         });
     }
 
@@ -490,7 +448,11 @@ impl DictationApp {
     /// One frame of the whole window (what `eframe::App::ui` runs; benchmarks run it directly).
     pub fn window_ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
-        let _ = self.ctx.set(ctx.clone());
+        if self.ctx.set(ctx.clone()).is_ok() {
+            // "System" follows the desktop's dark preference when it is known; else light, as
+            // the design asks (black finals on white).
+            ctx.options_mut(|o| o.fallback_theme = egui::Theme::Light);
+        }
         // Events first (eframe applied them in `logic` already; tests and benches call this
         // alone): the frame shows the newest state. No event, no repaint: an idle window does no
         // work.
@@ -547,6 +509,7 @@ impl DictationApp {
                         &mut self.settings,
                         self.level_dbfs,
                         &mut self.key,
+                        &self.outside,
                     );
                     ui.add_space(4.0);
                     job
@@ -557,8 +520,14 @@ impl DictationApp {
             }
         }
         let badges = self.settings.language.is_multi();
-        egui::CentralPanel::default().show(ui, |ui| {
-            super::transcript_view::transcript_ui(ui, &self.transcript, badges);
+        let hint = (self.transcript.segments.is_empty() && self.transcript.interim.is_empty())
+            .then(|| self.empty_hint());
+        egui::CentralPanel::default().show(ui, |ui| match hint {
+            Some(hint) => {
+                ui.add_space(24.0);
+                ui.vertical_centered(|ui| ui.label(RichText::new(hint).size(16.0).weak()));
+            }
+            None => super::transcript_view::transcript_ui(ui, &self.transcript, badges),
         });
     }
 }

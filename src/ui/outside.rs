@@ -1,6 +1,11 @@
 //! Dictation from outside the window: the control socket (`lightning-dictate toggle`), the global
 //! shortcut, and typing the finals into the app that had the keyboard focus when it started.
 
+use eframe::egui;
+
+use super::app::DictationApp;
+use super::lifecycle::Lifecycle;
+use crate::control::{self, Command};
 use crate::desktop::{DesktopError, Inserter};
 use crate::session::FinalSegment;
 
@@ -86,4 +91,86 @@ impl Outside {
 
 fn typing_unavailable(e: &DesktopError) -> String {
     format!("Cannot type into other apps ({e}): the text is in this window; use Copy")
+}
+
+impl DictationApp {
+    /// Starts a dictation into the app with the keyboard focus, or stops the running one.
+    pub fn toggle_from_outside(&mut self) {
+        if !self.is_dictating() {
+            let ours = crate::desktop::focus_is_ours();
+            let focused = crate::desktop::focused_window();
+            if let Some(notice) = self.outside.begin(ours, focused) {
+                self.status.notify(notice, 0.0, f64::INFINITY);
+            }
+        }
+        self.toggle_dictation();
+    }
+
+    /// Answers a control request.
+    pub(super) fn on_control(&mut self, request: control::Request) {
+        let answer = match request.command {
+            Command::Toggle => {
+                let was = self.is_dictating();
+                self.toggle_from_outside();
+                if was { "stopping" } else { "started" }.to_owned()
+            }
+            Command::Start if self.is_dictating() => "already dictating".to_owned(),
+            Command::Start => {
+                self.toggle_from_outside();
+                "started".to_owned()
+            }
+            Command::Stop if self.is_dictating() => {
+                self.toggle_from_outside();
+                "stopping".to_owned()
+            }
+            Command::Stop => "not dictating".to_owned(),
+            Command::Status => self.status_word(),
+            Command::Show => {
+                if let Some(ctx) = self.ctx.get() {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                }
+                "shown".to_owned()
+            }
+        };
+        let _ = request.reply.send(answer);
+    }
+
+    /// What an empty transcript says: both ways to start.
+    pub(super) fn empty_hint(&self) -> String {
+        match &self.outside.shortcut {
+            Some(keys) => format!(
+                "Press Ctrl+Space here, or {} in any app, and speak.",
+                shortcut_label(keys)
+            ),
+            None => "Press Ctrl+Space and speak.".to_owned(),
+        }
+    }
+
+    /// What `lightning-dictate status` prints.
+    fn status_word(&self) -> String {
+        match &self.lifecycle {
+            Lifecycle::Idle => "idle".to_owned(),
+            Lifecycle::Connecting => "connecting".to_owned(),
+            Lifecycle::Listening => "listening".to_owned(),
+            Lifecycle::Reconnecting { attempt, .. } => format!("reconnecting (attempt {attempt})"),
+            Lifecycle::Offline => "listening on this computer".to_owned(),
+            Lifecycle::Stopping => "finishing".to_owned(),
+            Lifecycle::Failed(failure) => format!("failed: {}", failure.text()),
+        }
+    }
+}
+
+/// `ctrl+alt+space` as people write it: `Ctrl+Alt+Space`.
+pub fn shortcut_label(keys: &str) -> String {
+    keys.split('+')
+        .map(|part| {
+            let mut chars = part.trim().chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("+")
 }

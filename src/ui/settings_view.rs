@@ -25,6 +25,7 @@ impl SettingsPanel {
         settings: &mut Settings,
         level_dbfs: f32,
         key: &mut ApiKeyField,
+        outside: &super::outside::Outside,
     ) -> Option<Job> {
         let mut job = None;
         egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
@@ -145,6 +146,28 @@ impl SettingsPanel {
             ui.add(egui::TextEdit::singleline(&mut settings.url).desired_width(420.0))
                 .labelled_by(url_label.id);
             ui.end_row();
+
+            ui.label("Shortcut");
+            match (&outside.shortcut, &outside.shortcut_error) {
+                (Some(keys), _) => {
+                    ui.label(format!(
+                        "{}: starts and stops dictation in any app; the words are typed where you work",
+                        super::outside::shortcut_label(keys)
+                    ));
+                }
+                (None, Some(why)) => {
+                    ui.label(RichText::new(why).color(ui.visuals().warn_fg_color));
+                }
+                (None, None) => {
+                    ui.label("bind `lightning-dictate toggle` to a key in your desktop's settings");
+                }
+            }
+            ui.end_row();
+            if let Some(why) = &outside.typing_error {
+                ui.label("Typing");
+                ui.label(RichText::new(why).color(ui.visuals().warn_fg_color));
+                ui.end_row();
+            }
 
             let key_label = ui.label("API key");
             job = key.ui(ui, key_label.id);
