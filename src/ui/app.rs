@@ -380,16 +380,6 @@ impl DictationApp {
                     .and_then(|url| super::settings::language_refusal(url, language))
             });
             ui.toggle_value(&mut self.show_settings, "Settings");
-            if self.is_dictating() {
-                super::settings_view::level_meter_ui(ui, self.level_dbfs);
-                if let Some(started) = self.started_at {
-                    let secs = (ui.input(|i| i.time) - started).max(0.0) as u64;
-                    ui.label(format!("{}:{:02}", secs / 60, secs % 60));
-                    // Once a second while dictating; an idle window asks for nothing.
-                    ui.ctx()
-                        .request_repaint_after(std::time::Duration::from_secs(1));
-                }
-            }
         });
     }
 
@@ -428,7 +418,7 @@ impl eframe::App for DictationApp {
     /// runs no `ui` at all): the dictation's events are applied here, so the transcript and the
     /// history stay current with no window on screen.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        let _ = self.ctx.set(ctx.clone());
+        self.first_pass(ctx);
         if std::mem::take(&mut self.start_hidden) {
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
         }
@@ -445,14 +435,19 @@ impl eframe::App for DictationApp {
 }
 
 impl DictationApp {
+    /// Once, on the first pass (from `logic` or `window_ui`, whichever runs first).
+    fn first_pass(&mut self, ctx: &egui::Context) {
+        if self.ctx.set(ctx.clone()).is_ok() {
+            // "System" follows the desktop's dark preference when it is known (winit knows it
+            // on Wayland, not on X11); else light, as the design asks: black finals on white.
+            ctx.options_mut(|o| o.fallback_theme = egui::Theme::Light);
+        }
+    }
+
     /// One frame of the whole window (what `eframe::App::ui` runs; benchmarks run it directly).
     pub fn window_ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
-        if self.ctx.set(ctx.clone()).is_ok() {
-            // "System" follows the desktop's dark preference when it is known; else light, as
-            // the design asks (black finals on white).
-            ctx.options_mut(|o| o.fallback_theme = egui::Theme::Light);
-        }
+        self.first_pass(&ctx);
         // Events first (eframe applied them in `logic` already; tests and benches call this
         // alone): the frame shows the newest state. No event, no repaint: an idle window does no
         // work.
@@ -474,12 +469,17 @@ impl DictationApp {
             ui.add_space(4.0);
             let ready = self.ready_text();
             let offline = self.offline();
+            let live = self
+                .started_at
+                .filter(|_| self.is_dictating())
+                .map(|started| (self.level_dbfs, (ui.input(|i| i.time) - started).max(0.0)));
             let action = self.status.ui(
                 ui,
                 &self.lifecycle,
                 &ready,
                 offline,
                 self.moved_to.as_deref(),
+                live,
             );
             if let Some(StatusAction::SwitchTo(url)) = action {
                 self.settings.url = url;

@@ -39,6 +39,7 @@ impl StatusLine {
         ready: &str,
         offline: bool,
         moved_to: Option<&str>,
+        live: Option<(f32, f64)>,
     ) -> Option<StatusAction> {
         let now = ui.input(|i| i.time);
         if self.notice.as_ref().is_some_and(|(_, until)| now > *until) {
@@ -70,6 +71,14 @@ impl StatusLine {
                 _ => ui.visuals().text_color(),
             };
             ui.label(RichText::new(status).color(colour));
+            // While dictating: the input level and the time so far.
+            if let Some((level_dbfs, secs)) = live {
+                super::settings_view::level_meter_ui(ui, level_dbfs);
+                let secs = secs as u64;
+                ui.label(format!("{}:{:02}", secs / 60, secs % 60));
+                // Once a second while dictating; an idle window asks for nothing.
+                ui.ctx().request_repaint_after(Duration::from_secs(1));
+            }
             if let Some(url) = moved_to
                 && ui
                     .button("Switch to Pulse live")
