@@ -375,3 +375,37 @@ fn an_outage_within_the_replay_window_exits_0() {
     let got: Vec<String> = stdout(&out).split_whitespace().map(str::to_owned).collect();
     assert_eq!(got, expected);
 }
+
+/// `install-desktop` puts the app in the launcher (entry running this binary, and the icon);
+/// `uninstall-desktop` takes it out again, with the login entry.
+#[test]
+fn install_desktop_adds_the_launcher_entry_and_uninstall_removes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, config) = (home.path().join("data"), home.path().join("config"));
+    let run = |command: &str| {
+        Command::new(BIN)
+            .arg(command)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_CONFIG_HOME", &config)
+            .output()
+            .unwrap()
+    };
+    let out = run("install-desktop");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let entry =
+        std::fs::read_to_string(data.join("applications/lightning-dictate.desktop")).unwrap();
+    assert!(entry.contains(&format!("Exec=\"{BIN}\"\n")), "{entry}");
+    assert!(
+        data.join("icons/hicolor/64x64/apps/lightning-dictate.png")
+            .is_file()
+    );
+    // The login entry (written by Settings → Start at login) goes too.
+    let autostart = config.join("autostart/lightning-dictate.desktop");
+    std::fs::create_dir_all(autostart.parent().unwrap()).unwrap();
+    std::fs::write(&autostart, "[Desktop Entry]\n").unwrap();
+    let out = run("uninstall-desktop");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!data.join("applications/lightning-dictate.desktop").exists());
+    assert!(!autostart.exists());
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+}

@@ -78,6 +78,10 @@ pub enum Command {
     Stop,
     /// Say what the running app is doing.
     Status,
+    /// Put the app in the desktop's launcher (a .desktop entry and the icon, for this user).
+    InstallDesktop,
+    /// Remove it from the launcher and from login.
+    UninstallDesktop,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -104,6 +108,8 @@ pub fn main() -> ExitCode {
         Some(Command::Start) => control(lightning_dictate::control::Command::Start),
         Some(Command::Stop) => control(lightning_dictate::control::Command::Stop),
         Some(Command::Status) => control(lightning_dictate::control::Command::Status),
+        Some(Command::InstallDesktop) => install_desktop(),
+        Some(Command::UninstallDesktop) => uninstall_desktop(),
         None => window(cli.window),
     };
     ExitCode::from(code)
@@ -144,6 +150,46 @@ fn control(command: lightning_dictate::control::Command) -> u8 {
             "lightning-dictate is not running: start it with `lightning-dictate` (or `lightning-dictate --background`)",
         ),
         Err(e) => fail(exit::NOT_RUNNING, e),
+    }
+}
+
+fn install_desktop() -> u8 {
+    let exec = match std::env::current_exe() {
+        Ok(exec) => exec,
+        Err(e) => {
+            return fail(
+                exit::USAGE,
+                format!("cannot tell where this program is: {e}"),
+            );
+        }
+    };
+    match lightning_dictate::desktop::entry::install(&exec) {
+        Ok(files) => {
+            for file in files {
+                println!("wrote {}", file.display());
+            }
+            println!(
+                "Lightning Dictate is in your desktop's launcher (it runs {})",
+                exec.display()
+            );
+            exit::OK
+        }
+        Err(e) => fail(exit::USAGE, e),
+    }
+}
+
+fn uninstall_desktop() -> u8 {
+    match lightning_dictate::desktop::entry::uninstall() {
+        Ok(files) => {
+            for file in &files {
+                println!("removed {}", file.display());
+            }
+            if files.is_empty() {
+                println!("nothing to remove: Lightning Dictate was not in the launcher");
+            }
+            exit::OK
+        }
+        Err(e) => fail(exit::USAGE, e),
     }
 }
 

@@ -3,6 +3,7 @@
 //! exists for ordinary clients, and the control socket (`lightning-dictate toggle`, bound to a key
 //! in the compositor) is the way in.
 
+pub mod entry;
 pub mod x11;
 
 use crossbeam_channel::Sender;

@@ -281,6 +281,14 @@ impl DictationApp {
                 let now = self.ctx.get().map_or(0.0, |ctx| ctx.input(|i| i.time));
                 self.status.notify(message, now, 6.0);
             }
+            Done::StartAtLogin(Ok(on)) => self.outside.start_at_login = on,
+            Done::StartAtLogin(Err(e)) => {
+                self.status.notify(
+                    format!("Could not change Start at login: {e}"),
+                    0.0,
+                    f64::INFINITY,
+                );
+            }
             other => self.key.on_done(other),
         }
     }

@@ -50,6 +50,8 @@ pub enum Job {
     LoadKey(Arc<KeyringAccess>),
     /// Store the key, or with `None` remove it.
     StoreKey(Arc<KeyringAccess>, Option<ApiKey>),
+    /// Start the app at login (in the background), or stop doing so.
+    StartAtLogin(bool),
     /// Answered once every job queued before it is done.
     Barrier(Sender<()>),
 }
@@ -63,6 +65,8 @@ pub enum Done {
     Deleted(Result<(), String>),
     /// An export is written (where), or why not.
     Exported(Result<std::path::PathBuf, String>),
+    /// Whether the app now starts at login, or why that could not be changed.
+    StartAtLogin(Result<bool, String>),
     /// The stored key at start (or why there is none to read).
     KeyLoaded(Result<Option<ApiKey>, String>),
     /// The key was stored or removed (what to say), or why not.
@@ -120,6 +124,16 @@ fn run(queue: &Receiver<Job>, done: &Sink<Done>) {
                 Job::Export(path, body) => {
                     let written = super::app::write_export(&path, &body).map(|()| path);
                     done.send(Done::Exported(written));
+                }
+                Job::StartAtLogin(on) => {
+                    let result = std::env::current_exe()
+                        .map_err(|e| e.to_string())
+                        .and_then(|exec| {
+                            crate::desktop::entry::set_start_at_login(&exec, on)
+                                .map_err(|e| e.to_string())
+                        })
+                        .map(|()| on);
+                    done.send(Done::StartAtLogin(result));
                 }
                 Job::LoadKey(access) => done.send(Done::KeyLoaded((access.load)())),
                 Job::StoreKey(access, key) => {

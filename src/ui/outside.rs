@@ -29,6 +29,8 @@ pub struct Outside {
     pub shortcut_error: Option<String>,
     /// The shortcut in use.
     pub shortcut: Option<String>,
+    /// An autostart entry runs the app (in the background) at login.
+    pub start_at_login: bool,
 }
 
 impl Outside {

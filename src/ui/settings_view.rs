@@ -163,6 +163,16 @@ impl SettingsPanel {
                 }
             }
             ui.end_row();
+            let login_label = ui.label("Start at login");
+            let mut on = outside.start_at_login;
+            if ui
+                .checkbox(&mut on, "in the background (shortcut and tray)")
+                .labelled_by(login_label.id)
+                .changed()
+            {
+                job = Some(Job::StartAtLogin(on));
+            }
+            ui.end_row();
             if let Some(why) = &outside.typing_error {
                 ui.label("Typing");
                 ui.label(RichText::new(why).color(ui.visuals().warn_fg_color));
@@ -170,7 +180,9 @@ impl SettingsPanel {
             }
 
             let key_label = ui.label("API key");
-            job = key.ui(ui, key_label.id);
+            if let Some(key_job) = key.ui(ui, key_label.id) {
+                job = Some(key_job);
+            }
             ui.end_row();
         });
         job
