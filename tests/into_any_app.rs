@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::dbus::SessionBus;
 use common::vmic::{DEVICE, VirtualMic};
 use common::xserver::{Killed, start_openbox, start_xvfb, xdotool};
 use common::*;
@@ -71,8 +72,24 @@ fn wait_for_text(file: &Path, expected: &str, timeout: Duration) -> String {
 
 /// The app in the background on `display`, capturing the virtual microphone, streaming to `url`.
 fn background_app(mic: &VirtualMic, display: &str, profile: &Path, url: &str) -> Killed {
+    background_app_on(mic, display, profile, url, None)
+}
+
+/// The same, on the session bus at `bus` (none: no session bus, so no tray).
+fn background_app_on(
+    mic: &VirtualMic,
+    display: &str,
+    profile: &Path,
+    url: &str,
+    bus: Option<&str>,
+) -> Killed {
+    let mut command = mic.command(BIN);
+    match bus {
+        Some(address) => command.env("DBUS_SESSION_BUS_ADDRESS", address),
+        None => command.env_remove("DBUS_SESSION_BUS_ADDRESS"),
+    };
     let app = Killed(
-        mic.command(BIN)
+        command
             .args(["--background", "--device", DEVICE, "--url", url])
             .env("DISPLAY", display)
             .env("XDG_DATA_HOME", profile.join("data"))
@@ -227,4 +244,75 @@ fn a_second_launch_shows_the_first_window_and_toggle_without_an_app_says_so() {
         &["search", "--sync", "--onlyvisible", "--pid", &pid],
     );
     assert!(!shown.is_empty(), "the first instance's window is shown");
+}
+
+/// The tray icon on a session bus (no tray host needed: the item is queried as a host would):
+/// Active, NeedsAttention while a dictation listens, and a click shows the window.
+#[test]
+fn the_tray_icon_shows_listening_and_a_click_shows_the_window() {
+    let display = format!(":{}", 550 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let _wm = start_openbox(&display);
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(dir.path());
+    let mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let app = background_app_on(&mic, &display, dir.path(), server.url(), Some(&bus.address));
+    let pid = app.0.id();
+    let item = format!("--dest=org.kde.StatusNotifierItem-{pid}-1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bus
+        .send(&[
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.ListNames",
+        ])
+        .contains(&item["--dest=".len()..])
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no StatusNotifierItem on the bus"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = || {
+        bus.send(&[
+            &item,
+            "/StatusNotifierItem",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.kde.StatusNotifierItem",
+            "string:Status",
+        ])
+    };
+    let wait_status = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = status();
+            if got.contains(&format!("\"{want}\"")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "tray status never {want}: {got}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_status("Active");
+    assert!(control(&mic, "toggle").status.success());
+    wait_status("NeedsAttention");
+    assert!(control(&mic, "toggle").status.success());
+    wait_status("Active");
+    // A click on the icon shows the window.
+    let pid = pid.to_string();
+    assert!(xdotool(&display, &["search", "--onlyvisible", "--pid", &pid]).is_empty());
+    bus.send(&[
+        &item,
+        "/StatusNotifierItem",
+        "org.kde.StatusNotifierItem.Activate",
+        "int32:0",
+        "int32:0",
+    ]);
+    let shown = xdotool(
+        &display,
+        &["search", "--sync", "--onlyvisible", "--pid", &pid],
+    );
+    assert!(!shown.is_empty());
 }

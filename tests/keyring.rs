@@ -7,60 +7,29 @@
     reason = "test helpers: a failed unwrap fails the test where it happened"
 )]
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use common::dbus::SessionBus;
+use common::xserver::Killed;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 const SECRET: &str = "sk-keyring-test-5f1e9c";
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A session bus and an unlocked GNOME Keyring on it, with their files under `home`.
 struct SecretService {
     address: String,
-    _bus: Killed,
+    _bus: SessionBus,
     _keyring: Killed,
 }
 
 impl SecretService {
     fn start(home: &Path) -> SecretService {
-        // A bus without service activation: a client call that comes before our keyring has
-        // registered must fail (and be retried), not start a second, locked keyring.
-        let config = home.join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\" \
-                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
-                 <busconfig><type>session</type><listen>unix:dir={}</listen>\
-                 <policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>\
-                 <allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n",
-                home.display()
-            ),
-        )
-        .expect("write the bus configuration");
-        let mut bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon is needed: run `bash .ci/test`, which installs it");
-        let mut address = String::new();
-        BufReader::new(bus.stdout.take().expect("stdout"))
-            .read_line(&mut address)
-            .expect("the bus address");
-        let address = address.trim().to_owned();
-        let bus = Killed(bus);
+        let bus = SessionBus::start(home);
+        let address = bus.address.clone();
         let mut keyring = Command::new("gnome-keyring-daemon")
             .args(["--unlock", "--components=secrets", "--foreground"])
             .env("DBUS_SESSION_BUS_ADDRESS", &address)

@@ -4,6 +4,7 @@
 //! in the compositor) is the way in.
 
 pub mod entry;
+pub mod tray;
 pub mod x11;
 
 use crossbeam_channel::Sender;
@@ -29,6 +30,9 @@ pub enum DesktopError {
     /// Another program holds the same key combination.
     #[error("another program already uses {0}")]
     ShortcutTaken(String),
+    /// The tray icon could not be published (no session bus).
+    #[error("no tray icon: {0}")]
+    Tray(String),
 }
 
 /// Types text into the focused app from a thread of its own, in order.

@@ -28,6 +28,7 @@ use crate::audio::capture::CaptureEvent;
 use crate::channel::Sink;
 use crate::control;
 use crate::desktop::ShortcutEvent;
+use crate::desktop::tray::{Tray, TrayAction};
 use crate::dictation::DictationEvent;
 use crate::history::History;
 use crate::protocol::ApiKey;
@@ -45,6 +46,8 @@ enum Inbox {
     Control(control::Request),
     /// The global shortcut.
     Shortcut(ShortcutEvent),
+    /// The tray icon's menu.
+    Tray(TrayAction),
 }
 
 pub struct DictationApp {
@@ -74,6 +77,12 @@ pub struct DictationApp {
     kept: Vec<Box<dyn std::any::Any>>,
     /// When the running dictation started (egui time), for the elapsed time shown.
     started_at: Option<f64>,
+    /// The tray icon, when a tray host could be reached: closing the window then hides it.
+    tray: Option<Tray>,
+    /// Quit was chosen in the tray: let the window close.
+    quitting: bool,
+    /// What the tray icon shows.
+    tray_listening: bool,
     /// Hide the window on the first pass (`--background`: eframe shows a new window after its
     /// first frame whatever the viewport said).
     pub start_hidden: bool,
@@ -105,6 +114,9 @@ impl DictationApp {
             outside: Outside::default(),
             kept: Vec::new(),
             start_hidden: false,
+            tray: None,
+            quitting: false,
+            tray_listening: false,
             started_at: None,
         }
     }
@@ -117,6 +129,26 @@ impl DictationApp {
     /// Where control-socket requests go (answered from `logic`, also with no window shown).
     pub fn control_sink(&self) -> Sink<control::Request> {
         waking(&self.inbox_tx, &self.ctx).map(Inbox::Control)
+    }
+
+    /// Shows the tray icon (its actions arrive in the inbox).
+    pub fn with_tray(&mut self) {
+        match Tray::start(waking(&self.inbox_tx, &self.ctx).map(Inbox::Tray)) {
+            Ok(tray) => self.tray = Some(tray),
+            // No session bus (a bare X server, a container): no icon, nothing else changes.
+            Err(e) => tracing::info!("{e}"),
+        }
+    }
+
+    /// The tray's red dot follows the dictation (updated on changes only: each is a D-Bus signal).
+    fn sync_tray(&mut self) {
+        let listening = self.is_dictating();
+        if let Some(tray) = &self.tray
+            && self.tray_listening != listening
+        {
+            tray.set_listening(listening);
+            self.tray_listening = listening;
+        }
     }
 
     /// Where the global shortcut's presses go.
@@ -229,6 +261,7 @@ impl DictationApp {
             Ok(()) => Lifecycle::Connecting,
             Err(e) => self.failed(Failure::start(&e)),
         };
+        self.sync_tray();
     }
 
     /// A failure to show; a refused key opens Settings with the key field focused.
@@ -259,8 +292,17 @@ impl DictationApp {
                 Inbox::Io(done) => self.on_io(done),
                 Inbox::Control(request) => self.on_control(request),
                 // Toggle on the press; a release is for hold-to-talk (not yet).
-                Inbox::Shortcut(ShortcutEvent::Pressed) => self.toggle_from_outside(),
+                Inbox::Shortcut(ShortcutEvent::Pressed) | Inbox::Tray(TrayAction::Toggle) => {
+                    self.toggle_from_outside();
+                }
                 Inbox::Shortcut(ShortcutEvent::Released) => {}
+                Inbox::Tray(TrayAction::Show) => self.show(),
+                Inbox::Tray(TrayAction::Quit) => {
+                    self.quitting = true;
+                    if let Some(ctx) = self.ctx.get() {
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    }
+                }
             }
         }
     }
@@ -309,18 +351,21 @@ impl DictationApp {
                     self.moved_to = Some(suggested_url.clone());
                 }
                 self.lifecycle.on_session(&event);
+                self.sync_tray();
                 if let SessionEvent::Ended(outcome) = &event {
                     self.outside.end();
                     self.backend.stop();
                     if let Err(e) = outcome {
                         self.lifecycle = self.failed(Failure::session(e));
                     }
+                    self.sync_tray();
                 }
             }
             DictationEvent::Failed(e) => {
                 self.outside.end();
                 self.backend.stop();
                 self.lifecycle = self.failed(Failure::start(&e));
+                self.sync_tray();
             }
             DictationEvent::Capture(event) => {
                 self.lifecycle.on_capture(&event);
@@ -427,6 +472,11 @@ impl eframe::App for DictationApp {
     /// history stay current with no window on screen.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.first_pass(ctx);
+        // With a tray icon, closing the window hides it: dictation by shortcut goes on.
+        if self.tray.is_some() && !self.quitting && ctx.input(|i| i.viewport().close_requested()) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
+        }
         if std::mem::take(&mut self.start_hidden) {
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
         }

@@ -124,6 +124,7 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<Launc
             let mut app = DictationApp::new(settings, Box::new(backend), api_key)
                 .with_keyring(KeyringAccess::system());
             app.start_hidden = overrides.background;
+            app.with_tray();
             app.outside.start_at_login = crate::desktop::entry::starts_at_login();
             // Load the offline model now if it will be used, so the first dictation is quick
             // (and what is said before it is ready waits in the queue anyway).

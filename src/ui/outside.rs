@@ -128,15 +128,20 @@ impl DictationApp {
             Command::Stop => "not dictating".to_owned(),
             Command::Status => self.status_word(),
             Command::Show => {
-                if let Some(ctx) = self.ctx.get() {
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
-                }
+                self.show();
                 "shown".to_owned()
             }
         };
         let _ = request.reply.send(answer);
+    }
+
+    /// Shows the window, raised and focused.
+    pub(super) fn show(&self) {
+        if let Some(ctx) = self.ctx.get() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+        }
     }
 
     /// What an empty transcript says: both ways to start.

@@ -7,6 +7,7 @@
 )]
 #![allow(dead_code)]
 
+pub mod dbus;
 pub mod vmic;
 pub mod xserver;
 
