@@ -83,6 +83,17 @@ fn background_app_on(
     url: &str,
     bus: Option<&str>,
 ) -> Killed {
+    background_app_with(mic, display, profile, &["--url", url], bus)
+}
+
+/// The app in the background with `args`.
+fn background_app_with(
+    mic: &VirtualMic,
+    display: &str,
+    profile: &Path,
+    args: &[&str],
+    bus: Option<&str>,
+) -> Killed {
     let mut command = mic.command(BIN);
     match bus {
         Some(address) => command.env("DBUS_SESSION_BUS_ADDRESS", address),
@@ -90,7 +101,8 @@ fn background_app_on(
     };
     let app = Killed(
         command
-            .args(["--background", "--device", DEVICE, "--url", url])
+            .args(["--background", "--device", DEVICE])
+            .args(args)
             .env("DISPLAY", display)
             .env("XDG_DATA_HOME", profile.join("data"))
             .env("XDG_CONFIG_HOME", profile.join("config"))
@@ -315,4 +327,61 @@ fn the_tray_icon_shows_listening_and_a_click_shows_the_window() {
         &["search", "--sync", "--onlyvisible", "--pid", &pid],
     );
     assert!(!shown.is_empty());
+}
+
+/// Hold-to-talk: key down, speak, key up: the words are typed, and what is said after the release
+/// is not recorded.
+#[test]
+fn hold_to_talk_types_what_was_said_while_held_and_nothing_after() {
+    let display = format!(":{}", 600 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let _wm = start_openbox(&display);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let _app = background_app_with(
+        &mic,
+        &display,
+        dir.path(),
+        &["--url", server.url(), "--shortcut-mode", "hold"],
+        None,
+    );
+    let typed = dir.path().join("typed.txt");
+    let (_term, _) = terminal_with_focus(&display, &typed);
+    xdotool(&display, &["keydown", "ctrl+alt+space"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&control(&mic, "status").stdout).contains("listening") {
+        assert!(
+            Instant::now() < deadline,
+            "holding the shortcut started nothing"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    mic.play(&tone_file(
+        dir.path(),
+        "held.wav",
+        &[&["one", "two", "three"]],
+    ));
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&display, &["keyup", "ctrl+alt+space"]);
+    // Said after the release: must not be recorded.
+    std::thread::sleep(Duration::from_millis(300));
+    mic.play(&tone_file(
+        dir.path(),
+        "after.wav",
+        &[&["nothing", "is", "lost"]],
+    ));
+    mic.wait_played();
+    let expected = "one two three";
+    assert_eq!(
+        wait_for_text(&typed, expected, Duration::from_secs(15)),
+        expected
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(std::fs::read_to_string(&typed).unwrap(), expected);
+    assert_eq!(
+        String::from_utf8_lossy(&control(&mic, "status").stdout).trim(),
+        "idle"
+    );
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use lightning_dictate::protocol::{DEFAULT_URL, Encoding, Language, SampleRate, StreamParams};
+use lightning_dictate::ui::settings::ShortcutMode;
 use lightning_dictate::ui::{Overrides, Theme};
 
 fn language_parser() -> impl TypedValueParser<Value = Language> {
@@ -22,6 +23,13 @@ fn encoding_parser() -> impl TypedValueParser<Value = Encoding> {
 fn rate_parser() -> impl TypedValueParser<Value = SampleRate> {
     PossibleValuesParser::new(SampleRate::ALL.map(SampleRate::as_str))
         .try_map(|s| s.parse::<SampleRate>())
+}
+
+fn shortcut_mode_parser() -> impl TypedValueParser<Value = ShortcutMode> {
+    PossibleValuesParser::new(["toggle", "hold"]).map(|s| match s.as_str() {
+        "hold" => ShortcutMode::HoldToTalk,
+        _ => ShortcutMode::Toggle,
+    })
 }
 
 fn theme_parser() -> impl TypedValueParser<Value = Theme> {
@@ -94,6 +102,10 @@ pub struct WindowArgs {
     /// The global shortcut for this run, e.g. ctrl+alt+space (the default) or super+d.
     #[arg(long, value_name = "KEYS")]
     pub shortcut: Option<String>,
+    /// What the shortcut does for this run: toggle (press to start, press to stop) or hold
+    /// (dictate while held; a short tap still toggles).
+    #[arg(long, value_name = "MODE", value_parser = shortcut_mode_parser())]
+    pub shortcut_mode: Option<ShortcutMode>,
 }
 
 impl WindowArgs {
@@ -110,6 +122,7 @@ impl WindowArgs {
             model: self.model.clone(),
             background: self.background,
             shortcut: self.shortcut.clone(),
+            shortcut_mode: self.shortcut_mode,
         }
     }
 }

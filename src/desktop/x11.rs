@@ -112,8 +112,34 @@ impl Typist {
         Ok(())
     }
 
-    /// Types `text` (every character, spaces included) into the focused window.
+    /// Whether any key is physically down.
+    fn key_held(&self) -> Result<bool, DesktopError> {
+        let keys = self
+            .conn
+            .query_keymap()
+            .map_err(x11)?
+            .reply()
+            .map_err(x11)?
+            .keys;
+        Ok(keys.iter().any(|&bits| bits != 0))
+    }
+
+    /// Waits (up to `limit`) until no key is held. Typed while Ctrl+Alt are down (the
+    /// hold-to-talk shortcut) every character would be a key chord, and while the shortcut's own
+    /// key is down its passive grab is active, so every key event would come back to us instead
+    /// of reaching the focused app.
+    fn wait_for_keys_released(&self, limit: Duration) -> Result<(), DesktopError> {
+        let deadline = std::time::Instant::now() + limit;
+        while self.key_held()? && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Types `text` (every character, spaces included) into the focused window, once no key is
+    /// held.
     pub fn type_text(&mut self, text: &str) -> Result<(), DesktopError> {
+        self.wait_for_keys_released(Duration::from_secs(120))?;
         for c in text.chars() {
             let keysym = keysym_of(c);
             let direct = self
@@ -174,6 +200,24 @@ impl Typist {
             .reply()
             .map_err(x11)?
             .focus)
+    }
+}
+
+/// Asks XKB to report a held key's repeats as presses only (best effort: without XKB, a held
+/// key's repeats look like taps and hold-to-talk acts like toggle).
+fn detectable_auto_repeat(conn: &RustConnection) {
+    use x11rb::protocol::xkb::{self, ConnectionExt as _};
+    let supported = conn
+        .xkb_use_extension(1, 0)
+        .ok()
+        .and_then(|c| c.reply().ok())
+        .is_some_and(|r| r.supported);
+    if supported {
+        let flag = xkb::PerClientFlag::DETECTABLE_AUTO_REPEAT;
+        let none = xkb::BoolCtrl::from(0u32);
+        let _ = conn
+            .xkb_per_client_flags(xkb::ID::USE_CORE_KBD.into(), flag, flag, none, none, none)
+            .map(|c| c.reply());
     }
 }
 
@@ -328,17 +372,48 @@ pub fn grab(
         .check()
         .map_err(|_| DesktopError::ShortcutTaken(shortcut.text.clone()))?;
     }
+    // A held key repeats as press/release pairs; with XKB's detectable auto-repeat it repeats as
+    // presses only, and the one release is the real one (what hold-to-talk needs).
+    detectable_auto_repeat(&conn);
     conn.flush().map_err(x11)?;
     std::thread::Builder::new()
         .name("shortcut".to_owned())
         .spawn(move || {
-            while let Ok(event) = conn.wait_for_event() {
+            use x11rb::protocol::Event;
+            let mut held = false;
+            let mut next = None;
+            loop {
+                let event = match next.take() {
+                    Some(event) => event,
+                    None => match conn.wait_for_event() {
+                        Ok(event) => event,
+                        Err(_) => break,
+                    },
+                };
                 match event {
-                    x11rb::protocol::Event::KeyPress(e) if e.detail == keycode => {
-                        events.send(ShortcutEvent::Pressed);
+                    Event::KeyPress(e) if e.detail == keycode => {
+                        tracing::debug!(time = e.time, held, "shortcut press");
+                        if !held {
+                            held = true;
+                            events.send(ShortcutEvent::Pressed);
+                        }
                     }
-                    x11rb::protocol::Event::KeyRelease(e) if e.detail == keycode => {
-                        events.send(ShortcutEvent::Released);
+                    Event::KeyRelease(e) if e.detail == keycode => {
+                        tracing::debug!(time = e.time, "shortcut release");
+                        // Without detectable auto-repeat, a repeat is a release followed at once
+                        // by a press with the same time: not a real release.
+                        std::thread::sleep(Duration::from_millis(2));
+                        next = conn.poll_for_event().ok().flatten();
+                        let repeat = matches!(
+                            &next,
+                            Some(Event::KeyPress(p)) if p.detail == keycode && p.time == e.time
+                        );
+                        if repeat {
+                            next = None;
+                        } else {
+                            held = false;
+                            events.send(ShortcutEvent::Released);
+                        }
                     }
                     _ => {}
                 }

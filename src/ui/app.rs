@@ -292,10 +292,9 @@ impl DictationApp {
                 Inbox::Io(done) => self.on_io(done),
                 Inbox::Control(request) => self.on_control(request),
                 // Toggle on the press; a release is for hold-to-talk (not yet).
-                Inbox::Shortcut(ShortcutEvent::Pressed) | Inbox::Tray(TrayAction::Toggle) => {
-                    self.toggle_from_outside();
-                }
-                Inbox::Shortcut(ShortcutEvent::Released) => {}
+                Inbox::Shortcut(ShortcutEvent::Pressed) => self.shortcut_pressed(),
+                Inbox::Shortcut(ShortcutEvent::Released) => self.shortcut_released(),
+                Inbox::Tray(TrayAction::Toggle) => self.toggle_from_outside(),
                 Inbox::Tray(TrayAction::Show) => self.show(),
                 Inbox::Tray(TrayAction::Quit) => {
                     self.quitting = true;

@@ -39,6 +39,8 @@ pub struct Overrides {
     pub background: bool,
     /// The global shortcut for this run (default: ctrl+alt+space).
     pub shortcut: Option<String>,
+    /// What the shortcut does, for this run.
+    pub shortcut_mode: Option<settings::ShortcutMode>,
 }
 
 impl Overrides {
@@ -63,6 +65,9 @@ impl Overrides {
         }
         if self.offline {
             settings.engine = settings::EngineChoice::OnThisComputer;
+        }
+        if let Some(mode) = self.shortcut_mode {
+            settings.shortcut_mode = mode;
         }
     }
 }

@@ -31,7 +31,13 @@ pub struct Outside {
     pub shortcut: Option<String>,
     /// An autostart entry runs the app (in the background) at login.
     pub start_at_login: bool,
+    /// When the shortcut press that started the running dictation happened.
+    pressed_at: Option<std::time::Instant>,
 }
+
+/// A press held at least this long is "hold to talk": its release stops the dictation. Shorter
+/// is a tap, which toggles.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(400);
 
 impl Outside {
     /// A dictation started from outside: its finals go to the focused app (unless that is this
@@ -106,6 +112,29 @@ impl DictationApp {
             }
         }
         self.toggle_dictation();
+    }
+
+    /// The shortcut went down: stop a running dictation, or start one into the focused app.
+    pub(super) fn shortcut_pressed(&mut self) {
+        let starting = !self.is_dictating();
+        self.toggle_from_outside();
+        self.outside.pressed_at = starting.then(std::time::Instant::now);
+    }
+
+    /// The shortcut came up: in hold-to-talk, a press that was held (not tapped) ends the
+    /// dictation it started; nothing said after the release is recorded.
+    pub(super) fn shortcut_released(&mut self) {
+        let held = self
+            .outside
+            .pressed_at
+            .take()
+            .is_some_and(|at| at.elapsed() >= HOLD);
+        if held
+            && self.settings.shortcut_mode == super::settings::ShortcutMode::HoldToTalk
+            && self.is_dictating()
+        {
+            self.toggle_from_outside();
+        }
     }
 
     /// Answers a control request.

@@ -18,6 +18,17 @@ pub struct Settings {
     pub theme: Theme,
     /// Where speech is recognised.
     pub engine: EngineChoice,
+    /// What the global shortcut does.
+    pub shortcut_mode: ShortcutMode,
+}
+
+/// What the global shortcut does: each press starts or stops a dictation, or a dictation lasts
+/// while the keys are held (a short tap still toggles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ShortcutMode {
+    #[default]
+    Toggle,
+    HoldToTalk,
 }
 
 /// Where speech is recognised: Smallest AI's Lightning service (the server URL), or the offline
@@ -49,6 +60,7 @@ impl Default for Settings {
             device: None,
             theme: Theme::System,
             engine: EngineChoice::Lightning,
+            shortcut_mode: ShortcutMode::Toggle,
         }
     }
 }

@@ -163,6 +163,19 @@ impl SettingsPanel {
                 }
             }
             ui.end_row();
+            ui.label("Shortcut mode");
+            ui.horizontal(|ui| {
+                use super::settings::ShortcutMode;
+                ui.selectable_value(&mut settings.shortcut_mode, ShortcutMode::Toggle, "Toggle")
+                    .on_hover_text("Press to start, press again to stop");
+                ui.selectable_value(
+                    &mut settings.shortcut_mode,
+                    ShortcutMode::HoldToTalk,
+                    "Hold to talk",
+                )
+                .on_hover_text("Dictate while the keys are held; a short tap still toggles");
+            });
+            ui.end_row();
             let login_label = ui.label("Start at login");
             let mut on = outside.start_at_login;
             if ui
