@@ -139,7 +139,7 @@ impl Typist {
     /// Types `text` (every character, spaces included) into the focused window, once no key is
     /// held.
     pub fn type_text(&mut self, text: &str) -> Result<(), DesktopError> {
-        self.wait_for_keys_released(Duration::from_secs(120))?;
+        self.wait_for_keys_released(Duration::from_mins(2))?;
         for c in text.chars() {
             let keysym = keysym_of(c);
             let direct = self
@@ -217,7 +217,7 @@ fn detectable_auto_repeat(conn: &RustConnection) {
         let none = xkb::BoolCtrl::from(0u32);
         let _ = conn
             .xkb_per_client_flags(xkb::ID::USE_CORE_KBD.into(), flag, flag, none, none, none)
-            .map(|c| c.reply());
+            .map(x11rb::cookie::Cookie::reply);
     }
 }
 
