@@ -138,7 +138,7 @@ fn the_shortcut_and_toggle_type_every_word_into_the_focused_terminal_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut mic = VirtualMic::start(48000, 1, "s16le");
     let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
-    let _app = background_app(&mic, &display, dir.path(), server.url());
+    let app = background_app(&mic, &display, dir.path(), server.url());
     let typed = dir.path().join("typed.txt");
     let (_term, term_window) = terminal_with_focus(&display, &typed);
 
@@ -150,8 +150,21 @@ fn the_shortcut_and_toggle_type_every_word_into_the_focused_terminal_once() {
         assert!(Instant::now() < deadline, "the shortcut started nothing");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The overlay is up (the app's only visible window: the main one is hidden), and the
+    // terminal keeps the focus.
+    let app_pid = app.0.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdotool(&display, &["search", "--onlyvisible", "--pid", &app_pid]).is_empty() {
+        assert!(Instant::now() < deadline, "no overlay while dictating");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     mic.play(&tone_file(dir.path(), "a.wav", &first));
     mic.wait_played();
+    assert_eq!(
+        xdotool(&display, &["getwindowfocus"]),
+        term_window,
+        "the overlay never takes the focus"
+    );
     std::thread::sleep(Duration::from_millis(800));
     xdotool(&display, &["key", "ctrl+alt+space"]);
     let expected = "lightning dictate streams every word";

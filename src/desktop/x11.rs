@@ -221,6 +221,14 @@ fn detectable_auto_repeat(conn: &RustConnection) {
     }
 }
 
+/// The size of the default screen, in pixels.
+pub fn screen_size() -> Result<(u16, u16), DesktopError> {
+    let (conn, screen) =
+        x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    let root = &conn.setup().roots[screen];
+    Ok((root.width_in_pixels, root.height_in_pixels))
+}
+
 /// The window with the keyboard focus.
 pub fn focused_window() -> Result<Window, DesktopError> {
     let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;

@@ -21,6 +21,7 @@ use super::history_view::{HistoryAction, HistoryPanel};
 use super::io::{self, Done, Job, KeyringAccess};
 use super::lifecycle::{Failure, Lifecycle};
 use super::outside::Outside;
+use super::overlay::{Overlay, tail};
 use super::settings::{EngineChoice, Service, Settings, Theme};
 use super::settings_view::{SettingsPanel, language_ui};
 use super::status_line::{StatusAction, StatusLine};
@@ -48,6 +49,8 @@ enum Inbox {
     Shortcut(ShortcutEvent),
     /// The tray icon's menu.
     Tray(TrayAction),
+    /// A click on the overlay.
+    OverlayClicked,
 }
 
 pub struct DictationApp {
@@ -83,6 +86,10 @@ pub struct DictationApp {
     quitting: bool,
     /// What the tray icon shows.
     tray_listening: bool,
+    /// The overlay, while a dictation started from outside runs.
+    overlay: Option<Overlay>,
+    /// The finals of that dictation, for the overlay.
+    overlay_text: String,
     /// Hide the window on the first pass (`--background`: eframe shows a new window after its
     /// first frame whatever the viewport said).
     pub start_hidden: bool,
@@ -117,6 +124,8 @@ impl DictationApp {
             tray: None,
             quitting: false,
             tray_listening: false,
+            overlay: None,
+            overlay_text: String::new(),
             started_at: None,
         }
     }
@@ -149,6 +158,37 @@ impl DictationApp {
             tray.set_listening(listening);
             self.tray_listening = listening;
         }
+    }
+
+    /// Shows the overlay for a dictation started from outside the window.
+    pub(super) fn open_overlay(&mut self) {
+        let clicked = waking(&self.inbox_tx, &self.ctx).map(|()| Inbox::OverlayClicked);
+        self.overlay = Some(Overlay::new(clicked));
+        self.overlay_text.clear();
+        self.refresh_overlay();
+    }
+
+    /// Puts the dictation's state and words on the overlay.
+    fn refresh_overlay(&self) {
+        let (Some(overlay), Some(ctx)) = (&self.overlay, self.ctx.get()) else {
+            return;
+        };
+        let state = match &self.lifecycle {
+            Lifecycle::Connecting => "Connecting…".to_owned(),
+            Lifecycle::Listening | Lifecycle::Offline => "Listening".to_owned(),
+            Lifecycle::Reconnecting { .. } => "Reconnecting…".to_owned(),
+            Lifecycle::Stopping => "Finishing…".to_owned(),
+            Lifecycle::Idle | Lifecycle::Failed(_) => String::new(),
+        };
+        let finals_tail = tail(&self.overlay_text);
+        let interim = self.transcript.interim.clone();
+        let level_dbfs = self.level_dbfs;
+        overlay.update(ctx, move |view| {
+            view.state = state;
+            view.finals_tail = finals_tail;
+            view.interim = interim;
+            view.level_dbfs = level_dbfs;
+        });
     }
 
     /// Where the global shortcut's presses go.
@@ -295,6 +335,8 @@ impl DictationApp {
                 Inbox::Shortcut(ShortcutEvent::Pressed) => self.shortcut_pressed(),
                 Inbox::Shortcut(ShortcutEvent::Released) => self.shortcut_released(),
                 Inbox::Tray(TrayAction::Toggle) => self.toggle_from_outside(),
+                Inbox::OverlayClicked if self.is_dictating() => self.toggle_from_outside(),
+                Inbox::OverlayClicked => {}
                 Inbox::Tray(TrayAction::Show) => self.show(),
                 Inbox::Tray(TrayAction::Quit) => {
                     self.quitting = true;
@@ -345,13 +387,22 @@ impl DictationApp {
                 }
                 if let SessionEvent::Final(segment) = &event {
                     self.outside.on_final(segment);
+                    if self.overlay.is_some() && !segment.text.trim().is_empty() {
+                        if !self.overlay_text.is_empty() {
+                            self.overlay_text.push(' ');
+                        }
+                        self.overlay_text.push_str(segment.text.trim());
+                    }
                 }
                 if let SessionEvent::ServiceMoved { suggested_url } = &event {
                     self.moved_to = Some(suggested_url.clone());
                 }
                 self.lifecycle.on_session(&event);
                 self.sync_tray();
+                self.refresh_overlay();
                 if let SessionEvent::Ended(outcome) = &event {
+                    // The last final is in: the overlay goes.
+                    self.overlay = None;
                     self.outside.end();
                     self.backend.stop();
                     if let Err(e) = outcome {
@@ -361,6 +412,7 @@ impl DictationApp {
                 }
             }
             DictationEvent::Failed(e) => {
+                self.overlay = None;
                 self.outside.end();
                 self.backend.stop();
                 self.lifecycle = self.failed(Failure::start(&e));
@@ -369,6 +421,7 @@ impl DictationApp {
             DictationEvent::Capture(event) => {
                 self.lifecycle.on_capture(&event);
                 self.on_capture(event);
+                self.refresh_overlay();
             }
             DictationEvent::Started(_) => {}
         }
@@ -471,6 +524,9 @@ impl eframe::App for DictationApp {
     /// history stay current with no window on screen.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.first_pass(ctx);
+        if let Some(overlay) = &self.overlay {
+            overlay.show(ctx);
+        }
         // With a tray icon, closing the window hides it: dictation by shortcut goes on.
         if self.tray.is_some() && !self.quitting && ctx.input(|i| i.viewport().close_requested()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);

@@ -7,6 +7,7 @@ pub mod history_view;
 pub mod io;
 pub mod lifecycle;
 pub mod outside;
+pub mod overlay;
 pub mod settings;
 pub mod settings_view;
 pub mod status_line;

@@ -104,7 +104,8 @@ fn typing_unavailable(e: &DesktopError) -> String {
 impl DictationApp {
     /// Starts a dictation into the app with the keyboard focus, or stops the running one.
     pub fn toggle_from_outside(&mut self) {
-        if !self.is_dictating() {
+        let starting = !self.is_dictating();
+        if starting {
             let ours = crate::desktop::focus_is_ours();
             let focused = crate::desktop::focused_window();
             if let Some(notice) = self.outside.begin(ours, focused) {
@@ -112,6 +113,9 @@ impl DictationApp {
             }
         }
         self.toggle_dictation();
+        if starting && self.is_dictating() {
+            self.open_overlay();
+        }
     }
 
     /// The shortcut went down: stop a running dictation, or start one into the focused app.
