@@ -671,3 +671,53 @@ fn type_key(h: &mut Harness<'static, DictationApp>, key: &str) {
         .type_text(key);
     h.run();
 }
+
+/// Settings → Shortcut → Change…: the next key with a modifier becomes the shortcut; Escape
+/// cancels; a combination that cannot be grabbed (here: no X display at all) keeps the old one and
+/// says why.
+#[test]
+fn the_shortcut_recorder_takes_the_next_keys_or_keeps_the_old_shortcut() {
+    let recorder = Recorder::default();
+    let mut h = harness(&recorder);
+    h.get_by_label("Settings").click();
+    h.run();
+    h.get_by_label("Change…").click();
+    h.run();
+    h.get_by_label("Press the new keys… (Esc cancels)");
+    h.key_press(egui::Key::Escape);
+    h.run();
+    assert!(
+        h.query_by_label("Press the new keys… (Esc cancels)")
+            .is_none()
+    );
+    assert!(!h.state().outside.recording);
+
+    h.get_by_label("Change…").click();
+    h.run();
+    h.key_press_modifiers(
+        egui::Modifiers::CTRL | egui::Modifiers::SHIFT,
+        egui::Key::F9,
+    );
+    h.run();
+    assert!(!h.state().outside.recording, "the keys were taken");
+    if std::env::var_os("DISPLAY").is_some() {
+        // An X display to grab them on: the new shortcut is in use and saved.
+        assert_eq!(
+            h.state().settings.shortcut.as_deref(),
+            Some("ctrl+shift+f9")
+        );
+        assert_eq!(h.state().outside.shortcut.as_deref(), Some("ctrl+shift+f9"));
+    } else {
+        // Nothing to grab them on: the old (default) shortcut stays, and the reason shows.
+        assert_eq!(h.state().settings.shortcut, None);
+        assert!(
+            h.state()
+                .outside
+                .shortcut_error
+                .as_deref()
+                .is_some_and(|e| e.contains("lightning-dictate toggle")),
+            "{:?}",
+            h.state().outside.shortcut_error
+        );
+    }
+}

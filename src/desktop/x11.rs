@@ -350,24 +350,54 @@ pub enum ShortcutEvent {
     Released,
 }
 
+/// An active global shortcut; dropping it releases the keys and ends its thread.
+pub struct ShortcutGrab {
+    conn: std::sync::Arc<RustConnection>,
+    root: Window,
+    /// A window of our own, only to wake the event thread when the grab is dropped.
+    waker: Window,
+    keycode: Keycode,
+    modifiers: u16,
+}
+
+/// The lock modifiers a passive grab must also cover: none, Caps Lock, Num Lock, both.
+fn lock_variants() -> [u16; 4] {
+    let (caps, num) = (u16::from(ModMask::LOCK), u16::from(ModMask::M2));
+    [0, caps, num, caps | num]
+}
+
+impl Drop for ShortcutGrab {
+    fn drop(&mut self) {
+        for extra in lock_variants() {
+            let _ = self.conn.ungrab_key(
+                self.keycode,
+                self.root,
+                ModMask::from(self.modifiers | extra),
+            );
+        }
+        // Wake the thread: it sees its waker's message and ends.
+        let message =
+            xproto::ClientMessageEvent::new(32, self.waker, xproto::AtomEnum::NONE, [0u32; 5]);
+        let _ = self
+            .conn
+            .send_event(false, self.waker, xproto::EventMask::NO_EVENT, message);
+        let _ = self.conn.flush();
+    }
+}
+
 /// Grabs `shortcut` on the root window (with and without Caps Lock and Num Lock) and reports it on
-/// `events` from a thread of its own, for as long as the process runs.
+/// `events` from a thread of its own, until the returned grab is dropped.
 pub fn grab(
     shortcut: &Shortcut,
     events: crate::channel::Sink<ShortcutEvent>,
-) -> Result<(), DesktopError> {
+) -> Result<ShortcutGrab, DesktopError> {
     let (conn, screen) =
         x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
     let root = conn.setup().roots[screen].root;
     let (keycode, _) = Keymap::read(&conn)?
         .find(shortcut.keysym)
         .ok_or_else(|| DesktopError::BadShortcut(shortcut.text.clone()))?;
-    for extra in [
-        0u16,
-        u16::from(ModMask::LOCK),
-        u16::from(ModMask::M2),
-        u16::from(ModMask::LOCK | ModMask::M2),
-    ] {
+    for extra in lock_variants() {
         conn.grab_key(
             false,
             root,
@@ -380,55 +410,87 @@ pub fn grab(
         .check()
         .map_err(|_| DesktopError::ShortcutTaken(shortcut.text.clone()))?;
     }
+    let waker = conn.generate_id().map_err(x11)?;
+    conn.create_window(
+        0,
+        waker,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        xproto::WindowClass::INPUT_ONLY,
+        0,
+        &xproto::CreateWindowAux::new(),
+    )
+    .map_err(x11)?;
     // A held key repeats as press/release pairs; with XKB's detectable auto-repeat it repeats as
     // presses only, and the one release is the real one (what hold-to-talk needs).
     detectable_auto_repeat(&conn);
     conn.flush().map_err(x11)?;
+    let conn = std::sync::Arc::new(conn);
+    let thread_conn = std::sync::Arc::clone(&conn);
     std::thread::Builder::new()
         .name("shortcut".to_owned())
-        .spawn(move || {
-            use x11rb::protocol::Event;
-            let mut held = false;
-            let mut next = None;
-            loop {
-                let event = match next.take() {
-                    Some(event) => event,
-                    None => match conn.wait_for_event() {
-                        Ok(event) => event,
-                        Err(_) => break,
-                    },
-                };
-                match event {
-                    Event::KeyPress(e) if e.detail == keycode => {
-                        tracing::debug!(time = e.time, held, "shortcut press");
-                        if !held {
-                            held = true;
-                            events.send(ShortcutEvent::Pressed);
-                        }
-                    }
-                    Event::KeyRelease(e) if e.detail == keycode => {
-                        tracing::debug!(time = e.time, "shortcut release");
-                        // Without detectable auto-repeat, a repeat is a release followed at once
-                        // by a press with the same time: not a real release.
-                        std::thread::sleep(Duration::from_millis(2));
-                        next = conn.poll_for_event().ok().flatten();
-                        let repeat = matches!(
-                            &next,
-                            Some(Event::KeyPress(p)) if p.detail == keycode && p.time == e.time
-                        );
-                        if repeat {
-                            next = None;
-                        } else {
-                            held = false;
-                            events.send(ShortcutEvent::Released);
-                        }
-                    }
-                    _ => {}
+        .spawn(move || watch(&thread_conn, keycode, waker, &events))
+        .map_err(x11)?;
+    Ok(ShortcutGrab {
+        conn,
+        root,
+        waker,
+        keycode,
+        modifiers: shortcut.modifiers,
+    })
+}
+
+/// The shortcut's event loop: presses and (real) releases, until the waker's message.
+fn watch(
+    conn: &RustConnection,
+    keycode: Keycode,
+    waker: Window,
+    events: &crate::channel::Sink<ShortcutEvent>,
+) {
+    use x11rb::protocol::Event;
+    let mut held = false;
+    let mut next = None;
+    loop {
+        let event = match next.take() {
+            Some(event) => event,
+            None => match conn.wait_for_event() {
+                Ok(event) => event,
+                Err(_) => break,
+            },
+        };
+        match event {
+            Event::ClientMessage(m) if m.window == waker => break,
+            Event::KeyPress(e) if e.detail == keycode => {
+                tracing::debug!(time = e.time, held, "shortcut press");
+                if !held {
+                    held = true;
+                    events.send(ShortcutEvent::Pressed);
                 }
             }
-        })
-        .map_err(x11)?;
-    Ok(())
+            Event::KeyRelease(e) if e.detail == keycode => {
+                tracing::debug!(time = e.time, "shortcut release");
+                // Without detectable auto-repeat, a repeat is a release followed at once by a
+                // press with the same time: not a real release.
+                std::thread::sleep(Duration::from_millis(2));
+                next = conn.poll_for_event().ok().flatten();
+                let repeat = matches!(
+                    &next,
+                    Some(Event::KeyPress(p)) if p.detail == keycode && p.time == e.time
+                );
+                if repeat {
+                    next = None;
+                } else {
+                    held = false;
+                    events.send(ShortcutEvent::Released);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

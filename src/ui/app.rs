@@ -570,6 +570,12 @@ impl DictationApp {
             Theme::Light => egui::ThemePreference::Light,
             Theme::Dark => egui::ThemePreference::Dark,
         });
+        // Recording a new shortcut takes the keys first.
+        let recording = self.outside.recording;
+        self.record_shortcut(&ctx);
+        if recording {
+            ctx.input_mut(|i| i.events.retain(|e| !matches!(e, egui::Event::Key { .. })));
+        }
         if ctx.input_mut(|i| i.consume_key(Modifiers::CTRL, Key::Space)) {
             self.toggle();
         }
@@ -622,7 +628,7 @@ impl DictationApp {
                         &mut self.settings,
                         self.level_dbfs,
                         &mut self.key,
-                        &self.outside,
+                        &mut self.outside,
                     );
                     ui.add_space(4.0);
                     job

@@ -70,6 +70,9 @@ impl Overrides {
         if let Some(mode) = self.shortcut_mode {
             settings.shortcut_mode = mode;
         }
+        if let Some(keys) = &self.shortcut {
+            settings.shortcut = Some(keys.clone());
+        }
     }
 }
 
@@ -148,20 +151,7 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<Launc
                     Err(e) => tracing::warn!("no control socket: {e}"),
                 }
             }
-            let shortcut = overrides
-                .shortcut
-                .clone()
-                .unwrap_or_else(|| crate::desktop::DEFAULT_SHORTCUT.to_owned());
-            let grabbed = crate::desktop::Shortcut::parse(&shortcut)
-                .and_then(|keys| crate::desktop::x11::grab(&keys, app.shortcut_sink()));
-            match grabbed {
-                Ok(()) => app.outside.shortcut = Some(shortcut),
-                Err(e) => {
-                    app.outside.shortcut_error = Some(format!(
-                        "{e}: bind `lightning-dictate toggle` to a key in your desktop's keyboard settings instead"
-                    ));
-                }
-            }
+            app.grab_shortcut();
             Ok(Box::new(app))
         }),
     )

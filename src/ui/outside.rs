@@ -33,6 +33,10 @@ pub struct Outside {
     pub start_at_login: bool,
     /// When the shortcut press that started the running dictation happened.
     pressed_at: Option<std::time::Instant>,
+    /// The active global shortcut (dropping it releases the keys).
+    grab: Option<crate::desktop::x11::ShortcutGrab>,
+    /// Settings is waiting for the keys of a new shortcut.
+    pub recording: bool,
 }
 
 /// A press held at least this long is "hold to talk": its release stops the dictation. Shorter
@@ -115,6 +119,87 @@ impl DictationApp {
         self.toggle_dictation();
         if starting && self.is_dictating() {
             self.open_overlay();
+        }
+    }
+
+    /// Grabs the shortcut of the settings (default ctrl+alt+space); on failure, Settings says why
+    /// and what to bind instead. Returns whether it is active.
+    pub fn grab_shortcut(&mut self) -> bool {
+        self.outside.grab = None;
+        let keys = self
+            .settings
+            .shortcut
+            .clone()
+            .unwrap_or_else(|| crate::desktop::DEFAULT_SHORTCUT.to_owned());
+        let sink = self.shortcut_sink();
+        match crate::desktop::Shortcut::parse(&keys)
+            .and_then(|shortcut| crate::desktop::x11::grab(&shortcut, sink))
+        {
+            Ok(grab) => {
+                self.outside.grab = Some(grab);
+                self.outside.shortcut = Some(keys);
+                self.outside.shortcut_error = None;
+                true
+            }
+            Err(e) => {
+                self.outside.shortcut = None;
+                self.outside.shortcut_error = Some(format!(
+                    "{e}: bind `lightning-dictate toggle` to a key in your desktop's keyboard settings instead"
+                ));
+                false
+            }
+        }
+    }
+
+    /// While Settings records a new shortcut: the first key pressed with a modifier becomes it
+    /// (Escape cancels). A combination that cannot be grabbed leaves the old one.
+    pub(super) fn record_shortcut(&mut self, ctx: &egui::Context) {
+        if !self.outside.recording {
+            return;
+        }
+        let pressed = ctx.input(|i| {
+            i.events.iter().find_map(|event| match event {
+                egui::Event::Key {
+                    key,
+                    pressed: true,
+                    modifiers,
+                    ..
+                } => Some((*key, *modifiers)),
+                _ => None,
+            })
+        });
+        let Some((key, modifiers)) = pressed else {
+            return;
+        };
+        if key == egui::Key::Escape {
+            self.outside.recording = false;
+            return;
+        }
+        let mut parts = Vec::new();
+        if modifiers.ctrl {
+            parts.push("ctrl");
+        }
+        if modifiers.alt {
+            parts.push("alt");
+        }
+        if modifiers.shift {
+            parts.push("shift");
+        }
+        if parts.is_empty() {
+            // A shortcut needs a modifier: keep listening.
+            return;
+        }
+        let name = key.name().to_ascii_lowercase();
+        let keys = format!("{}+{name}", parts.join("+"));
+        self.outside.recording = false;
+        let previous = self.settings.shortcut.replace(keys);
+        if !self.grab_shortcut() {
+            let why = self.outside.shortcut_error.clone();
+            self.settings.shortcut = previous;
+            self.grab_shortcut();
+            if let Some(why) = why {
+                self.status.notify(why, 0.0, f64::INFINITY);
+            }
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Settings {
     pub engine: EngineChoice,
     /// What the global shortcut does.
     pub shortcut_mode: ShortcutMode,
+    /// The global shortcut (`None`: ctrl+alt+space).
+    pub shortcut: Option<String>,
 }
 
 /// What the global shortcut does: each press starts or stops a dictation, or a dictation lasts
@@ -61,6 +63,7 @@ impl Default for Settings {
             theme: Theme::System,
             engine: EngineChoice::Lightning,
             shortcut_mode: ShortcutMode::Toggle,
+            shortcut: None,
         }
     }
 }

@@ -25,7 +25,7 @@ impl SettingsPanel {
         settings: &mut Settings,
         level_dbfs: f32,
         key: &mut ApiKeyField,
-        outside: &super::outside::Outside,
+        outside: &mut super::outside::Outside,
     ) -> Option<Job> {
         let mut job = None;
         egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
@@ -148,20 +148,35 @@ impl SettingsPanel {
             ui.end_row();
 
             ui.label("Shortcut");
-            match (&outside.shortcut, &outside.shortcut_error) {
-                (Some(keys), _) => {
-                    ui.label(format!(
-                        "{}: starts and stops dictation in any app; the words are typed where you work",
-                        super::outside::shortcut_label(keys)
-                    ));
+            ui.horizontal(|ui| {
+                if outside.recording {
+                    ui.label(RichText::new("Press the new keys… (Esc cancels)").strong());
+                } else {
+                    match (&outside.shortcut, &outside.shortcut_error) {
+                        (Some(keys), _) => {
+                            ui.label(format!(
+                                "{}: starts and stops dictation in any app; the words are typed where you work",
+                                super::outside::shortcut_label(keys)
+                            ));
+                        }
+                        (None, Some(why)) => {
+                            ui.label(RichText::new(why).color(ui.visuals().warn_fg_color));
+                        }
+                        (None, None) => {
+                            ui.label(
+                                "bind `lightning-dictate toggle` to a key in your desktop's settings",
+                            );
+                        }
+                    }
+                    if ui
+                        .small_button("Change…")
+                        .on_hover_text("Press a key with Ctrl, Alt or Shift")
+                        .clicked()
+                    {
+                        outside.recording = true;
+                    }
                 }
-                (None, Some(why)) => {
-                    ui.label(RichText::new(why).color(ui.visuals().warn_fg_color));
-                }
-                (None, None) => {
-                    ui.label("bind `lightning-dictate toggle` to a key in your desktop's settings");
-                }
-            }
+            });
             ui.end_row();
             ui.label("Shortcut mode");
             ui.horizontal(|ui| {
