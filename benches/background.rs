@@ -192,7 +192,11 @@ fn main() {
     drop(app);
 
     // Typing latency: ten words from the typing thread to the terminal's file.
-    let inserter = lightning_dictate::desktop::Inserter::start_on(Some(&display)).unwrap();
+    let inserter = lightning_dictate::desktop::Inserter::start_on(
+        Some(&display),
+        lightning_dictate::desktop::InsertMethod::Type,
+    )
+    .unwrap();
     let sentence = "the quick brown fox jumps over the lazy dog again";
     let mut latencies = Vec::new();
     for _ in 0..30 {

@@ -220,7 +220,11 @@ fn non_ascii_text_is_typed_right_under_a_german_layout() {
     let typed = dir.path().join("typed.txt");
     let (_term, _) = terminal_with_focus(&display, &typed);
     let text = "Café über Straße, señor: zwei yaks. 100 € & 50%!";
-    let inserter = lightning_dictate::desktop::Inserter::start_on(Some(&display)).unwrap();
+    let inserter = lightning_dictate::desktop::Inserter::start_on(
+        Some(&display),
+        lightning_dictate::desktop::InsertMethod::Type,
+    )
+    .unwrap();
     inserter.insert(text);
     inserter.finish();
     assert_eq!(wait_for_text(&typed, text, Duration::from_secs(10)), text);
@@ -396,5 +400,100 @@ fn hold_to_talk_types_what_was_said_while_held_and_nothing_after() {
     assert_eq!(
         String::from_utf8_lossy(&control(&mic, "status").stdout).trim(),
         "idle"
+    );
+}
+
+/// Paste mode: the words go into a toolkit text field through the clipboard (Ctrl+V), and the
+/// clipboard holds what it held before once the dictation is done.
+#[test]
+fn paste_mode_pastes_into_a_text_field_and_restores_the_clipboard() {
+    let display = format!(":{}", 700 + std::process::id() % 50);
+    let _xvfb = start_xvfb(&display);
+    let _wm = start_openbox(&display);
+    let dir = tempfile::tempdir().unwrap();
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let _app = background_app_with(
+        &mic,
+        &display,
+        dir.path(),
+        &["--url", server.url(), "--insert", "paste"],
+        None,
+    );
+    // Something the user had copied before.
+    let mut copy = Command::new("xclip")
+        .args(["-selection", "clipboard"])
+        .env("DISPLAY", &display)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("xclip is needed: run `bash .ci/test`");
+    std::io::Write::write_all(&mut copy.stdin.take().unwrap(), b"what I copied before").unwrap();
+    let _ = copy.wait();
+    let clipboard = || {
+        let out = Command::new("xclip")
+            .args(["-o", "-selection", "clipboard"])
+            .env("DISPLAY", &display)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(clipboard(), "what I copied before");
+
+    // A Tk text field with the focus, saving its content to a file.
+    let field_file = dir.path().join("field.txt");
+    let script = format!(
+        "import tkinter as tk\n\
+         root = tk.Tk(); root.title('paste-field')\n\
+         entry = tk.Entry(root, width=80); entry.pack(); entry.focus_force()\n\
+         def save():\n    open({file:?}, 'w').write(entry.get()); root.after(100, save)\n\
+         root.after(100, save); root.mainloop()\n",
+        file = field_file.display().to_string()
+    );
+    let _field = Killed(
+        Command::new("/usr/bin/python3")
+            .args(["-c", &script])
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "python3 with tkinter is needed: run `bash .ci/test`, which installs python3-tk",
+            ),
+    );
+    let window = xdotool(
+        &display,
+        &["search", "--sync", "--onlyvisible", "--name", "paste-field"],
+    );
+    let window = window.lines().next().unwrap_or_default().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdotool(&display, &["getwindowfocus"]) != window {
+        assert!(
+            Instant::now() < deadline,
+            "the text field never got the focus"
+        );
+        xdotool(&display, &["windowactivate", "--sync", &window]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    assert!(control(&mic, "toggle").status.success());
+    std::thread::sleep(Duration::from_millis(800));
+    mic.play(&tone_file(
+        dir.path(),
+        "p.wav",
+        &[&["text", "appears"], &["every", "word"]],
+    ));
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(control(&mic, "toggle").status.success());
+    let expected = "text appears every word";
+    assert_eq!(
+        wait_for_text(&field_file, expected, Duration::from_secs(15)),
+        expected
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        clipboard(),
+        "what I copied before",
+        "the clipboard is put back"
     );
 }

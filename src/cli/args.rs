@@ -7,7 +7,7 @@ use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use lightning_dictate::protocol::{DEFAULT_URL, Encoding, Language, SampleRate, StreamParams};
-use lightning_dictate::ui::settings::ShortcutMode;
+use lightning_dictate::ui::settings::{InsertInto, ShortcutMode};
 use lightning_dictate::ui::{Overrides, Theme};
 
 fn language_parser() -> impl TypedValueParser<Value = Language> {
@@ -29,6 +29,14 @@ fn shortcut_mode_parser() -> impl TypedValueParser<Value = ShortcutMode> {
     PossibleValuesParser::new(["toggle", "hold"]).map(|s| match s.as_str() {
         "hold" => ShortcutMode::HoldToTalk,
         _ => ShortcutMode::Toggle,
+    })
+}
+
+fn insert_parser() -> impl TypedValueParser<Value = InsertInto> {
+    PossibleValuesParser::new(["type", "paste", "window"]).map(|s| match s.as_str() {
+        "paste" => InsertInto::Pasting,
+        "window" => InsertInto::WindowOnly,
+        _ => InsertInto::Typing,
     })
 }
 
@@ -106,6 +114,10 @@ pub struct WindowArgs {
     /// (dictate while held; a short tap still toggles).
     #[arg(long, value_name = "MODE", value_parser = shortcut_mode_parser())]
     pub shortcut_mode: Option<ShortcutMode>,
+    /// Where a dictation by the shortcut puts its text, for this run: type (into the focused
+    /// app), paste (through the clipboard) or window (this window only).
+    #[arg(long, value_name = "HOW", value_parser = insert_parser())]
+    pub insert: Option<InsertInto>,
 }
 
 impl WindowArgs {
@@ -123,6 +135,7 @@ impl WindowArgs {
             background: self.background,
             shortcut: self.shortcut.clone(),
             shortcut_mode: self.shortcut_mode,
+            insert: self.insert,
         }
     }
 }

@@ -35,28 +35,53 @@ pub enum DesktopError {
     Tray(String),
 }
 
-/// Types text into the focused app from a thread of its own, in order.
+/// How text reaches the focused app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertMethod {
+    /// Typed key by key (XTest).
+    Type,
+    /// Put on the clipboard and pasted (Ctrl+V, or Ctrl+Shift+V in a terminal); the previous
+    /// clipboard comes back afterwards if nobody replaced ours meanwhile.
+    Paste,
+}
+
+/// Inserts text into the focused app from a thread of its own, in order.
 pub struct Inserter {
     texts: Sender<String>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How long the app that pastes gets to read the clipboard before the previous content is put
+/// back.
+const PASTE_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+
 impl Inserter {
     /// Connects to the display (checking XTest) and starts the typing thread.
     pub fn start() -> Result<Inserter, DesktopError> {
-        Inserter::start_on(None)
+        Inserter::start_on(None, InsertMethod::Type)
     }
 
-    /// The same on `display` (`None`: `$DISPLAY`).
-    pub fn start_on(display: Option<&str>) -> Result<Inserter, DesktopError> {
+    /// The same on `display` (`None`: `$DISPLAY`), inserting by `method`.
+    pub fn start_on(display: Option<&str>, method: InsertMethod) -> Result<Inserter, DesktopError> {
         let mut typist = x11::Typist::connect(display)?;
         let (texts, queue) = crossbeam_channel::unbounded::<String>();
         let thread = std::thread::Builder::new()
             .name("type".to_owned())
             .spawn(move || {
+                // The clipboard lives on this thread: X11 serves the selection from its owner.
+                let mut clipboard = match method {
+                    InsertMethod::Paste => arboard::Clipboard::new()
+                        .map_err(|e| tracing::error!("no clipboard: {e}"))
+                        .ok(),
+                    InsertMethod::Type => None,
+                };
                 for text in &queue {
-                    if let Err(e) = typist.type_text(&text) {
-                        tracing::error!("typing into the focused app failed: {e}");
+                    let done = match clipboard.as_mut() {
+                        Some(clipboard) => paste(&mut typist, clipboard, &text),
+                        None => typist.type_text(&text),
+                    };
+                    if let Err(e) = done {
+                        tracing::error!("inserting into the focused app failed: {e}");
                     }
                 }
             })
@@ -80,6 +105,47 @@ impl Inserter {
             let _ = thread.join();
         }
     }
+}
+
+/// Pastes `text` through the clipboard, then puts the previous content back if the clipboard
+/// still holds ours.
+fn paste(
+    typist: &mut x11::Typist,
+    clipboard: &mut arboard::Clipboard,
+    text: &str,
+) -> Result<(), DesktopError> {
+    let clip = |e: arboard::Error| DesktopError::X11(format!("clipboard: {e}"));
+    let previous = clipboard.get_text().ok();
+    clipboard.set_text(text).map_err(clip)?;
+    let terminal = x11::focused_class().is_ok_and(|class| {
+        [
+            "term",
+            "konsole",
+            "kitty",
+            "alacritty",
+            "wezterm",
+            "foot",
+            "tilix",
+            "terminator",
+        ]
+        .iter()
+        .any(|name| class.contains(name))
+    });
+    const CONTROL_L: u32 = 0xffe3;
+    const SHIFT_L: u32 = 0xffe1;
+    const V: u32 = 0x76;
+    if terminal {
+        typist.press_combo(&[CONTROL_L, SHIFT_L, V])?;
+    } else {
+        typist.press_combo(&[CONTROL_L, V])?;
+    }
+    std::thread::sleep(PASTE_SETTLE);
+    if let Some(previous) = previous
+        && clipboard.get_text().is_ok_and(|now| now == text)
+    {
+        clipboard.set_text(previous).map_err(clip)?;
+    }
+    Ok(())
 }
 
 /// The window with the keyboard focus, if the display says.

@@ -181,6 +181,28 @@ impl Typist {
         self.sync()
     }
 
+    /// Presses the keys of `keysyms` in order and releases them in reverse (Ctrl+V is
+    /// `[Control_L, v]`), once no key is held.
+    pub fn press_combo(&mut self, keysyms: &[Keysym]) -> Result<(), DesktopError> {
+        self.wait_for_keys_released(Duration::from_mins(2))?;
+        let codes = keysyms
+            .iter()
+            .map(|&sym| {
+                self.keymap
+                    .find(sym)
+                    .map(|(code, _)| code)
+                    .ok_or_else(|| DesktopError::X11(format!("no key for keysym {sym:#x}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for &code in &codes {
+            self.key(code, true)?;
+        }
+        for &code in codes.iter().rev() {
+            self.key(code, false)?;
+        }
+        self.sync()
+    }
+
     /// Waits until the server has processed everything sent.
     fn sync(&self) -> Result<(), DesktopError> {
         self.conn
@@ -238,6 +260,47 @@ pub fn focused_window() -> Result<Window, DesktopError> {
         .reply()
         .map_err(x11)?
         .focus)
+}
+
+/// The class (`WM_CLASS`, both parts, lower case) of the focused window, looking up through
+/// parents: `xterm xterm`, `gnome-terminal-server gnome-terminal-server`, ...
+pub fn focused_class() -> Result<String, DesktopError> {
+    let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    let mut window = conn
+        .get_input_focus()
+        .map_err(x11)?
+        .reply()
+        .map_err(x11)?
+        .focus;
+    for _ in 0..8 {
+        if window == x11rb::NONE || window == 1 {
+            break;
+        }
+        let property = conn
+            .get_property(
+                false,
+                window,
+                xproto::AtomEnum::WM_CLASS,
+                xproto::AtomEnum::STRING,
+                0,
+                256,
+            )
+            .map_err(x11)?
+            .reply()
+            .map_err(x11)?;
+        if !property.value.is_empty() {
+            return Ok(String::from_utf8_lossy(&property.value)
+                .replace('\0', " ")
+                .trim()
+                .to_lowercase());
+        }
+        let tree = conn.query_tree(window).map_err(x11)?.reply().map_err(x11)?;
+        if tree.parent == tree.root {
+            break;
+        }
+        window = tree.parent;
+    }
+    Ok(String::new())
 }
 
 /// The process that owns the focused window (its `_NET_WM_PID`, looking up through parents).

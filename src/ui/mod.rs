@@ -42,6 +42,8 @@ pub struct Overrides {
     pub shortcut: Option<String>,
     /// What the shortcut does, for this run.
     pub shortcut_mode: Option<settings::ShortcutMode>,
+    /// Where a dictation by the shortcut puts its text, for this run.
+    pub insert: Option<settings::InsertInto>,
 }
 
 impl Overrides {
@@ -69,6 +71,9 @@ impl Overrides {
         }
         if let Some(mode) = self.shortcut_mode {
             settings.shortcut_mode = mode;
+        }
+        if let Some(insert) = self.insert {
+            settings.insert_into = insert;
         }
         if let Some(keys) = &self.shortcut {
             settings.shortcut = Some(keys.clone());

@@ -6,14 +6,15 @@ use eframe::egui;
 use super::app::DictationApp;
 use super::lifecycle::Lifecycle;
 use crate::control::{self, Command};
-use crate::desktop::{DesktopError, Inserter};
+use crate::desktop::{DesktopError, InsertMethod, Inserter};
 use crate::session::FinalSegment;
 
 /// Where a dictation's text goes besides the window's transcript.
 #[derive(Default)]
 pub struct Outside {
-    /// The typing thread, started on the first dictation that needs it and kept.
-    inserter: Option<Inserter>,
+    /// The typing thread (and how it inserts), started on the first dictation that needs it and
+    /// kept.
+    inserter: Option<(InsertMethod, Inserter)>,
     /// The running dictation types into the focused app.
     inserting: bool,
     /// Segments typed so far in this dictation (the next one gets a space first).
@@ -46,16 +47,27 @@ const HOLD: std::time::Duration = std::time::Duration::from_millis(400);
 impl Outside {
     /// A dictation started from outside: its finals go to the focused app (unless that is this
     /// window, which shows them anyway). Returns a notice when typing is not possible.
-    pub fn begin(&mut self, focus_is_ours: bool, focused: Option<u32>) -> Option<String> {
+    pub fn begin(
+        &mut self,
+        focus_is_ours: bool,
+        focused: Option<u32>,
+        into: super::settings::InsertInto,
+    ) -> Option<String> {
+        use super::settings::InsertInto;
         self.typed = 0;
         self.inserting = false;
         self.target = focused;
+        let method = match into {
+            InsertInto::WindowOnly => return None,
+            InsertInto::Typing => InsertMethod::Type,
+            InsertInto::Pasting => InsertMethod::Paste,
+        };
         if focus_is_ours {
             return None;
         }
-        if self.inserter.is_none() {
-            match Inserter::start() {
-                Ok(inserter) => self.inserter = Some(inserter),
+        if self.inserter.as_ref().is_none_or(|(m, _)| *m != method) {
+            match Inserter::start_on(None, method) {
+                Ok(inserter) => self.inserter = Some((method, inserter)),
                 Err(e) => {
                     let message = typing_unavailable(&e);
                     self.typing_error = Some(message.clone());
@@ -79,7 +91,7 @@ impl Outside {
         if !self.inserting || text.is_empty() {
             return;
         }
-        if let Some(inserter) = &self.inserter {
+        if let Some((_, inserter)) = &self.inserter {
             let continues =
                 self.typed > 0 || (self.target.is_some() && self.target == self.last_target);
             let spaced = if continues {
@@ -112,7 +124,7 @@ impl DictationApp {
         if starting {
             let ours = crate::desktop::focus_is_ours();
             let focused = crate::desktop::focused_window();
-            if let Some(notice) = self.outside.begin(ours, focused) {
+            if let Some(notice) = self.outside.begin(ours, focused, self.settings.insert_into) {
                 self.status.notify(notice, 0.0, f64::INFINITY);
             }
         }

@@ -22,6 +22,21 @@ pub struct Settings {
     pub shortcut_mode: ShortcutMode,
     /// The global shortcut (`None`: ctrl+alt+space).
     pub shortcut: Option<String>,
+    /// Where a dictation started from outside the window puts its text.
+    pub insert_into: InsertInto,
+}
+
+/// Where a dictation started by the shortcut (or `lightning-dictate toggle`) puts its text,
+/// besides the window's transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum InsertInto {
+    /// The focused app, typed key by key.
+    #[default]
+    Typing,
+    /// The focused app, pasted through the clipboard (the previous content is put back).
+    Pasting,
+    /// This window only.
+    WindowOnly,
 }
 
 /// What the global shortcut does: each press starts or stops a dictation, or a dictation lasts
@@ -64,6 +79,7 @@ impl Default for Settings {
             engine: EngineChoice::Lightning,
             shortcut_mode: ShortcutMode::Toggle,
             shortcut: None,
+            insert_into: InsertInto::Typing,
         }
     }
 }

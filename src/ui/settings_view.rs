@@ -178,6 +178,19 @@ impl SettingsPanel {
                 }
             });
             ui.end_row();
+            ui.label("Insert into");
+            ui.horizontal(|ui| {
+                use super::settings::InsertInto;
+                let into = &mut settings.insert_into;
+                ui.selectable_value(into, InsertInto::Typing, "the focused app, by typing")
+                    .on_hover_text("Each final is typed where your cursor is");
+                ui.selectable_value(into, InsertInto::Pasting, "the focused app, by pasting")
+                    .on_hover_text(
+                        "Through the clipboard (Ctrl+V; Ctrl+Shift+V in terminals); the clipboard is put back afterwards",
+                    );
+                ui.selectable_value(into, InsertInto::WindowOnly, "this window only");
+            });
+            ui.end_row();
             ui.label("Shortcut mode");
             ui.horizontal(|ui| {
                 use super::settings::ShortcutMode;
