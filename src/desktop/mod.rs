@@ -107,6 +107,10 @@ impl Inserter {
     }
 }
 
+const CONTROL_L: u32 = 0xffe3;
+const SHIFT_L: u32 = 0xffe1;
+const V: u32 = 0x76;
+
 /// Pastes `text` through the clipboard, then puts the previous content back if the clipboard
 /// still holds ours.
 fn paste(
@@ -131,9 +135,6 @@ fn paste(
         .iter()
         .any(|name| class.contains(name))
     });
-    const CONTROL_L: u32 = 0xffe3;
-    const SHIFT_L: u32 = 0xffe1;
-    const V: u32 = 0x76;
     if terminal {
         typist.press_combo(&[CONTROL_L, SHIFT_L, V])?;
     } else {
