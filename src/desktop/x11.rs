@@ -262,10 +262,14 @@ pub fn focused_window() -> Result<Window, DesktopError> {
         .focus)
 }
 
-/// The class (`WM_CLASS`, both parts, lower case) of the focused window, looking up through
-/// parents: `xterm xterm`, `gnome-terminal-server gnome-terminal-server`, ...
-pub fn focused_class() -> Result<String, DesktopError> {
+/// A property of the focused window or, when it has none, of its nearest ancestor that has it
+/// (toolkits often focus a child window).
+fn focused_property(
+    atom: impl Fn(&RustConnection) -> Result<xproto::Atom, DesktopError>,
+    kind: xproto::AtomEnum,
+) -> Result<Option<xproto::GetPropertyReply>, DesktopError> {
     let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    let atom = atom(&conn)?;
     let mut window = conn
         .get_input_focus()
         .map_err(x11)?
@@ -277,22 +281,12 @@ pub fn focused_class() -> Result<String, DesktopError> {
             break;
         }
         let property = conn
-            .get_property(
-                false,
-                window,
-                xproto::AtomEnum::WM_CLASS,
-                xproto::AtomEnum::STRING,
-                0,
-                256,
-            )
+            .get_property(false, window, atom, kind, 0, 256)
             .map_err(x11)?
             .reply()
             .map_err(x11)?;
         if !property.value.is_empty() {
-            return Ok(String::from_utf8_lossy(&property.value)
-                .replace('\0', " ")
-                .trim()
-                .to_lowercase());
+            return Ok(Some(property));
         }
         let tree = conn.query_tree(window).map_err(x11)?.reply().map_err(x11)?;
         if tree.parent == tree.root {
@@ -300,45 +294,40 @@ pub fn focused_class() -> Result<String, DesktopError> {
         }
         window = tree.parent;
     }
-    Ok(String::new())
+    Ok(None)
 }
 
-/// The process that owns the focused window (its `_NET_WM_PID`, looking up through parents).
+/// The class (`WM_CLASS`, both parts, lower case) of the focused window: `xterm xterm`,
+/// `gnome-terminal-server gnome-terminal-server`, ...
+pub fn focused_class() -> Result<String, DesktopError> {
+    let property = focused_property(
+        |_| Ok(xproto::AtomEnum::WM_CLASS.into()),
+        xproto::AtomEnum::STRING,
+    )?;
+    Ok(property.map_or_else(String::new, |p| {
+        String::from_utf8_lossy(&p.value)
+            .replace('\0', " ")
+            .trim()
+            .to_lowercase()
+    }))
+}
+
+/// The process that owns the focused window (its `_NET_WM_PID`).
 pub fn focused_pid() -> Result<u32, DesktopError> {
-    let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
-    let atom = conn
-        .intern_atom(true, b"_NET_WM_PID")
-        .map_err(x11)?
-        .reply()
-        .map_err(x11)?
-        .atom;
-    let mut window = conn
-        .get_input_focus()
-        .map_err(x11)?
-        .reply()
-        .map_err(x11)?
-        .focus;
-    for _ in 0..8 {
-        if window == x11rb::NONE || window == 1 {
-            break;
-        }
-        let property = conn
-            .get_property(false, window, atom, xproto::AtomEnum::CARDINAL, 0, 1)
-            .map_err(x11)?
-            .reply()
-            .map_err(x11)?;
-        if let Some(pid) = property.value32().and_then(|mut v| v.next()) {
-            return Ok(pid);
-        }
-        let tree = conn.query_tree(window).map_err(x11)?.reply().map_err(x11)?;
-        if tree.parent == tree.root {
-            break;
-        }
-        window = tree.parent;
-    }
-    Err(DesktopError::X11(
-        "the focused window names no process".to_owned(),
-    ))
+    let property = focused_property(
+        |conn| {
+            Ok(conn
+                .intern_atom(true, b"_NET_WM_PID")
+                .map_err(x11)?
+                .reply()
+                .map_err(x11)?
+                .atom)
+        },
+        xproto::AtomEnum::CARDINAL,
+    )?;
+    property
+        .and_then(|p| p.value32().and_then(|mut v| v.next()))
+        .ok_or_else(|| DesktopError::X11("the focused window names no process".to_owned()))
 }
 
 /// The X keysym for a character: Latin-1 as itself, control keys by name, the rest as Unicode
