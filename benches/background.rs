@@ -23,12 +23,11 @@ mod vmic;
 #[path = "../tests/common/xserver.rs"]
 mod xserver;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
-use xserver::{Killed, start_openbox, start_xvfb, xdotool};
+use xserver::{Killed, start_openbox, start_xvfb, terminal_with_focus, xdotool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 
@@ -69,35 +68,6 @@ fn cpu_share(pid: u32, secs: f64) -> f64 {
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(secs));
     (cpu_secs(pid) - before) / started.elapsed().as_secs_f64() * 100.0
-}
-
-fn terminal(display: &str, file: &Path) -> (Killed, String) {
-    let term = Killed(
-        Command::new("xterm")
-            .args(["-title", "bench-sink", "-e", "sh", "-c"])
-            .arg(format!(
-                "stty -icanon -echo; exec cat > '{}'",
-                file.display()
-            ))
-            .env("DISPLAY", display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xterm"),
-    );
-    let window = xdotool(
-        display,
-        &["search", "--sync", "--onlyvisible", "--name", "bench-sink"],
-    );
-    let window = window.lines().next().unwrap_or_default().to_owned();
-    for _ in 0..50 {
-        if xdotool(display, &["getwindowfocus"]) == window {
-            break;
-        }
-        xdotool(display, &["windowactivate", "--sync", &window]);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (term, window)
 }
 
 fn main() {
@@ -150,7 +120,7 @@ fn main() {
 
     // Dictating into a terminal, overlay up, tone words in real time.
     let typed = dir.path().join("typed.txt");
-    let (_term, _) = terminal(&display, &typed);
+    let (_term, _) = terminal_with_focus(&display, &typed);
     let segments: Vec<Vec<&str>> = (0..40)
         .map(|i| {
             lightning_dictate::tones::VOCABULARY

@@ -16,46 +16,39 @@ use std::time::{Duration, Instant};
 
 use common::dbus::SessionBus;
 use common::vmic::{DEVICE, VirtualMic};
-use common::xserver::{Killed, start_openbox, start_xvfb, xdotool};
+use common::xserver::{Killed, start_openbox, start_xvfb, terminal_with_focus, xdotool};
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 
-/// A terminal that writes what is typed into it to `file` (no Enter needed), with the focus.
-/// Returns it and its window id.
-fn terminal_with_focus(display: &str, file: &Path) -> (Killed, String) {
-    let title = format!("sink-{}", std::process::id());
-    let term = Killed(
-        Command::new("xterm")
-            .args(["-title", &title, "-e", "sh", "-c"])
-            .arg(format!(
-                "stty -icanon -echo; exec cat > '{}'",
-                file.display()
-            ))
-            .env("DISPLAY", display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("xterm is needed: run `bash .ci/test`, which installs it"),
-    );
-    let window = xdotool(
-        display,
-        &["search", "--sync", "--onlyvisible", "--name", &title],
-    );
-    let window = window.lines().next().unwrap_or_default().to_owned();
-    assert!(!window.is_empty(), "no terminal window");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while xdotool(display, &["getwindowfocus"]) != window {
-        assert!(
-            Instant::now() < deadline,
-            "the terminal never got the focus"
-        );
-        xdotool(display, &["windowactivate", "--sync", &window]);
-        std::thread::sleep(Duration::from_millis(200));
+/// An X display with a window manager, a folder, a virtual microphone and the tone server: what
+/// every test here starts from.
+struct Desk {
+    display: String,
+    _xvfb: Killed,
+    _wm: Killed,
+    dir: tempfile::TempDir,
+    mic: VirtualMic,
+    server: BackgroundServer,
+}
+
+impl Desk {
+    /// On a display numbered from `base` (tests run in parallel, each on its own).
+    fn new(base: u32) -> Desk {
+        let display = format!(":{}", base + std::process::id() % 50);
+        let xvfb = start_xvfb(&display);
+        let wm = start_openbox(&display);
+        Desk {
+            _xvfb: xvfb,
+            _wm: wm,
+            display,
+            dir: tempfile::tempdir().unwrap(),
+            mic: VirtualMic::start(48000, 1, "s16le"),
+            server: BackgroundServer::start(ServerConfig::loopback(0)).unwrap(),
+        }
     }
-    (term, window)
 }
 
 /// Waits until `file` holds `expected` (or the time is up) and returns what it holds.
@@ -132,12 +125,14 @@ fn tone_file(dir: &Path, name: &str, segments: &[&[&str]]) -> PathBuf {
 
 #[test]
 fn the_shortcut_and_toggle_type_every_word_into_the_focused_terminal_once() {
-    let display = format!(":{}", 400 + std::process::id() % 50);
-    let _xvfb = start_xvfb(&display);
-    let _wm = start_openbox(&display);
-    let dir = tempfile::tempdir().unwrap();
-    let mut mic = VirtualMic::start(48000, 1, "s16le");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let Desk {
+        display,
+        _xvfb,
+        _wm,
+        dir,
+        mut mic,
+        server,
+    } = Desk::new(400);
     let app = background_app(&mic, &display, dir.path(), server.url());
     let typed = dir.path().join("typed.txt");
     let (_term, term_window) = terminal_with_focus(&display, &typed);
@@ -247,12 +242,14 @@ fn a_second_launch_shows_the_first_window_and_toggle_without_an_app_says_so() {
         "{err}"
     );
 
-    let display = format!(":{}", 500 + std::process::id() % 50);
-    let _xvfb = start_xvfb(&display);
-    let _wm = start_openbox(&display);
-    let dir = tempfile::tempdir().unwrap();
-    let mic = VirtualMic::start(48000, 1, "s16le");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let Desk {
+        display,
+        _xvfb,
+        _wm,
+        dir,
+        mic,
+        server,
+    } = Desk::new(500);
     let first = background_app(&mic, &display, dir.path(), server.url());
     let pid = first.0.id().to_string();
     assert!(
@@ -279,13 +276,15 @@ fn a_second_launch_shows_the_first_window_and_toggle_without_an_app_says_so() {
 /// Active, NeedsAttention while a dictation listens, and a click shows the window.
 #[test]
 fn the_tray_icon_shows_listening_and_a_click_shows_the_window() {
-    let display = format!(":{}", 550 + std::process::id() % 50);
-    let _xvfb = start_xvfb(&display);
-    let _wm = start_openbox(&display);
-    let dir = tempfile::tempdir().unwrap();
+    let Desk {
+        display,
+        _xvfb,
+        _wm,
+        dir,
+        mic,
+        server,
+    } = Desk::new(550);
     let bus = SessionBus::start(dir.path());
-    let mic = VirtualMic::start(48000, 1, "s16le");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
     let app = background_app_on(&mic, &display, dir.path(), server.url(), Some(&bus.address));
     let pid = app.0.id();
     let item = format!("--dest=org.kde.StatusNotifierItem-{pid}-1");
@@ -350,12 +349,14 @@ fn the_tray_icon_shows_listening_and_a_click_shows_the_window() {
 /// is not recorded.
 #[test]
 fn hold_to_talk_types_what_was_said_while_held_and_nothing_after() {
-    let display = format!(":{}", 600 + std::process::id() % 50);
-    let _xvfb = start_xvfb(&display);
-    let _wm = start_openbox(&display);
-    let dir = tempfile::tempdir().unwrap();
-    let mut mic = VirtualMic::start(48000, 1, "s16le");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let Desk {
+        display,
+        _xvfb,
+        _wm,
+        dir,
+        mut mic,
+        server,
+    } = Desk::new(600);
     let _app = background_app_with(
         &mic,
         &display,
@@ -407,12 +408,14 @@ fn hold_to_talk_types_what_was_said_while_held_and_nothing_after() {
 /// clipboard holds what it held before once the dictation is done.
 #[test]
 fn paste_mode_pastes_into_a_text_field_and_restores_the_clipboard() {
-    let display = format!(":{}", 700 + std::process::id() % 50);
-    let _xvfb = start_xvfb(&display);
-    let _wm = start_openbox(&display);
-    let dir = tempfile::tempdir().unwrap();
-    let mut mic = VirtualMic::start(48000, 1, "s16le");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let Desk {
+        display,
+        _xvfb,
+        _wm,
+        dir,
+        mut mic,
+        server,
+    } = Desk::new(700);
     let _app = background_app_with(
         &mic,
         &display,

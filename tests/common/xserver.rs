@@ -6,6 +6,7 @@
 )]
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,4 +64,39 @@ pub fn start_openbox(display: &str) -> Killed {
     );
     std::thread::sleep(Duration::from_millis(500));
     wm
+}
+
+/// A terminal that writes what is typed into it to `file` (no Enter needed), with the focus.
+/// Returns it and its window id.
+pub fn terminal_with_focus(display: &str, file: &Path) -> (Killed, String) {
+    let title = format!("sink-{}", std::process::id());
+    let term = Killed(
+        Command::new("xterm")
+            .args(["-title", &title, "-e", "sh", "-c"])
+            .arg(format!(
+                "stty -icanon -echo; exec cat > '{}'",
+                file.display()
+            ))
+            .env("DISPLAY", display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xterm is needed: run `bash .ci/test`, which installs it"),
+    );
+    let window = xdotool(
+        display,
+        &["search", "--sync", "--onlyvisible", "--name", &title],
+    );
+    let window = window.lines().next().unwrap_or_default().to_owned();
+    assert!(!window.is_empty(), "no terminal window");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdotool(display, &["getwindowfocus"]) != window {
+        assert!(
+            Instant::now() < deadline,
+            "the terminal never got the focus"
+        );
+        xdotool(display, &["windowactivate", "--sync", &window]);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (term, window)
 }
