@@ -21,7 +21,7 @@ use super::history_view::{HistoryAction, HistoryPanel};
 use super::io::{self, Done, Job, KeyringAccess};
 use super::lifecycle::{Failure, Lifecycle};
 use super::outside::Outside;
-use super::overlay::{Overlay, tail};
+use super::overlay::Overlay;
 use super::settings::{EngineChoice, Service, Settings, Theme};
 use super::settings_view::{SettingsPanel, language_ui};
 use super::status_line::{StatusAction, StatusLine};
@@ -30,6 +30,7 @@ use crate::channel::Sink;
 use crate::control;
 use crate::desktop::ShortcutEvent;
 use crate::desktop::tray::{Tray, TrayAction};
+
 use crate::dictation::DictationEvent;
 use crate::history::History;
 use crate::protocol::ApiKey;
@@ -40,7 +41,7 @@ use crate::transcript::Transcript;
 const NOTICE_SECS: f64 = 2.0;
 
 /// What arrives in the window's inbox.
-enum Inbox {
+pub(super) enum Inbox {
     Dictation(DictationEvent),
     Io(Done),
     /// A command from the control socket (`lightning-dictate toggle`, a second launch).
@@ -66,9 +67,9 @@ pub struct DictationApp {
     history: HistoryPanel,
     settings_panel: SettingsPanel,
     pub(super) status: StatusLine,
-    level_dbfs: f32,
+    pub(super) level_dbfs: f32,
     backend: Box<dyn Backend>,
-    inbox_tx: Sender<Inbox>,
+    pub(super) inbox_tx: Sender<Inbox>,
     inbox: Receiver<Inbox>,
     /// Disk and keyring jobs, done on the I/O thread.
     io: Sender<Job>,
@@ -81,15 +82,15 @@ pub struct DictationApp {
     /// When the running dictation started (egui time), for the elapsed time shown.
     started_at: Option<f64>,
     /// The tray icon, when a tray host could be reached: closing the window then hides it.
-    tray: Option<Tray>,
+    pub(super) tray: Option<Tray>,
     /// Quit was chosen in the tray: let the window close.
     quitting: bool,
     /// What the tray icon shows.
-    tray_listening: bool,
+    pub(super) tray_listening: bool,
     /// The overlay, while a dictation started from outside runs.
-    overlay: Option<Overlay>,
+    pub(super) overlay: Option<Overlay>,
     /// The finals of that dictation, for the overlay.
-    overlay_text: String,
+    pub(super) overlay_text: String,
     /// Hide the window on the first pass (`--background`: eframe shows a new window after its
     /// first frame whatever the viewport said).
     pub start_hidden: bool,
@@ -135,67 +136,6 @@ impl DictationApp {
         self.kept.push(thing);
     }
 
-    /// Where control-socket requests go (answered from `logic`, also with no window shown).
-    pub fn control_sink(&self) -> Sink<control::Request> {
-        waking(&self.inbox_tx, &self.ctx).map(Inbox::Control)
-    }
-
-    /// Shows the tray icon (its actions arrive in the inbox).
-    pub fn with_tray(&mut self) {
-        match Tray::start(waking(&self.inbox_tx, &self.ctx).map(Inbox::Tray)) {
-            Ok(tray) => self.tray = Some(tray),
-            // No session bus (a bare X server, a container): no icon, nothing else changes.
-            Err(e) => tracing::info!("{e}"),
-        }
-    }
-
-    /// The tray's red dot follows the dictation (updated on changes only: each is a D-Bus signal).
-    fn sync_tray(&mut self) {
-        let listening = self.is_dictating();
-        if let Some(tray) = &self.tray
-            && self.tray_listening != listening
-        {
-            tray.set_listening(listening);
-            self.tray_listening = listening;
-        }
-    }
-
-    /// Shows the overlay for a dictation started from outside the window.
-    pub(super) fn open_overlay(&mut self) {
-        let clicked = waking(&self.inbox_tx, &self.ctx).map(|()| Inbox::OverlayClicked);
-        self.overlay = Some(Overlay::new(clicked));
-        self.overlay_text.clear();
-        self.refresh_overlay();
-    }
-
-    /// Puts the dictation's state and words on the overlay.
-    fn refresh_overlay(&self) {
-        let (Some(overlay), Some(ctx)) = (&self.overlay, self.ctx.get()) else {
-            return;
-        };
-        let state = match &self.lifecycle {
-            Lifecycle::Connecting => "Connecting…".to_owned(),
-            Lifecycle::Listening | Lifecycle::Offline => "Listening".to_owned(),
-            Lifecycle::Reconnecting { .. } => "Reconnecting…".to_owned(),
-            Lifecycle::Stopping => "Finishing…".to_owned(),
-            Lifecycle::Idle | Lifecycle::Failed(_) => String::new(),
-        };
-        let finals_tail = tail(&self.overlay_text);
-        let interim = self.transcript.interim.clone();
-        let level_dbfs = self.level_dbfs;
-        overlay.update(ctx, move |view| {
-            view.state = state;
-            view.finals_tail = finals_tail;
-            view.interim = interim;
-            view.level_dbfs = level_dbfs;
-        });
-    }
-
-    /// Where the global shortcut's presses go.
-    pub fn shortcut_sink(&self) -> Sink<ShortcutEvent> {
-        waking(&self.inbox_tx, &self.ctx).map(Inbox::Shortcut)
-    }
-
     /// Keeps typed keys in the OS keyring through `access`, and takes the stored key (read on the
     /// I/O thread) when none came from the environment or the command line.
     pub fn with_keyring(mut self, access: KeyringAccess) -> Self {
@@ -239,7 +179,7 @@ impl DictationApp {
     /// and now (the Export menu does it on the I/O thread).
     pub fn export(&mut self, ext: &str) -> Result<std::path::PathBuf, String> {
         let (path, body) = self.history.export_file(&self.transcript, ext)?;
-        write_export(&path, &body)?;
+        super::io::write_export(&path, &body)?;
         Ok(path)
     }
 
@@ -500,16 +440,8 @@ impl DictationApp {
     }
 }
 
-/// Writes an export (creating its folder).
-pub(super) fn write_export(path: &std::path::Path, body: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(path, body).map_err(|e| e.to_string())
-}
-
 /// A sink into the inbox that wakes the window (once it has been shown).
-fn waking(inbox: &Sender<Inbox>, ctx: &Arc<OnceLock<egui::Context>>) -> Sink<Inbox> {
+pub(super) fn waking(inbox: &Sender<Inbox>, ctx: &Arc<OnceLock<egui::Context>>) -> Sink<Inbox> {
     let ctx = Arc::clone(ctx);
     Sink::waking(inbox.clone(), move || {
         if let Some(ctx) = ctx.get() {

@@ -122,7 +122,7 @@ fn run(queue: &Receiver<Job>, done: &Sink<Done>) {
                     done.send(Done::Deleted(deleted));
                 }
                 Job::Export(path, body) => {
-                    let written = super::app::write_export(&path, &body).map(|()| path);
+                    let written = write_export(&path, &body).map(|()| path);
                     done.send(Done::Exported(written));
                 }
                 Job::StartAtLogin(on) => {
@@ -149,4 +149,12 @@ fn run(queue: &Receiver<Job>, done: &Sink<Done>) {
             }
         }
     }
+}
+
+/// Writes an export (creating its folder).
+pub(super) fn write_export(path: &std::path::Path, body: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(path, body).map_err(|e| e.to_string())
 }

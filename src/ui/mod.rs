@@ -3,6 +3,7 @@
 pub mod api_key_field;
 pub mod app;
 pub mod backend;
+mod companions;
 pub mod history_view;
 pub mod io;
 pub mod lifecycle;

@@ -3,9 +3,11 @@
 
 use eframe::egui;
 
-use super::app::DictationApp;
+use super::app::{DictationApp, Inbox, waking};
 use super::lifecycle::Lifecycle;
+use crate::channel::Sink;
 use crate::control::{self, Command};
+use crate::desktop::ShortcutEvent;
 use crate::desktop::{DesktopError, InsertMethod, Inserter};
 use crate::session::FinalSegment;
 
@@ -118,6 +120,15 @@ fn typing_unavailable(e: &DesktopError) -> String {
 }
 
 impl DictationApp {
+    /// Where control-socket requests go (answered from `logic`, also with no window shown).
+    pub fn control_sink(&self) -> Sink<control::Request> {
+        waking(&self.inbox_tx, &self.ctx).map(Inbox::Control)
+    }
+
+    /// Where the global shortcut's presses go.
+    pub fn shortcut_sink(&self) -> Sink<ShortcutEvent> {
+        waking(&self.inbox_tx, &self.ctx).map(Inbox::Shortcut)
+    }
     /// Starts a dictation into the app with the keyboard focus, or stops the running one.
     pub fn toggle_from_outside(&mut self) {
         let starting = !self.is_dictating();
