@@ -500,3 +500,48 @@ fn paste_mode_pastes_into_a_text_field_and_restores_the_clipboard() {
         "the clipboard is put back"
     );
 }
+
+/// On Wayland with no X display the text goes through `wtype` (or `ydotool`) when installed;
+/// with neither, one line says what to install. (A stand-in `wtype` records what it is given.)
+#[test]
+fn with_no_x_display_wayland_typing_goes_through_wtype() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = dir.path().join("wtype.txt");
+    let wtype = bin.join("wtype");
+    std::fs::write(
+        &wtype,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> '{}'\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&wtype).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&wtype, permissions).unwrap();
+    let run = |path: &Path| {
+        Command::new(BIN)
+            .args(["type", "Grüße aus Köln, señor"])
+            .env_remove("DISPLAY")
+            .env("WAYLAND_DISPLAY", "wayland-test")
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let out = run(&bin);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        "Grüße aus Köln, señor\n"
+    );
+    let out = run(&dir.path().join("nothing-here"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("neither wtype nor ydotool is installed"),
+        "{err}"
+    );
+}

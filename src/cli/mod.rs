@@ -82,6 +82,9 @@ pub enum Command {
     InstallDesktop,
     /// Remove it from the launcher and from login.
     UninstallDesktop,
+    /// Type TEXT into the focused app, as a dictation by the shortcut would (a test knob).
+    #[command(hide = true)]
+    Type { text: String },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -110,6 +113,7 @@ pub fn main() -> ExitCode {
         Some(Command::Status) => control(lightning_dictate::control::Command::Status),
         Some(Command::InstallDesktop) => install_desktop(),
         Some(Command::UninstallDesktop) => uninstall_desktop(),
+        Some(Command::Type { text }) => type_text(&text),
         None => window(cli.window),
     };
     ExitCode::from(code)
@@ -150,6 +154,18 @@ fn control(command: lightning_dictate::control::Command) -> u8 {
             "lightning-dictate is not running: start it with `lightning-dictate` (or `lightning-dictate --background`)",
         ),
         Err(e) => fail(exit::NOT_RUNNING, e),
+    }
+}
+
+fn type_text(text: &str) -> u8 {
+    use lightning_dictate::desktop::{InsertMethod, Inserter};
+    match Inserter::start_on(None, InsertMethod::Type) {
+        Ok(inserter) => {
+            inserter.insert(text);
+            inserter.finish();
+            exit::OK
+        }
+        Err(e) => fail(exit::USAGE, e),
     }
 }
 

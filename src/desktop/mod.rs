@@ -30,6 +30,9 @@ pub enum DesktopError {
     /// Another program holds the same key combination.
     #[error("another program already uses {0}")]
     ShortcutTaken(String),
+    /// Nothing can type into other apps here (Wayland without `wtype` or `ydotool`).
+    #[error("no X display, and neither wtype nor ydotool is installed ({0})")]
+    NoTyping(String),
     /// The tray icon could not be published (no session bus).
     #[error("no tray icon: {0}")]
     Tray(String),
@@ -63,7 +66,15 @@ impl Inserter {
 
     /// The same on `display` (`None`: `$DISPLAY`), inserting by `method`.
     pub fn start_on(display: Option<&str>, method: InsertMethod) -> Result<Inserter, DesktopError> {
-        let mut typist = x11::Typist::connect(display)?;
+        let mut typist = match x11::Typist::connect(display) {
+            Ok(typist) => typist,
+            // A Wayland session with no X display: a typing tool, if one is installed.
+            Err(DesktopError::NoDisplay(why)) => match wayland_typer() {
+                Some(program) => return Inserter::with_program(program),
+                None => return Err(DesktopError::NoTyping(why)),
+            },
+            Err(e) => return Err(e),
+        };
         let (texts, queue) = crossbeam_channel::unbounded::<String>();
         let thread = std::thread::Builder::new()
             .name("type".to_owned())
@@ -86,6 +97,30 @@ impl Inserter {
                 }
             })
             .map_err(|e| DesktopError::X11(e.to_string()))?;
+        Ok(Inserter {
+            texts,
+            thread: Some(thread),
+        })
+    }
+
+    /// Types with an external program (`wtype TEXT` or `ydotool type TEXT`), for Wayland.
+    fn with_program(program: TypingProgram) -> Result<Inserter, DesktopError> {
+        let (texts, queue) = crossbeam_channel::unbounded::<String>();
+        let thread = std::thread::Builder::new()
+            .name("type".to_owned())
+            .spawn(move || {
+                for text in &queue {
+                    let status = std::process::Command::new(program.program)
+                        .args(program.args)
+                        .arg(&text)
+                        .stdout(std::process::Stdio::null())
+                        .status();
+                    if !status.is_ok_and(|s| s.success()) {
+                        tracing::error!("{} could not type into the focused app", program.program);
+                    }
+                }
+            })
+            .map_err(|e| DesktopError::NoTyping(e.to_string()))?;
         Ok(Inserter {
             texts,
             thread: Some(thread),
@@ -147,6 +182,35 @@ fn paste(
         clipboard.set_text(previous).map_err(clip)?;
     }
     Ok(())
+}
+
+/// A command-line typing tool.
+#[derive(Debug, Clone, Copy)]
+struct TypingProgram {
+    program: &'static str,
+    args: &'static [&'static str],
+}
+
+/// On Wayland: `wtype` (wlroots compositors' virtual keyboard), else `ydotool` (uinput, any
+/// compositor, needs its daemon), if either is on `PATH`.
+fn wayland_typer() -> Option<TypingProgram> {
+    std::env::var_os("WAYLAND_DISPLAY")?;
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    };
+    [
+        TypingProgram {
+            program: "wtype",
+            args: &[],
+        },
+        TypingProgram {
+            program: "ydotool",
+            args: &["type"],
+        },
+    ]
+    .into_iter()
+    .find(|p| on_path(p.program))
 }
 
 /// The window with the keyboard focus, if the display says.

@@ -116,7 +116,7 @@ impl Outside {
 }
 
 fn typing_unavailable(e: &DesktopError) -> String {
-    format!("Cannot type into other apps ({e}): the text is in this window; use Copy")
+    format!("Cannot type into other apps: {e}: the text is in this window; use Copy")
 }
 
 impl DictationApp {
