@@ -18,6 +18,7 @@ pub use super::transcript_view::{interim_layout, segment_layout, transcript_layo
 use super::api_key_field::ApiKeyField;
 use super::backend::{Backend, StartRequest};
 use super::history_view::{HistoryAction, HistoryPanel};
+pub(super) use super::inbox::{Inbox, waking};
 use super::io::{self, Done, Job, KeyringAccess};
 use super::lifecycle::{Failure, Lifecycle};
 use super::outside::Outside;
@@ -26,8 +27,6 @@ use super::settings::{EngineChoice, Service, Settings, Theme};
 use super::settings_view::{SettingsPanel, language_ui};
 use super::status_line::{StatusAction, StatusLine};
 use crate::audio::capture::CaptureEvent;
-use crate::channel::Sink;
-use crate::control;
 use crate::desktop::ShortcutEvent;
 use crate::desktop::tray::{Tray, TrayAction};
 
@@ -39,20 +38,6 @@ use crate::transcript::Transcript;
 
 /// How long "Copied" stays in the status line.
 const NOTICE_SECS: f64 = 2.0;
-
-/// What arrives in the window's inbox.
-pub(super) enum Inbox {
-    Dictation(DictationEvent),
-    Io(Done),
-    /// A command from the control socket (`lightning-dictate toggle`, a second launch).
-    Control(control::Request),
-    /// The global shortcut.
-    Shortcut(ShortcutEvent),
-    /// The tray icon's menu.
-    Tray(TrayAction),
-    /// A click on the overlay.
-    OverlayClicked,
-}
 
 pub struct DictationApp {
     pub settings: Settings,
@@ -208,11 +193,6 @@ impl DictationApp {
                 service => format!("Ready · {}", service.label()),
             },
         }
-    }
-
-    /// Where dictation events go, as the backend sends them (tests feed the window with it).
-    pub fn event_sender(&self) -> Sink<DictationEvent> {
-        waking(&self.inbox_tx, &self.ctx).map(Inbox::Dictation)
     }
 
     /// Start ↔ Stop, from the window: the text stays in the window.
@@ -438,16 +418,6 @@ impl DictationApp {
             }
         }
     }
-}
-
-/// A sink into the inbox that wakes the window (once it has been shown).
-pub(super) fn waking(inbox: &Sender<Inbox>, ctx: &Arc<OnceLock<egui::Context>>) -> Sink<Inbox> {
-    let ctx = Arc::clone(ctx);
-    Sink::waking(inbox.clone(), move || {
-        if let Some(ctx) = ctx.get() {
-            ctx.request_repaint();
-        }
-    })
 }
 
 impl eframe::App for DictationApp {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod backend;
 mod companions;
 pub mod history_view;
+mod inbox;
 pub mod io;
 pub mod lifecycle;
 pub mod outside;

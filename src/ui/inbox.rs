@@ -1,0 +1,76 @@
+//! The window's inbox: everything that reaches the window from other threads (the dictation,
+//! the I/O thread, the control socket, the shortcut, the tray, the overlay), and how each wakes
+//! it. The window drains it in `eframe::App::logic`, shown or not.
+
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_channel::Sender;
+use eframe::egui;
+
+use super::app::DictationApp;
+use super::io::Done;
+use crate::audio::capture::CaptureEvent;
+use crate::channel::Sink;
+use crate::control;
+use crate::desktop::ShortcutEvent;
+use crate::desktop::tray::TrayAction;
+use crate::dictation::DictationEvent;
+
+/// What arrives in the window's inbox.
+pub(crate) enum Inbox {
+    Dictation(DictationEvent),
+    Io(Done),
+    /// A command from the control socket (`lightning-dictate toggle`, a second launch).
+    Control(control::Request),
+    /// The global shortcut.
+    Shortcut(ShortcutEvent),
+    /// The tray icon's menu.
+    Tray(TrayAction),
+    /// A click on the overlay.
+    OverlayClicked,
+}
+
+/// At most this often does an input level wake the window.
+const LEVEL_WAKE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A sink into the inbox that wakes the window (once it has been shown).
+pub(crate) fn waking(inbox: &Sender<Inbox>, ctx: &Arc<OnceLock<egui::Context>>) -> Sink<Inbox> {
+    let ctx = Arc::clone(ctx);
+    Sink::waking(inbox.clone(), move || {
+        if let Some(ctx) = ctx.get() {
+            ctx.request_repaint();
+        }
+    })
+}
+
+impl DictationApp {
+    /// Where dictation events go, as the backend sends them (tests feed the window with it).
+    ///
+    /// Every event wakes the window, except input levels (20 a second): those wake it at most
+    /// ten times a second, and the rest wait for the next pass. A meter needs no more, and each
+    /// wake is a pass of the window (and of the overlay): this halves what dictating costs.
+    pub fn event_sender(&self) -> Sink<DictationEvent> {
+        let inbox = self.inbox_tx.clone();
+        let ctx = Arc::clone(&self.ctx);
+        let last_level_wake = std::sync::Mutex::new(None::<std::time::Instant>);
+        Sink::from_fn(move |event: DictationEvent| {
+            let level = matches!(event, DictationEvent::Capture(CaptureEvent::Level { .. }));
+            if inbox.send(Inbox::Dictation(event)).is_err() {
+                return;
+            }
+            if level {
+                let Ok(mut last) = last_level_wake.lock() else {
+                    return;
+                };
+                let now = std::time::Instant::now();
+                if last.is_some_and(|at| now.duration_since(at) < LEVEL_WAKE) {
+                    return;
+                }
+                *last = Some(now);
+            }
+            if let Some(ctx) = ctx.get() {
+                ctx.request_repaint();
+            }
+        })
+    }
+}
