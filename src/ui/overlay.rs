@@ -31,7 +31,13 @@ pub struct Overlay {
     clicked: Sink<()>,
     /// Where it goes (top-left, in screen pixels), when the screen size is known.
     position: Option<egui::Pos2>,
+    /// When it was last asked to repaint.
+    painted: std::cell::Cell<Option<std::time::Instant>>,
 }
+
+/// A change of the level alone repaints the overlay at most this often (words and state at once):
+/// under software rendering each repaint is most of what a dictation in the background costs.
+const LEVEL_REPAINT: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Overlay {
     pub fn new(clicked: Sink<()>) -> Self {
@@ -45,6 +51,7 @@ impl Overlay {
             view: Arc::new(Mutex::new(OverlayView::default())),
             clicked,
             position,
+            painted: std::cell::Cell::new(None),
         }
     }
 
@@ -54,10 +61,23 @@ impl Overlay {
 
     /// Changes what is shown and asks for a repaint of the overlay only.
     pub fn update(&self, ctx: &egui::Context, change: impl FnOnce(&mut OverlayView)) {
-        if let Ok(mut view) = self.view.lock() {
-            change(&mut view);
+        let Ok(mut view) = self.view.lock() else {
+            return;
+        };
+        let before = view.clone();
+        change(&mut view);
+        let words_or_state = view.state != before.state
+            || view.finals_tail != before.finals_tail
+            || view.interim != before.interim;
+        let level_due = (view.level_dbfs - before.level_dbfs).abs() >= 1.0
+            && self
+                .painted
+                .get()
+                .is_none_or(|at| at.elapsed() >= LEVEL_REPAINT);
+        if words_or_state || level_due {
+            self.painted.set(Some(std::time::Instant::now()));
+            ctx.request_repaint_of(Self::id());
         }
-        ctx.request_repaint_of(Self::id());
     }
 
     /// Keeps the overlay on screen (called on every pass of the main window while it should be).
