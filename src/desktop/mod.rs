@@ -59,12 +59,7 @@ pub struct Inserter {
 const PASTE_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl Inserter {
-    /// Connects to the display (checking XTest) and starts the typing thread.
-    pub fn start() -> Result<Inserter, DesktopError> {
-        Inserter::start_on(None, InsertMethod::Type)
-    }
-
-    /// The same on `display` (`None`: `$DISPLAY`), inserting by `method`.
+    /// Connects to `display` (`None`: `$DISPLAY`), inserting by `method`.
     pub fn start_on(display: Option<&str>, method: InsertMethod) -> Result<Inserter, DesktopError> {
         let mut typist = match x11::Typist::connect(display) {
             Ok(typist) => typist,
@@ -213,13 +208,7 @@ fn wayland_typer() -> Option<TypingProgram> {
     .find(|p| on_path(p.program))
 }
 
-/// The window with the keyboard focus, if the display says.
-pub fn focused_window() -> Option<u32> {
-    x11::focused_window().ok()
-}
-
-/// Whether the window with the keyboard focus belongs to this process (dictation is never typed
-/// into our own window: its text is there already).
-pub fn focus_is_ours() -> bool {
-    x11::focused_pid().is_ok_and(|pid| pid == std::process::id())
+/// Who has the keyboard focus, if the display says.
+pub fn focus() -> Option<x11::Focus> {
+    x11::focus().ok()
 }

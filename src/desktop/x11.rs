@@ -87,8 +87,7 @@ pub struct Typist {
 impl Typist {
     /// Connects to `display` (`None`: `$DISPLAY`) and checks that XTest is there.
     pub fn connect(display: Option<&str>) -> Result<Typist, DesktopError> {
-        let (conn, screen) =
-            x11rb::connect(display).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+        let (conn, screen) = connect(display)?;
         conn.xtest_get_version(2, 2)
             .map_err(x11)?
             .reply()
@@ -212,17 +211,6 @@ impl Typist {
             .map_err(x11)?;
         Ok(())
     }
-
-    /// The window that has the keyboard focus.
-    pub fn focused_window(&self) -> Result<Window, DesktopError> {
-        Ok(self
-            .conn
-            .get_input_focus()
-            .map_err(x11)?
-            .reply()
-            .map_err(x11)?
-            .focus)
-    }
 }
 
 /// Asks XKB to report a held key's repeats as presses only (best effort: without XKB, a held
@@ -245,15 +233,54 @@ fn detectable_auto_repeat(conn: &RustConnection) {
 
 /// The size of the default screen, in pixels.
 pub fn screen_size() -> Result<(u16, u16), DesktopError> {
-    let (conn, screen) =
-        x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    let (conn, screen) = connect(None)?;
     let root = &conn.setup().roots[screen];
     Ok((root.width_in_pixels, root.height_in_pixels))
 }
 
-/// The window with the keyboard focus.
-pub fn focused_window() -> Result<Window, DesktopError> {
-    let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+/// The window with the keyboard focus and the process that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Focus {
+    pub window: Window,
+    /// Its `_NET_WM_PID` (or its nearest ancestor's), when it names one.
+    pub pid: Option<u32>,
+}
+
+/// Who has the keyboard focus, asked over one connection.
+pub fn focus() -> Result<Focus, DesktopError> {
+    let (conn, _) = connect(None)?;
+    let window = input_focus(&conn)?;
+    let atom = conn
+        .intern_atom(true, b"_NET_WM_PID")
+        .map_err(x11)?
+        .reply()
+        .map_err(x11)?
+        .atom;
+    let pid = property_up(&conn, window, atom, xproto::AtomEnum::CARDINAL)?
+        .and_then(|p| p.value32().and_then(|mut v| v.next()));
+    Ok(Focus { window, pid })
+}
+
+/// The class (`WM_CLASS`, both parts, lower case) of the focused window: `xterm xterm`,
+/// `gnome-terminal-server gnome-terminal-server`, ...
+pub fn focused_class() -> Result<String, DesktopError> {
+    let (conn, _) = connect(None)?;
+    let window = input_focus(&conn)?;
+    let property = property_up(
+        &conn,
+        window,
+        xproto::AtomEnum::WM_CLASS.into(),
+        xproto::AtomEnum::STRING,
+    )?;
+    Ok(property.map_or_else(String::new, |p| {
+        String::from_utf8_lossy(&p.value)
+            .replace('\0', " ")
+            .trim()
+            .to_lowercase()
+    }))
+}
+
+fn input_focus(conn: &RustConnection) -> Result<Window, DesktopError> {
     Ok(conn
         .get_input_focus()
         .map_err(x11)?
@@ -262,20 +289,14 @@ pub fn focused_window() -> Result<Window, DesktopError> {
         .focus)
 }
 
-/// A property of the focused window or, when it has none, of its nearest ancestor that has it
-/// (toolkits often focus a child window).
-fn focused_property(
-    atom: impl Fn(&RustConnection) -> Result<xproto::Atom, DesktopError>,
+/// A property of `window` or, when it has none, of its nearest ancestor that has it (toolkits
+/// often focus a child window).
+fn property_up(
+    conn: &RustConnection,
+    mut window: Window,
+    atom: xproto::Atom,
     kind: xproto::AtomEnum,
 ) -> Result<Option<xproto::GetPropertyReply>, DesktopError> {
-    let (conn, _) = x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
-    let atom = atom(&conn)?;
-    let mut window = conn
-        .get_input_focus()
-        .map_err(x11)?
-        .reply()
-        .map_err(x11)?
-        .focus;
     for _ in 0..8 {
         if window == x11rb::NONE || window == 1 {
             break;
@@ -297,37 +318,9 @@ fn focused_property(
     Ok(None)
 }
 
-/// The class (`WM_CLASS`, both parts, lower case) of the focused window: `xterm xterm`,
-/// `gnome-terminal-server gnome-terminal-server`, ...
-pub fn focused_class() -> Result<String, DesktopError> {
-    let property = focused_property(
-        |_| Ok(xproto::AtomEnum::WM_CLASS.into()),
-        xproto::AtomEnum::STRING,
-    )?;
-    Ok(property.map_or_else(String::new, |p| {
-        String::from_utf8_lossy(&p.value)
-            .replace('\0', " ")
-            .trim()
-            .to_lowercase()
-    }))
-}
-
-/// The process that owns the focused window (its `_NET_WM_PID`).
-pub fn focused_pid() -> Result<u32, DesktopError> {
-    let property = focused_property(
-        |conn| {
-            Ok(conn
-                .intern_atom(true, b"_NET_WM_PID")
-                .map_err(x11)?
-                .reply()
-                .map_err(x11)?
-                .atom)
-        },
-        xproto::AtomEnum::CARDINAL,
-    )?;
-    property
-        .and_then(|p| p.value32().and_then(|mut v| v.next()))
-        .ok_or_else(|| DesktopError::X11("the focused window names no process".to_owned()))
+/// A connection to `display` (`None`: `$DISPLAY`) and its default screen.
+fn connect(display: Option<&str>) -> Result<(RustConnection, usize), DesktopError> {
+    x11rb::connect(display).map_err(|e| DesktopError::NoDisplay(e.to_string()))
 }
 
 /// The X keysym for a character: Latin-1 as itself, control keys by name, the rest as Unicode
@@ -443,8 +436,7 @@ pub fn grab(
     shortcut: &Shortcut,
     events: crate::channel::Sink<ShortcutEvent>,
 ) -> Result<ShortcutGrab, DesktopError> {
-    let (conn, screen) =
-        x11rb::connect(None).map_err(|e| DesktopError::NoDisplay(e.to_string()))?;
+    let (conn, screen) = connect(None)?;
     let root = conn.setup().roots[screen].root;
     let (keycode, _) = Keymap::read(&conn)?
         .find(shortcut.keysym)

@@ -43,15 +43,6 @@ impl Source {
         }
     }
 
-    /// A file, as fast as the service takes it.
-    pub fn file(path: impl Into<PathBuf>) -> Self {
-        Source::File {
-            path: path.into(),
-            pace: Pace::AsFastAsPossible,
-            simulate_live: false,
-        }
-    }
-
     /// Whether the audio arrives live (it cannot be paused).
     pub fn is_live(&self) -> bool {
         match self {

@@ -3,7 +3,7 @@
 //! advice about this window's controls).
 
 use crate::audio::capture::CaptureEvent;
-use crate::dictation::{DictationError, StartError};
+use crate::dictation::StartError;
 use crate::remedy::Remedy;
 use crate::session::{SessionError, SessionEvent};
 
@@ -85,13 +85,6 @@ impl Failure {
     }
 
     pub fn start(e: &StartError) -> Self {
-        Failure {
-            what: e.to_string(),
-            remedy: e.remedy(),
-        }
-    }
-
-    pub fn dictation(e: &DictationError) -> Self {
         Failure {
             what: e.to_string(),
             remedy: e.remedy(),
