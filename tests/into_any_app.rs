@@ -330,7 +330,16 @@ fn the_tray_icon_shows_listening_and_a_click_shows_the_window() {
     wait_status("Active");
     // A click on the icon shows the window.
     let pid = pid.to_string();
-    assert!(xdotool(&display, &["search", "--onlyvisible", "--pid", &pid]).is_empty());
+    // Nothing of the app on screen: the window is hidden, and the overlay closes on the pass after
+    // the dictation's end.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !xdotool(&display, &["search", "--onlyvisible", "--pid", &pid]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a window of the app stayed on screen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     bus.send(&[
         &item,
         "/StatusNotifierItem",

@@ -36,6 +36,9 @@ use crate::protocol::ApiKey;
 use crate::session::SessionEvent;
 use crate::transcript::Transcript;
 
+/// How long `--background` keeps hiding the window through start-up.
+const START_HIDDEN_SECS: f64 = 2.0;
+
 /// How long "Copied" stays in the status line.
 const NOTICE_SECS: f64 = 2.0;
 
@@ -76,8 +79,8 @@ pub struct DictationApp {
     pub(super) overlay: Option<Overlay>,
     /// The finals of that dictation, for the overlay.
     pub(super) overlay_text: String,
-    /// Hide the window on the first pass (`--background`: eframe shows a new window after its
-    /// first frame whatever the viewport said).
+    /// Keep the window hidden through start-up (`--background`): eframe shows a new window after
+    /// its first frame whatever the viewport said, at a moment the app does not see.
     pub start_hidden: bool,
 }
 
@@ -434,8 +437,15 @@ impl eframe::App for DictationApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
         }
-        if std::mem::take(&mut self.start_hidden) {
+        if self.start_hidden {
+            // Hidden again every 100 ms for the first two seconds: whenever eframe's show comes,
+            // the window is unmapped right after (a hidden window runs only this, no drawing).
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
+            if ctx.input(|i| i.time) < START_HIDDEN_SECS {
+                ctx.request_repaint_after(std::time::Duration::from_millis(100));
+            } else {
+                self.start_hidden = false;
+            }
         }
         self.apply_pending();
     }

@@ -133,8 +133,10 @@ impl DictationApp {
     pub fn toggle_from_outside(&mut self) {
         let starting = !self.is_dictating();
         if starting {
-            let ours = crate::desktop::focus_is_ours();
-            let focused = crate::desktop::focused_window();
+            // Never typed into our own window: its text is there already.
+            let focus = crate::desktop::focus();
+            let ours = focus.is_some_and(|f| f.pid == Some(std::process::id()));
+            let focused = focus.map(|f| f.window);
             if let Some(notice) = self.outside.begin(ours, focused, self.settings.insert_into) {
                 self.status.notify(notice, 0.0, f64::INFINITY);
             }
@@ -277,7 +279,9 @@ impl DictationApp {
     }
 
     /// Shows the window, raised and focused.
-    pub(super) fn show(&self) {
+    pub(super) fn show(&mut self) {
+        // Asked to show: start-up hiding (`--background`) is over.
+        self.start_hidden = false;
         if let Some(ctx) = self.ctx.get() {
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
             ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
