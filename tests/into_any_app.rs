@@ -174,7 +174,12 @@ fn the_shortcut_and_toggle_type_every_word_into_the_focused_terminal_once() {
     );
 
     // `lightning-dictate toggle`, as a compositor's key binding runs it: the same, and the next
-    // dictation into the same terminal starts with a space.
+    // dictation into the same terminal starts with a space. First the last one is over.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while String::from_utf8_lossy(&control(&mic, "status").stdout).trim() != "idle" {
+        assert!(Instant::now() < deadline, "the first dictation never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let out = control(&mic, "toggle");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "started");
