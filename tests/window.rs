@@ -55,6 +55,9 @@ impl Backend for Recorder {
 fn harness(recorder: &Recorder) -> Harness<'static, DictationApp> {
     let backend = recorder.clone();
     Harness::builder()
+        // Results from the window's I/O thread (keyring, saves) may land mid-run and ask for a
+        // pass or two more.
+        .with_max_steps(16)
         .with_size(egui::vec2(820.0, 520.0))
         .build_eframe(move |_cc| DictationApp::new(Settings::default(), Box::new(backend), None))
 }
@@ -326,6 +329,9 @@ fn finals_are_autosaved_and_exported_and_clear_keeps_history() {
     let backend = recorder.clone();
     let history_for_app = history.clone();
     let mut h = Harness::builder()
+        // Results from the window's I/O thread (keyring, saves) may land mid-run and ask for a
+        // pass or two more.
+        .with_max_steps(16)
         .with_size(egui::vec2(820.0, 520.0))
         .build_eframe(move |_cc| {
             DictationApp::new(Settings::default(), Box::new(backend), None)
@@ -443,6 +449,9 @@ fn harness_with_keyring(
     let access = keyring.access();
     let access = std::cell::RefCell::new(Some(access));
     Harness::builder()
+        // Results from the window's I/O thread (keyring, saves) may land mid-run and ask for a
+        // pass or two more.
+        .with_max_steps(16)
         .with_size(egui::vec2(820.0, 620.0))
         .build_eframe(move |_cc| {
             let app = DictationApp::new(Settings::default(), Box::new(backend), None);
