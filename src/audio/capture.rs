@@ -22,6 +22,8 @@ use crate::channel::Sink;
 
 /// Level reports per second of audio.
 const LEVELS_PER_SECOND: u32 = 20;
+/// Device periods per second asked for (see [`period_for`]).
+const PERIODS_PER_SECOND: u32 = 50;
 /// Peak below this (dBFS) counts as silence for the "is the mic muted?" warning.
 const SILENCE_DBFS: f32 = -70.0;
 
@@ -200,7 +202,7 @@ impl Capture {
         let stream_config = cpal::StreamConfig {
             channels,
             sample_rate: rate,
-            buffer_size: cpal::BufferSize::Default,
+            buffer_size: period_for(config.buffer_size(), rate),
         };
         let error_shared = Arc::clone(&shared);
         let error_waker = waker.clone();
@@ -309,6 +311,19 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The period asked of the device: 20 ms, the length of a chunk, within what the device says it
+/// supports. Left to the device, the ALSA host took the smallest period the PulseAudio plugin
+/// offers and woke hundreds of times a second; a period shorter than a chunk buys no latency.
+fn period_for(supported: &cpal::SupportedBufferSize, rate: u32) -> cpal::BufferSize {
+    let wanted = (rate / PERIODS_PER_SECOND).max(1);
+    match *supported {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max && max > 0 => {
+            cpal::BufferSize::Fixed(wanted.clamp(min, max))
+        }
+        _ => cpal::BufferSize::Default,
     }
 }
 
@@ -470,7 +485,8 @@ impl Worker {
                 stats.secs_sent = self.pipeline_secs();
                 return stats;
             }
-            std::thread::park_timeout(Duration::from_millis(20));
+            // Woken by every callback, by stop and by a device error; the timeout is a fallback.
+            std::thread::park_timeout(Duration::from_millis(200));
         }
     }
 
