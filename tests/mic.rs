@@ -13,7 +13,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::vmic::{DEVICE, VirtualMic, speech_wav};
+use common::vmic::{DEVICE, PIPEWIRE_DEVICE, PipeWireMic, VirtualMic, speech_wav};
 use common::*;
 use lightning_dictate::audio::resample::MonoResampler;
 use lightning_dictate::audio::wav::{WavFormat, read_all};
@@ -30,9 +30,18 @@ struct MicRun {
 
 impl MicRun {
     fn start(mic: &VirtualMic, url: &str, extra: &[&str]) -> MicRun {
-        let mut child = mic
-            .command(BIN)
-            .args(["transcribe", "--mic", "--device", DEVICE, "--url", url])
+        MicRun::spawn(mic.command(BIN), DEVICE, url, extra)
+    }
+
+    /// `transcribe --mic --device DEVICE` run as `command` (which names the sound server).
+    fn spawn(
+        mut command: std::process::Command,
+        device: &str,
+        url: &str,
+        extra: &[&str],
+    ) -> MicRun {
+        let mut child = command
+            .args(["transcribe", "--mic", "--device", device, "--url", url])
             .args(extra)
             .env_remove("SMALLEST_API_KEY")
             // HOME is the daemon's folder: the offline model stays where it was fetched.
@@ -407,4 +416,95 @@ fn the_pulseaudio_host_is_found_with_pulse_runtime_path_or_pulse_server_set() {
             "{name}={value}: default {default:?}\n{listed}"
         );
     }
+}
+
+/// The same tone words captured through every audio host that can run here: cpal's PulseAudio
+/// host, its ALSA host through the PulseAudio plugin (what the app falls back to), and its
+/// PipeWire host on a private PipeWire daemon. Every word arrives, the first included, and the
+/// dictation ends cleanly (closing a PipeWire stream used to be reported as a lost device).
+#[test]
+fn every_tone_word_arrives_through_each_audio_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, placed) = tone_wav(dir.path(), "s.wav", &SCRIPT, 48000, 1, WavFormat::Int(16));
+    let secs = placed.last().map_or(0.0, |w| w.end) + 1.0;
+    let duration = format!("{secs:.2}");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let check = |host: &str, mut run: MicRun, play: &mut dyn FnMut()| {
+        run.wait_for(&format!("microphone: {host}"), Duration::from_secs(10));
+        run.wait_for("listening", Duration::from_secs(10));
+        play();
+        let (code, stdout, stderr) = run.finish(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "{host}: {stderr}");
+        let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+        assert_eq!(lines, script_text(), "{host}: {stderr}");
+    };
+    {
+        let mut mic = VirtualMic::start(48000, 1, "s16le");
+        for device in [DEVICE, "ALSA: PulseAudio Sound Server"] {
+            let run = MicRun::spawn(
+                mic.command(BIN),
+                device,
+                server.url(),
+                &["--duration", &duration],
+            );
+            check(device, run, &mut || {
+                mic.play(&wav);
+                mic.wait_played();
+            });
+        }
+    }
+    let mut mic = PipeWireMic::start(48000);
+    let out = mic.command(BIN).arg("devices").output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.lines().any(|l| l.starts_with("* PipeWire:"))
+            && listed.contains("audio host: PipeWire"),
+        "{listed}"
+    );
+    let run = MicRun::spawn(
+        mic.command(BIN),
+        PIPEWIRE_DEVICE,
+        server.url(),
+        &["--duration", &duration],
+    );
+    check(PIPEWIRE_DEVICE, run, &mut || {
+        mic.play(&wav);
+        mic.wait_played();
+    });
+}
+
+/// No sound server at all: `devices` says capture goes through ALSA, and why.
+#[test]
+fn with_no_sound_server_devices_says_it_falls_back_to_alsa() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("devices")
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("PULSE_SERVER")
+        .env_remove("PULSE_RUNTIME_PATH")
+        .env_remove("PIPEWIRE_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let summary = listed
+        .lines()
+        .find(|l| l.starts_with("audio host:"))
+        .unwrap_or_default();
+    assert!(
+        summary.starts_with("audio host: ALSA, since no sound server answered"),
+        "{listed}"
+    );
+    let socket = dir.path().join("pipewire-0");
+    assert!(
+        summary.contains(&format!(
+            "PipeWire: no server running (no socket at {})",
+            socket.display()
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("PulseAudio: no server running"),
+        "{summary}"
+    );
 }

@@ -131,6 +131,8 @@ impl CaptureError {
 pub struct Capture {
     stream: Option<cpal::Stream>,
     stop: Arc<AtomicBool>,
+    /// Set before the stream is closed on purpose: errors after it are not a lost device.
+    closing: Arc<AtomicBool>,
     thread: Option<JoinHandle<CaptureStats>>,
     device: String,
 }
@@ -206,7 +208,12 @@ impl Capture {
         };
         let error_shared = Arc::clone(&shared);
         let error_waker = waker.clone();
+        let closing = Arc::new(AtomicBool::new(false));
+        let error_closing = Arc::clone(&closing);
         let on_error = move |e: cpal::Error| {
+            if error_closing.load(Ordering::SeqCst) {
+                return;
+            }
             // Not the audio path: allowed to allocate. Tell the worker and wake it.
             error_shared.device_failed.store(true, Ordering::SeqCst);
             let _ = error_tx.try_send(e.to_string());
@@ -269,6 +276,7 @@ impl Capture {
         Ok(Capture {
             stream: Some(stream),
             stop,
+            closing,
             thread: Some(thread),
             device: label,
         })
@@ -293,6 +301,9 @@ impl Capture {
     }
 
     fn shutdown(&mut self) -> CaptureStats {
+        // A host may report the stream it is asked to close as a lost device (cpal's PipeWire
+        // host did): errors from here on are not the device's.
+        self.closing.store(true, Ordering::SeqCst);
         if let Some(stream) = self.stream.take() {
             let _ = stream.pause();
             drop(stream);

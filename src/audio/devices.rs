@@ -201,3 +201,101 @@ pub fn find_input_device(wanted: Option<&str>) -> Result<(cpal::Device, String),
         }),
     }
 }
+
+/// Which audio host capture goes through, and why the better ones are not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostReport {
+    /// Hosts that answered, best first (`PipeWire`, `PulseAudio`, `ALSA`, ...).
+    pub available: Vec<String>,
+    /// Sound-server hosts built in but not offered, each with the reason.
+    pub missing: Vec<(String, String)>,
+}
+
+impl HostReport {
+    /// Asks cpal which hosts answer now.
+    pub fn now() -> HostReport {
+        let available: Vec<String> = preferred_hosts()
+            .iter()
+            .map(|id| id.name().to_owned())
+            .collect();
+        let missing = cpal::ALL_HOSTS
+            .iter()
+            .map(|id| id.name())
+            .filter(|name| !available.iter().any(|a| a == name))
+            .filter_map(|name| why_missing(name).map(|why| (name.to_owned(), why)))
+            .collect();
+        HostReport { available, missing }
+    }
+
+    /// The host the default microphone comes from.
+    pub fn best(&self) -> Option<&str> {
+        self.available.first().map(String::as_str)
+    }
+
+    /// Whether capture falls back to ALSA because no sound-server host answered.
+    pub fn is_alsa_fallback(&self) -> bool {
+        self.best().is_some_and(|h| h.eq_ignore_ascii_case("alsa")) && !self.missing.is_empty()
+    }
+
+    /// One line: which host, and why (for `devices` and `-v`).
+    pub fn summary(&self) -> String {
+        let Some(best) = self.best() else {
+            return "no audio host answered".to_owned();
+        };
+        let why: Vec<String> = self
+            .missing
+            .iter()
+            .map(|(host, why)| format!("{host}: {why}"))
+            .collect();
+        if self.is_alsa_fallback() {
+            format!(
+                "audio host: ALSA, since no sound server answered ({})",
+                why.join("; ")
+            )
+        } else if why.is_empty() {
+            format!("audio host: {best}")
+        } else {
+            format!("audio host: {best} ({})", why.join("; "))
+        }
+    }
+}
+
+/// Why a sound-server host that cpal was built with is not offered.
+fn why_missing(host: &str) -> Option<String> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let runtime = var("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    match host.to_ascii_lowercase().as_str() {
+        "pipewire" => {
+            let dir = var("PIPEWIRE_RUNTIME_DIR")
+                .map(std::path::PathBuf::from)
+                .or(runtime);
+            Some(match dir {
+                Some(dir) => format!(
+                    "no server running (no socket at {})",
+                    dir.join("pipewire-0").display()
+                ),
+                None => "no server running (XDG_RUNTIME_DIR is not set)".to_owned(),
+            })
+        }
+        "pulseaudio" => Some(if let Some(server) = var("PULSE_SERVER") {
+            format!(
+                "no server answered at PULSE_SERVER={}",
+                server.to_string_lossy()
+            )
+        } else if let Some(dir) = var("PULSE_RUNTIME_PATH") {
+            format!(
+                "no server running (no socket at {})",
+                std::path::Path::new(&dir).join("native").display()
+            )
+        } else if let Some(dir) = runtime {
+            format!(
+                "no server running (no socket at {})",
+                dir.join("pulse").join("native").display()
+            )
+        } else {
+            "no server running (XDG_RUNTIME_DIR is not set)".to_owned()
+        }),
+        // JACK and the rest are not what a desktop microphone is expected on.
+        _ => None,
+    }
+}

@@ -1,6 +1,6 @@
 //! `devices`: every input device of every audio host, the default marked `*`.
 
-use lightning_dictate::audio::devices::{DeviceError, list_input_devices};
+use lightning_dictate::audio::devices::{DeviceError, HostReport, list_input_devices};
 
 use super::{exit, fail};
 
@@ -35,5 +35,6 @@ pub fn run() -> u8 {
             d.formats.join(" ")
         );
     }
+    println!("{}", HostReport::now().summary());
     exit::OK
 }

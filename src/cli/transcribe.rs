@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use lightning_dictate::audio::devices::HostReport;
 use lightning_dictate::audio::wav::Pace;
 use lightning_dictate::dictation::{
     Dictation, DictationError, DictationRequest, OfflineRecognizer, Source, StartError, Target,
@@ -111,10 +112,13 @@ pub fn run(args: TranscribeArgs) -> u8 {
             },
             simulate_live: args.simulate_live,
         },
-        _ => Source::Microphone {
-            device: args.device.clone(),
-            handoff_ms: args.handoff_ms,
-        },
+        _ => {
+            say_which_host(args.device.as_deref(), quiet);
+            Source::Microphone {
+                device: args.device.clone(),
+                handoff_ms: args.handoff_ms,
+            }
+        }
     };
     let replay_limit = args
         .replay_limit_secs
@@ -272,5 +276,17 @@ fn start_exit_code(error: &StartError) -> u8 {
         StartError::Url(_) | StartError::Offline(_) => exit::USAGE,
         StartError::Source(_) => exit::AUDIO,
         _ => exit::NETWORK,
+    }
+}
+
+/// Says which audio host the microphone comes through: once on stderr when the app falls back to
+/// ALSA because no sound server answered (it still works, through ALSA's plugins), else with -v.
+fn say_which_host(device: Option<&str>, quiet: bool) {
+    let report = HostReport::now();
+    let named_elsewhere = device.is_some_and(|d| !d.to_ascii_lowercase().starts_with("alsa"));
+    if report.is_alsa_fallback() && !named_elsewhere && !quiet {
+        eprintln!("note: {}", report.summary());
+    } else {
+        tracing::info!("{}", report.summary());
     }
 }

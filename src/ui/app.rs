@@ -82,6 +82,8 @@ pub struct DictationApp {
     /// Keep the window hidden through start-up (`--background`): eframe shows a new window after
     /// its first frame whatever the viewport said, at a moment the app does not see.
     pub start_hidden: bool,
+    /// When the first pass with `start_hidden` ran (egui time).
+    start_hidden_since: Option<f64>,
 }
 
 impl DictationApp {
@@ -110,6 +112,7 @@ impl DictationApp {
             outside: Outside::default(),
             kept: Vec::new(),
             start_hidden: false,
+            start_hidden_since: None,
             tray: None,
             quitting: false,
             tray_listening: false,
@@ -438,10 +441,15 @@ impl eframe::App for DictationApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
         }
         if self.start_hidden {
-            // Hidden again every 100 ms for the first two seconds: whenever eframe's show comes,
-            // the window is unmapped right after (a hidden window runs only this, no drawing).
+            // Hidden again every 100 ms for two seconds from the first pass (not from the
+            // process's start: a cold start can take longer than that before its first frame),
+            // and until the window is seen hidden: whenever eframe's show comes, the window is
+            // unmapped right after (a hidden window runs only this, no drawing).
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
-            if ctx.input(|i| i.time) < START_HIDDEN_SECS {
+            let now = ctx.input(|i| i.time);
+            let since = *self.start_hidden_since.get_or_insert(now);
+            let seen_hidden = ctx.input(|i| i.viewport().visible()) == Some(false);
+            if now - since < START_HIDDEN_SECS || !seen_hidden {
                 ctx.request_repaint_after(std::time::Duration::from_millis(100));
             } else {
                 self.start_hidden = false;

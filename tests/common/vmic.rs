@@ -164,3 +164,143 @@ pub fn speech_wav(dir: &Path, name: &str, text: &str, rate: u32) -> PathBuf {
     assert!(ok, "sox failed");
     out
 }
+
+/// The name cpal's PipeWire host gives [`PipeWireMic`]'s source.
+pub const PIPEWIRE_DEVICE: &str = "PipeWire: Virtual Microphone";
+
+/// A virtual microphone on a private PipeWire daemon: `pipewire`, the `wireplumber` session
+/// manager (on a D-Bus session bus of its own) and a `pw-loopback` whose sink side (`vsink`) is
+/// played into and whose source side (`vmic`, "Virtual Microphone") is the microphone, as a
+/// desktop's echo-cancel or virtual-device module would offer it.
+pub struct PipeWireMic {
+    runtime_dir: tempfile::TempDir,
+    /// Started first, stopped last.
+    daemons: Vec<Child>,
+    players: Vec<Child>,
+}
+
+impl PipeWireMic {
+    /// A mono microphone at `rate` Hz.
+    pub fn start(rate: u32) -> PipeWireMic {
+        let runtime_dir = tempfile::tempdir().expect("runtime dir");
+        let mut mic = PipeWireMic {
+            runtime_dir,
+            daemons: Vec::new(),
+            players: Vec::new(),
+        };
+        let pipewire = mic
+            .command("pipewire")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "pipewire is needed for the PipeWire test: run `bash .ci/test`, which installs it",
+            );
+        mic.daemons.push(pipewire);
+        let socket = mic.runtime_dir.path().join("pipewire-0");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "pipewire did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // WirePlumber links streams to devices; it wants a session bus.
+        let mut bus = mic
+            .command("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon");
+        let mut address = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(bus.stdout.take().expect("bus stdout")),
+            &mut address,
+        )
+        .expect("bus address");
+        mic.daemons.push(bus);
+        let wireplumber = mic
+            .command("wireplumber")
+            .env("DBUS_SESSION_BUS_ADDRESS", address.trim())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wireplumber is needed for the PipeWire test: run `bash .ci/test`");
+        mic.daemons.push(wireplumber);
+        let loopback = mic
+            .command("pw-loopback")
+            .args(["-m", "[MONO]"])
+            .arg(format!(
+                "--capture-props=media.class=Audio/Sink node.name=vsink node.description=vsink audio.rate={rate}"
+            ))
+            .arg(format!(
+                "--playback-props=media.class=Audio/Source node.name=vmic node.description=\"Virtual Microphone\" audio.rate={rate}"
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pw-loopback (pipewire-bin)");
+        mic.daemons.push(loopback);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let nodes = mic.command("pw-cli").args(["ls", "Node"]).output();
+            let listed = nodes.is_ok_and(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                text.contains("\"vmic\"") && text.contains("\"vsink\"")
+            });
+            if listed {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the PipeWire virtual microphone did not appear"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        mic
+    }
+
+    pub fn runtime_dir(&self) -> &Path {
+        self.runtime_dir.path()
+    }
+
+    /// A command that talks to this daemon (and no PulseAudio server).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("XDG_RUNTIME_DIR", self.runtime_dir.path())
+            .env("HOME", self.runtime_dir.path())
+            .env_remove("PULSE_SERVER")
+            .env_remove("PULSE_RUNTIME_PATH")
+            .env_remove("PIPEWIRE_RUNTIME_DIR")
+            .env_remove("PIPEWIRE_REMOTE");
+        c
+    }
+
+    /// Starts playing a WAV file into the microphone at real time.
+    pub fn play(&mut self, wav: &Path) {
+        let child = self
+            .command("pw-play")
+            .args(["--target", "vsink"])
+            .arg(wav)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pw-play");
+        self.players.push(child);
+    }
+
+    /// Waits for every playback to finish.
+    pub fn wait_played(&mut self) {
+        for mut p in self.players.drain(..) {
+            let _ = p.wait();
+        }
+    }
+}
+
+impl Drop for PipeWireMic {
+    fn drop(&mut self) {
+        for child in self.players.iter_mut().chain(self.daemons.iter_mut().rev()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -70,7 +70,7 @@ pub fn start_openbox(display: &str) -> Killed {
 /// Returns it and its window id.
 pub fn terminal_with_focus(display: &str, file: &Path) -> (Killed, String) {
     let title = format!("sink-{}", std::process::id());
-    let term = Killed(
+    let mut term = Killed(
         Command::new("xterm")
             .args(["-title", &title, "-e", "sh", "-c"])
             .arg(format!(
@@ -83,12 +83,20 @@ pub fn terminal_with_focus(display: &str, file: &Path) -> (Killed, String) {
             .spawn()
             .expect("xterm is needed: run `bash .ci/test`, which installs it"),
     );
-    let window = xdotool(
-        display,
-        &["search", "--sync", "--onlyvisible", "--name", &title],
-    );
-    let window = window.lines().next().unwrap_or_default().to_owned();
-    assert!(!window.is_empty(), "no terminal window");
+    // Polled, not `search --sync`: a cold machine can take seconds to map the first xterm, and
+    // an xterm that died must say so rather than leave an empty answer.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let window = loop {
+        let found = xdotool(display, &["search", "--onlyvisible", "--name", &title]);
+        if let Some(window) = found.lines().next().filter(|w| !w.is_empty()) {
+            break window.to_owned();
+        }
+        if let Ok(Some(status)) = term.0.try_wait() {
+            panic!("xterm ended before its window showed: {status}");
+        }
+        assert!(Instant::now() < deadline, "no terminal window");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while xdotool(display, &["getwindowfocus"]) != window {
         assert!(

@@ -422,6 +422,9 @@ impl DeviceTrait for Device {
                     invalidated,
                 } = stream_data;
 
+                // A stream stopped on purpose goes Unconnected too: marked invalidated first, so
+                // that is not reported to the error callback as "Device disconnected".
+                let invalidated_cmd = invalidated.clone();
                 let default_monitor = if let Some(key) = device.default_metadata_key() {
                     match core.get_registry_rc() {
                         Ok(registry) => Some(DefaultDeviceMonitor::new(
@@ -458,6 +461,7 @@ impl DeviceTrait for Device {
                         }
                     }
                     StreamCommand::Stop => {
+                        invalidated_cmd.store(true, Ordering::Relaxed);
                         if let Err(e) = stream_clone.disconnect() {
                             emit_error(
                                 &error_callback_cmd,
@@ -600,6 +604,9 @@ impl DeviceTrait for Device {
                     invalidated,
                 } = stream_data;
 
+                // A stream stopped on purpose goes Unconnected too: marked invalidated first, so
+                // that is not reported to the error callback as "Device disconnected".
+                let invalidated_cmd = invalidated.clone();
                 let default_monitor = if let Some(key) = device.default_metadata_key() {
                     match core.get_registry_rc() {
                         Ok(registry) => Some(DefaultDeviceMonitor::new(
@@ -636,6 +643,7 @@ impl DeviceTrait for Device {
                         }
                     }
                     StreamCommand::Stop => {
+                        invalidated_cmd.store(true, Ordering::Relaxed);
                         if let Err(e) = stream_clone.disconnect() {
                             emit_error(
                                 &error_callback_cmd,
