@@ -220,7 +220,7 @@ impl HostReport {
             .collect();
         let missing = cpal::ALL_HOSTS
             .iter()
-            .map(|id| id.name())
+            .map(cpal::HostId::name)
             .filter(|name| !available.iter().any(|a| a == name))
             .filter_map(|name| why_missing(name).map(|why| (name.to_owned(), why)))
             .collect();
