@@ -10,7 +10,8 @@
 //! latency (from the device delivering the audio that completes a chunk to the chunk handed to
 //! the socket), p50/p99.
 //!
-//! `cargo bench --bench mic` (60 s a host; `SECS=20` for a shorter run). Needs pulseaudio,
+//! `cargo bench --bench mic` (60 s a host; `SECS=20` for a shorter run, `HOSTS=pulse,alsa` for
+//! some hosts only, `CHUNK_MS=40` for another `--chunk-ms`). Needs pulseaudio,
 //! pipewire, wireplumber and pw-play (pipewire-bin): `bash .ci/test` installs them.
 #![allow(
     clippy::unwrap_used,
@@ -149,6 +150,11 @@ fn measure(
     let child = command
         .args(["transcribe", "--mic", "--device", device, "--url", url])
         .args(["--duration", &secs.to_string()])
+        .args(
+            std::env::var("CHUNK_MS")
+                .map(|ms| vec!["--chunk-ms".to_owned(), ms])
+                .unwrap_or_default(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
@@ -259,13 +265,17 @@ fn main() {
     let mut runs = Vec::new();
     {
         let mut mic = vmic::VirtualMic::start(48000, 2, "s16le");
-        for (host, device) in [
-            ("PulseAudio host", vmic::DEVICE),
+        for (key, host, device) in [
+            ("pulse", "PulseAudio host", vmic::DEVICE),
             (
+                "alsa",
                 "ALSA host (PulseAudio plugin)",
                 "ALSA: PulseAudio Sound Server",
             ),
         ] {
+            if !wanted.contains(key) {
+                continue;
+            }
             let command = mic.command(bin);
             runs.extend(measure(host, command, device, &url, secs, &mut || {
                 mic.play(&speech);

@@ -352,7 +352,6 @@ impl Stream {
         })?;
 
         let handle = LatencyHandle::new();
-        let update_callback = handle.update.clone();
 
         let callback = move |buf: &[u8]| {
             let elapsed = Instant::now().saturating_duration_since(start);
@@ -391,11 +390,9 @@ impl Stream {
             let data = unsafe { Data::from_parts(buf.as_ptr() as *mut _, n_samples, format) };
 
             data_callback(&data, &InputCallbackInfo { timestamp });
-
-            // Notify the latency thread that audio was read, so it updates timing info.
-            let (lock, cvar) = &*update_callback;
-            *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            cvar.notify_one();
+            // The latency thread is not woken here: a timing-info round trip per received
+            // fragment (hundreds a second) woke three threads and the server each time, and the
+            // latency is interpolated between its polls every LATENCY_MAX_INTERVAL anyway.
         };
 
         let stream =
