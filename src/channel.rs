@@ -2,10 +2,130 @@
 //! events. A sink is a channel sender plus whatever the listener needs done on each event (a
 //! window asks for a repaint), so events go straight from the thread that has them to the one
 //! that shows them: no forwarding threads.
+//!
+//! [`woken`]: the audio chunks' channel, a bounded crossbeam channel whose receiver an async task
+//! can await: every send rings a `tokio::sync::Notify`, so chunks go from the capture (or file)
+//! thread to the session's task with no thread in between.
 
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
+use tokio::sync::Notify;
+
+/// A bounded channel for `capacity` values whose receiver can be awaited (see the module docs).
+pub fn woken<T>(capacity: usize) -> (WokenSender<T>, WokenReceiver<T>) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let wake = Arc::new(Notify::new());
+    (
+        WokenSender {
+            tx: Some(tx),
+            wake: Arc::clone(&wake),
+        },
+        WokenReceiver { rx, wake },
+    )
+}
+
+/// The sending side of [`woken`]. Sends wake the receiver; so does dropping the last sender
+/// (the receiver then sees the channel closed).
+pub struct WokenSender<T> {
+    /// `None` only while dropping: the sender must be gone before the receiver is woken.
+    tx: Option<Sender<T>>,
+    wake: Arc<Notify>,
+}
+
+impl<T> Clone for WokenSender<T> {
+    fn clone(&self) -> Self {
+        WokenSender {
+            tx: self.tx.clone(),
+            wake: Arc::clone(&self.wake),
+        }
+    }
+}
+
+impl<T> WokenSender<T> {
+    /// Sends without blocking; a full channel gives the value back.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let Some(tx) = &self.tx else {
+            return Err(TrySendError::Disconnected(value));
+        };
+        tx.try_send(value)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Sends, waiting while the channel is full (a file reader held back by the session).
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let Some(tx) = &self.tx else {
+            return Err(SendError(value));
+        };
+        tx.send(value)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}
+
+impl<T> Drop for WokenSender<T> {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        self.wake.notify_one();
+    }
+}
+
+/// The receiving side of [`woken`].
+pub struct WokenReceiver<T> {
+    rx: Receiver<T>,
+    wake: Arc<Notify>,
+}
+
+impl<T: Send + 'static> WokenReceiver<T> {
+    /// The next value, or `None` once every sender is gone and the channel is empty. Cancel-safe:
+    /// a value is only taken in the poll that returns it.
+    pub async fn recv(&mut self) -> Option<T> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(value) => return Some(value),
+                Err(TryRecvError::Disconnected) => return None,
+                // A send between the try and the wait leaves a permit: the wait ends at once.
+                Err(TryRecvError::Empty) => self.wake.notified().await,
+            }
+        }
+    }
+
+    /// For a caller that made a plain crossbeam channel: a thread moves its values into a woken
+    /// one of `capacity` (keeping the backpressure), ending when `rx` closes or this receiver is
+    /// dropped.
+    pub fn forwarded(rx: Receiver<T>, capacity: usize) -> std::io::Result<Self> {
+        let (tx, woken_rx) = woken(capacity);
+        std::thread::Builder::new()
+            .name("audio-forward".to_owned())
+            .spawn(move || {
+                for value in &rx {
+                    if tx.send(value).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(woken_rx)
+    }
+}
+
+/// A sender that may wait while its channel is full: a crossbeam sender or a [`WokenSender`].
+/// Returns false when the receiver is gone.
+pub trait BlockingSend<T> {
+    fn send_blocking(&self, value: T) -> bool;
+}
+
+impl<T> BlockingSend<T> for Sender<T> {
+    fn send_blocking(&self, value: T) -> bool {
+        self.send(value).is_ok()
+    }
+}
+
+impl<T> BlockingSend<T> for WokenSender<T> {
+    fn send_blocking(&self, value: T) -> bool {
+        self.send(value).is_ok()
+    }
+}
 
 /// Delivers events of type `T`. Cheap to clone; every clone delivers to the same listener.
 pub struct Sink<T> {
@@ -94,5 +214,41 @@ mod tests {
         // Nobody listens: no wake, no panic.
         numbers.send(8);
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_woken_receiver_gets_every_value_in_order_then_none_when_the_senders_are_gone() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, mut rx) = woken::<u32>(4);
+        let producer = std::thread::spawn(move || {
+            for n in 0..1000 {
+                // Bounded: the producer waits for the task, as a file reader does.
+                assert!(tx.send_blocking(n));
+                if n % 97 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        });
+        let got = runtime.block_on(async {
+            let mut got = Vec::new();
+            while let Some(n) = rx.recv().await {
+                got.push(n);
+            }
+            got
+        });
+        producer.join().unwrap();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_full_woken_channel_refuses_without_blocking_and_a_dropped_receiver_disconnects() {
+        let (tx, rx) = woken::<u8>(1);
+        assert!(tx.try_send(1).is_ok());
+        assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+        drop(rx);
+        assert!(!tx.send_blocking(3));
     }
 }

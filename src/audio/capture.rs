@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, TrySendError};
 
 use super::devices::{DeviceError, find_input_device};
 use super::pipeline::{AudioChunk, ChunkFormat, ChunkPipeline, PipelineError};
-use crate::channel::Sink;
+use crate::channel::{Sink, WokenSender};
 
 /// Level reports per second of audio.
 const LEVELS_PER_SECOND: u32 = 20;
@@ -148,7 +148,7 @@ impl Capture {
     /// while the connection is still being made, so the first word is never clipped.
     pub fn start(
         options: CaptureOptions,
-        chunks: Sender<AudioChunk>,
+        chunks: WokenSender<AudioChunk>,
         events: impl Into<Sink<CaptureEvent>>,
     ) -> Result<Capture, CaptureError> {
         let event_tx: Sink<CaptureEvent> = events.into();
@@ -386,7 +386,7 @@ struct Worker {
     pipeline: ChunkPipeline,
     channels: usize,
     rate: u32,
-    chunks: Sender<AudioChunk>,
+    chunks: WokenSender<AudioChunk>,
     events: Sink<CaptureEvent>,
     errors: Receiver<String>,
     shared: Arc<Shared>,
@@ -550,7 +550,12 @@ impl Worker {
 }
 
 /// Sends without ever blocking the capture thread: a full channel drops the chunk and counts it.
-fn send_chunk(chunks: &Sender<AudioChunk>, chunk: AudioChunk, dropped: &mut u64, gone: &mut bool) {
+fn send_chunk(
+    chunks: &WokenSender<AudioChunk>,
+    chunk: AudioChunk,
+    dropped: &mut u64,
+    gone: &mut bool,
+) {
     if *gone {
         return;
     }

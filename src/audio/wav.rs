@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
 use super::pipeline::{AudioChunk, ChunkFormat, ChunkPipeline, PipelineError};
+use crate::channel::BlockingSend;
 
 /// Why a WAV file cannot be streamed. Each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +128,7 @@ impl WavSource {
         mut self,
         format: ChunkFormat,
         pace: Pace,
-        tx: &Sender<AudioChunk>,
+        tx: &impl BlockingSend<AudioChunk>,
         stop: &Arc<AtomicBool>,
     ) -> Result<f64, WavError> {
         let path = self.path.clone();
@@ -152,7 +151,7 @@ impl WavSource {
                     std::thread::sleep(wait);
                 }
             }
-            receiver_gone = tx.send(chunk).is_err();
+            receiver_gone = !tx.send_blocking(chunk);
         };
         // About 10 ms of input at a time, like a sound card's period.
         let channels = usize::from(self.info.channels);

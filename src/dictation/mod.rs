@@ -29,7 +29,7 @@ use crate::protocol::{ApiKey, StreamParams, UrlError};
 use crate::remedy::Remedy;
 use crate::session::{
     Fallback, FallbackTarget, SessionConfig, SessionError, SessionEvent, SessionSummary,
-    run_session,
+    run_session_woken,
 };
 use source::{FileThread, Running, Started};
 
@@ -286,7 +286,7 @@ impl Drop for Dictation {
 fn run(
     request: DictationRequest,
     live: bool,
-    audio: crossbeam_channel::Receiver<crate::audio::AudioChunk>,
+    audio: crate::channel::WokenReceiver<crate::audio::AudioChunk>,
     reader: Option<FileThread>,
     events: &Sink<DictationEvent>,
 ) -> WorkerOutcome {
@@ -296,7 +296,7 @@ fn run(
             .enable_all()
             .build()
             .map_err(|e| StartError::Thread(format!("cannot start the network runtime: {e}")))?;
-        Ok(runtime.block_on(run_session(
+        Ok(runtime.block_on(run_session_woken(
             config,
             audio,
             events.map(DictationEvent::Session),

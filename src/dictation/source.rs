@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::Sender;
-
 use crate::audio::capture::{Capture, CaptureError, CaptureOptions, CaptureStats};
 use crate::audio::wav::{Pace, WavError, WavInfo, WavSource};
 use crate::audio::{AudioChunk, ChunkFormat};
-use crate::channel::Sink;
+use crate::channel::{Sink, WokenReceiver, WokenSender, woken};
 use crate::remedy::Remedy;
 
 use super::DictationEvent;
@@ -132,7 +130,7 @@ pub(super) enum Running {
 /// A started source: what controls it, the chunks it sends, and the file reader to join.
 pub(super) struct Started {
     pub running: Running,
-    pub audio: crossbeam_channel::Receiver<AudioChunk>,
+    pub audio: WokenReceiver<AudioChunk>,
     pub reader: Option<FileThread>,
 }
 
@@ -143,7 +141,7 @@ impl Running {
         format: ChunkFormat,
         events: &Sink<DictationEvent>,
     ) -> Result<Started, SourceError> {
-        let (chunks, audio) = crossbeam_channel::bounded(source.queue(format.chunk_ms));
+        let (chunks, audio) = woken(source.queue(format.chunk_ms));
         match source {
             Source::Microphone { device, handoff_ms } => {
                 let mut options = CaptureOptions::new(device.clone(), format);
@@ -202,7 +200,7 @@ fn spawn_file(
     wav: WavSource,
     format: ChunkFormat,
     pace: Pace,
-    chunks: Sender<AudioChunk>,
+    chunks: WokenSender<AudioChunk>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<Result<(), SourceError>>, SourceError> {
     std::thread::Builder::new()

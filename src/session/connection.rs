@@ -6,7 +6,7 @@
 use super::{
     AudioChunk, ConnectionEnd, Dedupe, Dictation, Duration, FinalSegment, Flow, Inbox, Instant,
     Message, SentChunk, SessionError, SessionEvent, SinkExt, Socket, SourceKind, StreamExt,
-    WordTimestamp, tungstenite,
+    WokenReceiver, WordTimestamp, tungstenite,
 };
 
 impl Dictation<'_> {
@@ -67,7 +67,7 @@ impl Dictation<'_> {
     pub(super) async fn collect_for(
         &mut self,
         delay: Duration,
-        chunks: &mut tokio::sync::mpsc::Receiver<AudioChunk>,
+        chunks: &mut WokenReceiver<AudioChunk>,
     ) {
         let until = Instant::now() + delay;
         loop {
@@ -115,7 +115,7 @@ impl Dictation<'_> {
     pub(super) async fn run_connection(
         &mut self,
         ws: Socket,
-        chunks: &mut tokio::sync::mpsc::Receiver<AudioChunk>,
+        chunks: &mut WokenReceiver<AudioChunk>,
         end_message: &'static str,
     ) -> ConnectionEnd {
         let (mut sink, mut stream) = ws.split();

@@ -29,7 +29,7 @@ use inbox::{Flow, Inbox};
 use replay::{Coverage, Dedupe, ReplayBuffer, SentChunk};
 
 use crate::audio::AudioChunk;
-use crate::channel::Sink;
+use crate::channel::{Sink, WokenReceiver};
 use crate::protocol::{ApiKey, Dialect, StreamParams, UrlError, WordTimestamp, build_endpoint};
 
 /// How to reach the service and what to ask of it.
@@ -272,10 +272,35 @@ impl LatencySummary {
     }
 }
 
-/// Runs a session, then reports [`SessionEvent::Ended`]. Returns the same outcome.
+/// Runs a session on chunks from a plain crossbeam channel (a thread moves them into a
+/// [`WokenReceiver`]), then reports [`SessionEvent::Ended`]. Returns the same outcome.
 pub async fn run_session(
     config: SessionConfig,
     audio: Receiver<AudioChunk>,
+    events: impl Into<Sink<SessionEvent>>,
+) -> Result<SessionSummary, SessionError> {
+    let events = events.into();
+    let audio = match WokenReceiver::forwarded(audio, FORWARDED_CHUNKS) {
+        Ok(audio) => audio,
+        Err(e) => {
+            let outcome = Err(SessionError::Dropped {
+                detail: format!("cannot start a thread: {e}"),
+            });
+            events.send(SessionEvent::Ended(outcome.clone()));
+            return outcome;
+        }
+    };
+    run_session_woken(config, audio, events).await
+}
+
+/// Chunks a [`run_session`] forwarding thread holds beyond its source's channel.
+const FORWARDED_CHUNKS: usize = 64;
+
+/// Runs a session on chunks that wake it as they are sent (what the dictation core does: no
+/// thread between the capture and the session), then reports [`SessionEvent::Ended`].
+pub async fn run_session_woken(
+    config: SessionConfig,
+    audio: WokenReceiver<AudioChunk>,
     events: impl Into<Sink<SessionEvent>>,
 ) -> Result<SessionSummary, SessionError> {
     let events = events.into();
@@ -364,7 +389,7 @@ fn wire_params(params: &StreamParams) -> StreamParams {
 
 async fn stream_session(
     config: &SessionConfig,
-    audio: Receiver<AudioChunk>,
+    audio: WokenReceiver<AudioChunk>,
     events: &Sink<SessionEvent>,
 ) -> Result<SessionSummary, SessionError> {
     let wire = wire_params(&config.params);
@@ -380,22 +405,7 @@ async fn stream_session(
         url: endpoint.url.clone(),
     });
 
-    // The crossbeam receiver blocks; a small thread moves chunks into the async world. It ends
-    // when the source ends (channel disconnected) or this task is gone.
-    let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel::<AudioChunk>(64);
-    std::thread::Builder::new()
-        .name("audio-forward".to_owned())
-        .spawn(move || {
-            for chunk in &audio {
-                if chunk_tx.blocking_send(chunk).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| SessionError::Dropped {
-            detail: format!("cannot start a thread: {e}"),
-        })?;
-
+    let mut chunk_rx = audio;
     let rate = config.params.sample_rate.hz();
     let mut dictation = Dictation {
         config,

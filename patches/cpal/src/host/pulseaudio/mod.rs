@@ -647,7 +647,9 @@ fn make_record_buffer_attr(
             protocol::stream::BufferAttr {
                 // fragment_size controls the delivery chunk size for record
                 // streams; target_length is playback-only and is ignored here.
-                max_length: len,
+                // max_length stays the server's maximum: set to one fragment, the server
+                // dropped recorded audio whenever the client read one fragment late (a busy
+                // machine), and nothing told the application.
                 fragment_size: len,
                 ..Default::default()
             }
