@@ -442,14 +442,14 @@ impl eframe::App for DictationApp {
         }
         if self.start_hidden {
             // Hidden again every 100 ms for two seconds from the first pass (not from the
-            // process's start: a cold start can take longer than that before its first frame),
-            // and until the window is seen hidden: whenever eframe's show comes, the window is
-            // unmapped right after (a hidden window runs only this, no drawing).
+            // process's start: a cold start can take longer than that before its first frame,
+            // and eframe's show comes right after that frame): whenever eframe's show comes, the
+            // window is unmapped right after (a hidden window runs only this, no drawing). Then
+            // no more passes: an idle app in the background costs nothing.
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
             let now = ctx.input(|i| i.time);
             let since = *self.start_hidden_since.get_or_insert(now);
-            let seen_hidden = ctx.input(|i| i.viewport().visible()) == Some(false);
-            if now - since < START_HIDDEN_SECS || !seen_hidden {
+            if now - since < START_HIDDEN_SECS {
                 ctx.request_repaint_after(std::time::Duration::from_millis(100));
             } else {
                 self.start_hidden = false;

@@ -102,22 +102,14 @@ impl VirtualMic {
 
     /// Starts playing a WAV file into the microphone at real time.
     pub fn play(&mut self, wav: &Path) {
-        let child = self
-            .command("paplay")
-            .args(["-d", "vmic"])
-            .arg(wav)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("paplay");
-        self.players.push(child);
+        let mut command = self.command("paplay");
+        command.args(["-d", "vmic"]);
+        self.players.push(spawn_player(command, wav));
     }
 
     /// Waits for every playback to finish.
     pub fn wait_played(&mut self) {
-        for mut p in self.players.drain(..) {
-            let _ = p.wait();
-        }
+        wait_all(&mut self.players);
     }
 
     /// Unplugs the microphone.
@@ -138,6 +130,22 @@ impl Drop for VirtualMic {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Starts `command` (a player, with its target set) playing `wav` at real time.
+fn spawn_player(mut command: Command, wav: &Path) -> Child {
+    command
+        .arg(wav)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a player (paplay, pw-play): run `bash .ci/test`, which installs it")
+}
+
+fn wait_all(players: &mut Vec<Child>) {
+    for mut p in players.drain(..) {
+        let _ = p.wait();
     }
 }
 
@@ -277,22 +285,14 @@ impl PipeWireMic {
 
     /// Starts playing a WAV file into the microphone at real time.
     pub fn play(&mut self, wav: &Path) {
-        let child = self
-            .command("pw-play")
-            .args(["--target", "vsink"])
-            .arg(wav)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pw-play");
-        self.players.push(child);
+        let mut command = self.command("pw-play");
+        command.args(["--target", "vsink"]);
+        self.players.push(spawn_player(command, wav));
     }
 
     /// Waits for every playback to finish.
     pub fn wait_played(&mut self) {
-        for mut p in self.players.drain(..) {
-            let _ = p.wait();
-        }
+        wait_all(&mut self.players);
     }
 }
 
