@@ -141,6 +141,10 @@ pub struct Capture {
 struct Shared {
     dropped_frames: AtomicU64,
     device_failed: AtomicBool,
+    /// The callback wakes the capture thread once this many frames have been delivered in all:
+    /// about when the next chunk is complete, not at every fragment a sound server hands over
+    /// (cpal's PulseAudio host calls back 140 times a second).
+    wake_at: AtomicU64,
 }
 
 impl Capture {
@@ -177,6 +181,7 @@ impl Capture {
         let shared = Arc::new(Shared {
             dropped_frames: AtomicU64::new(0),
             device_failed: AtomicBool::new(false),
+            wake_at: AtomicU64::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (error_tx, error_rx) = crossbeam_channel::bounded::<String>(8);
@@ -374,8 +379,11 @@ impl HandOff {
         }
         self.delivered += (fits / self.channels) as u64;
         let _ = self.arrivals.push((self.delivered, Instant::now()));
-        // Wakes the worker: an atomic swap, and a futex wake only if it sleeps. Never blocks.
-        self.waker.unpark();
+        // Wakes the worker once the next chunk can be complete: an atomic swap, and a futex wake
+        // only if it sleeps. Never blocks.
+        if self.delivered >= self.shared.wake_at.load(Ordering::Relaxed) {
+            self.waker.unpark();
+        }
     }
 }
 
@@ -499,9 +507,24 @@ impl Worker {
                 stats.secs_sent = self.pipeline_secs();
                 return stats;
             }
-            // Woken by every callback, by stop and by a device error; the timeout is a fallback.
+            self.shared
+                .wake_at
+                .store(consumed + self.frames_to_next_chunk(), Ordering::Relaxed);
+            // Woken by the callback that can complete the next chunk, by stop and by a device
+            // error; the timeout is a fallback.
             std::thread::park_timeout(Duration::from_millis(200));
         }
+    }
+
+    /// Device frames until the next chunk is complete, rounded down and less what the resampler
+    /// may hold (its block and filter delay, under 4 ms): waking a little early costs one more
+    /// wake, waking late would delay the chunk.
+    fn frames_to_next_chunk(&self) -> u64 {
+        let out_rate = u64::from(self.pipeline.format().sample_rate.hz()).max(1);
+        let rate = u64::from(self.rate);
+        let needed = self.pipeline.samples_to_next_chunk() as u64 * rate / out_rate;
+        let slack = if rate == out_rate { 0 } else { rate * 4 / 1000 };
+        needed.saturating_sub(slack)
     }
 
     fn pipeline_secs(&self) -> f64 {

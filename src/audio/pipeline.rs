@@ -165,6 +165,14 @@ impl ChunkPipeline {
         self.chunker.next_first_sample
     }
 
+    /// Output samples still missing from the next chunk.
+    pub fn samples_to_next_chunk(&self) -> usize {
+        self.chunker
+            .format
+            .samples_per_chunk()
+            .saturating_sub(self.chunker.open.len())
+    }
+
     /// Pushes interleaved frames; every chunk that fills up goes to `emit`.
     pub fn push_interleaved(
         &mut self,
