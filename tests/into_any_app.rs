@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use common::dbus::SessionBus;
 use common::vmic::{DEVICE, VirtualMic};
-use common::xserver::{Killed, start_openbox, start_xvfb, terminal_with_focus, xdotool};
+use common::xserver::{
+    Killed, find_window, start_openbox, start_xvfb, terminal_with_focus, xdotool,
+};
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
@@ -270,11 +272,8 @@ fn a_second_launch_shows_the_first_window_and_toggle_without_an_app_says_so() {
         .unwrap();
     assert!(second.status.success(), "{second:?}");
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
-    let shown = xdotool(
-        &display,
-        &["search", "--sync", "--onlyvisible", "--pid", &pid],
-    );
-    assert!(!shown.is_empty(), "the first instance's window is shown");
+    let shown = find_window(&display, &["--pid", &pid], Duration::from_secs(20));
+    assert!(shown.is_some(), "the first instance's window is shown");
 }
 
 /// The tray icon on a session bus (no tray host needed: the item is queried as a host would):
@@ -352,11 +351,8 @@ fn the_tray_icon_shows_listening_and_a_click_shows_the_window() {
         "int32:0",
         "int32:0",
     ]);
-    let shown = xdotool(
-        &display,
-        &["search", "--sync", "--onlyvisible", "--pid", &pid],
-    );
-    assert!(!shown.is_empty());
+    let shown = find_window(&display, &["--pid", &pid], Duration::from_secs(20));
+    assert!(shown.is_some());
 }
 
 /// Hold-to-talk: key down, speak, key up: the words are typed, and what is said after the release
@@ -477,11 +473,12 @@ fn paste_mode_pastes_into_a_text_field_and_restores_the_clipboard() {
                 "python3 with tkinter is needed: run `bash .ci/test`, which installs python3-tk",
             ),
     );
-    let window = xdotool(
+    let window = find_window(
         &display,
-        &["search", "--sync", "--onlyvisible", "--name", "paste-field"],
-    );
-    let window = window.lines().next().unwrap_or_default().to_owned();
+        &["--name", "paste-field"],
+        Duration::from_secs(30),
+    )
+    .expect("the text field's window");
     let deadline = Instant::now() + Duration::from_secs(10);
     while xdotool(&display, &["getwindowfocus"]) != window {
         assert!(

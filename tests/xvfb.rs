@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::vmic::{DEVICE, VirtualMic};
-use common::xserver::{Killed, start_openbox, start_xvfb, xdotool};
+use common::xserver::{Killed, find_window, start_openbox, start_xvfb, xdotool};
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
@@ -55,12 +55,8 @@ fn clipboard(display: &str) -> String {
 /// Waits for the window of process `pid`, focuses it, and returns its id.
 fn focus_window(display: &str, pid: u32) -> String {
     let pid = pid.to_string();
-    let found = xdotool(
-        display,
-        &["search", "--sync", "--onlyvisible", "--pid", &pid],
-    );
-    let window = found.lines().next().unwrap_or_default().to_owned();
-    assert!(!window.is_empty(), "no window appeared");
+    let window = find_window(display, &["--pid", &pid], Duration::from_secs(30))
+        .expect("no window appeared");
     std::thread::sleep(Duration::from_millis(500));
     xdotool(display, &["windowfocus", "--sync", &window]);
     window

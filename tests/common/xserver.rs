@@ -28,6 +28,26 @@ pub fn xdotool(display: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The first visible window a `search` finds (e.g. `["--name", "x"]` or `["--pid", "42"]`),
+/// asked again every 100 ms until `timeout`. Polled, not `search --sync`: that comes back empty
+/// when some other window vanishes in the middle of its search (xdotool stops at the X error),
+/// and a cold machine can take seconds to map a first window.
+pub fn find_window(display: &str, search: &[&str], timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    let mut args = vec!["search", "--onlyvisible"];
+    args.extend_from_slice(search);
+    loop {
+        let found = xdotool(display, &args);
+        if let Some(window) = found.lines().next().filter(|w| !w.is_empty()) {
+            return Some(window.to_owned());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A virtual X display, ready when this returns.
 pub fn start_xvfb(display: &str) -> Killed {
     let xvfb = Killed(
@@ -83,20 +103,13 @@ pub fn terminal_with_focus(display: &str, file: &Path) -> (Killed, String) {
             .spawn()
             .expect("xterm is needed: run `bash .ci/test`, which installs it"),
     );
-    // Polled, not `search --sync`: a cold machine can take seconds to map the first xterm, and
-    // an xterm that died must say so rather than leave an empty answer.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let window = loop {
-        let found = xdotool(display, &["search", "--onlyvisible", "--name", &title]);
-        if let Some(window) = found.lines().next().filter(|w| !w.is_empty()) {
-            break window.to_owned();
-        }
-        if let Ok(Some(status)) = term.0.try_wait() {
-            panic!("xterm ended before its window showed: {status}");
-        }
-        assert!(Instant::now() < deadline, "no terminal window");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let window =
+        find_window(display, &["--name", &title], Duration::from_secs(30)).unwrap_or_else(|| {
+            match term.0.try_wait() {
+                Ok(Some(status)) => panic!("xterm ended before its window showed: {status}"),
+                _ => panic!("no terminal window"),
+            }
+        });
     let deadline = Instant::now() + Duration::from_secs(10);
     while xdotool(display, &["getwindowfocus"]) != window {
         assert!(
