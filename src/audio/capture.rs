@@ -131,8 +131,7 @@ impl CaptureError {
 pub struct Capture {
     stream: Option<cpal::Stream>,
     stop: Arc<AtomicBool>,
-    /// Set before the stream is closed on purpose: errors after it are not a lost device.
-    closing: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<CaptureStats>>,
     device: String,
 }
@@ -141,6 +140,8 @@ pub struct Capture {
 struct Shared {
     dropped_frames: AtomicU64,
     device_failed: AtomicBool,
+    /// Set before the stream is closed on purpose: errors after it are not a lost device.
+    closing: AtomicBool,
     /// The callback wakes the capture thread once this many frames have been delivered in all:
     /// about when the next chunk is complete, not at every fragment a sound server hands over
     /// (cpal's PulseAudio host calls back 140 times a second).
@@ -181,6 +182,7 @@ impl Capture {
         let shared = Arc::new(Shared {
             dropped_frames: AtomicU64::new(0),
             device_failed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             wake_at: AtomicU64::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -213,10 +215,8 @@ impl Capture {
         };
         let error_shared = Arc::clone(&shared);
         let error_waker = waker.clone();
-        let closing = Arc::new(AtomicBool::new(false));
-        let error_closing = Arc::clone(&closing);
         let on_error = move |e: cpal::Error| {
-            if error_closing.load(Ordering::SeqCst) {
+            if error_shared.closing.load(Ordering::SeqCst) {
                 return;
             }
             // Not the audio path: allowed to allocate. Tell the worker and wake it.
@@ -281,7 +281,7 @@ impl Capture {
         Ok(Capture {
             stream: Some(stream),
             stop,
-            closing,
+            shared,
             thread: Some(thread),
             device: label,
         })
@@ -308,7 +308,7 @@ impl Capture {
     fn shutdown(&mut self) -> CaptureStats {
         // A host may report the stream it is asked to close as a lost device (cpal's PipeWire
         // host did): errors from here on are not the device's.
-        self.closing.store(true, Ordering::SeqCst);
+        self.shared.closing.store(true, Ordering::SeqCst);
         if let Some(stream) = self.stream.take() {
             let _ = stream.pause();
             drop(stream);
