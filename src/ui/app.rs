@@ -36,8 +36,9 @@ use crate::protocol::ApiKey;
 use crate::session::SessionEvent;
 use crate::transcript::Transcript;
 
-/// How long `--background` keeps hiding the window through start-up.
-const START_HIDDEN_SECS: f64 = 2.0;
+/// How long `--background` keeps hiding the window through start-up, from its first pass (a
+/// busy machine has shown eframe's late show come more than two seconds after it).
+const START_HIDDEN_SECS: f64 = 5.0;
 
 /// How long "Copied" stays in the status line.
 const NOTICE_SECS: f64 = 2.0;
@@ -441,7 +442,7 @@ impl eframe::App for DictationApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
         }
         if self.start_hidden {
-            // Hidden again every 100 ms for two seconds from the first pass (not from the
+            // Hidden again every 100 ms for START_HIDDEN_SECS from the first pass (not from the
             // process's start: a cold start can take longer than that before its first frame,
             // and eframe's show comes right after that frame): whenever eframe's show comes, the
             // window is unmapped right after (a hidden window runs only this, no drawing). Then
