@@ -13,6 +13,7 @@ pub mod desktop;
 pub mod dictation;
 pub mod history;
 pub mod keystore;
+pub mod models;
 pub mod paths;
 pub mod protocol;
 pub mod remedy;

@@ -101,8 +101,9 @@ pub struct WindowArgs {
     /// Recognise on this computer for this run.
     #[arg(long)]
     pub offline: bool,
-    /// The offline model folder (a faster-whisper model; default: the fetched tiny.en).
-    #[arg(long)]
+    /// The offline model: an installed model's name (tiny.en, base: `lightning-dictate model list`)
+    /// or a faster-whisper model folder (default: tiny.en for English, base for other languages).
+    #[arg(long, value_name = "NAME|DIR", value_parser = model_arg)]
     pub model: Option<PathBuf>,
     /// Start with no window shown: dictate with the shortcut or `lightning-dictate toggle`.
     #[arg(long)]
@@ -138,4 +139,12 @@ impl WindowArgs {
             insert: self.insert,
         }
     }
+}
+
+/// `--model NAME|DIR`: an installed model's name becomes its folder; anything else is a folder.
+pub fn model_arg(value: &str) -> Result<PathBuf, String> {
+    if value.trim().is_empty() {
+        return Err("give a model name (`lightning-dictate model list`) or a folder".to_owned());
+    }
+    Ok(lightning_dictate::models::resolve(value))
 }

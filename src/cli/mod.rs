@@ -1,4 +1,5 @@
-//! The command line: the window (no subcommand), `transcribe`, `devices`, `serve`, `tones`, `key`.
+//! The command line: the window (no subcommand), `transcribe`, `devices`, `serve`, `tones`, `key`,
+//! `model`.
 //! Exit codes are a contract: 0 done, 2 usage, 3 key refused, 4 network or server failure, 5 audio
 //! input error, 6 some audio could not be transcribed.
 //!
@@ -10,6 +11,7 @@ mod advice;
 mod args;
 mod devices;
 mod key;
+mod model;
 mod output;
 mod serve;
 mod tones;
@@ -70,6 +72,9 @@ pub enum Command {
     /// The API key in the OS keyring (what the window uses when SMALLEST_API_KEY is not set).
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// The offline models: list, fetch (download and install), remove.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Start a dictation into the focused app, or stop the running one (in the running app).
     Toggle,
     /// Start a dictation into the focused app (in the running app).
@@ -107,6 +112,7 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Tones(args)) => tones::run(&args),
         Some(Command::Key(command)) => key::run(command),
+        Some(Command::Model(command)) => model::run(command),
         Some(Command::Toggle) => control(lightning_dictate::control::Command::Toggle),
         Some(Command::Start) => control(lightning_dictate::control::Command::Start),
         Some(Command::Stop) => control(lightning_dictate::control::Command::Stop),

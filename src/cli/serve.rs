@@ -34,8 +34,9 @@ pub struct ServeArgs {
     /// The recogniser behind the protocol (default: whisper when a model is present, else tone).
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
-    /// The Whisper model: a faster-whisper model folder (default: the fetched tiny.en).
-    #[arg(long)]
+    /// The Whisper model: an installed model's name (tiny.en, base) or a faster-whisper model
+    /// folder (default: tiny.en).
+    #[arg(long, value_name = "NAME|DIR", value_parser = super::args::model_arg)]
     pub model: Option<PathBuf>,
     #[command(flatten)]
     pub faults: FaultArgs,

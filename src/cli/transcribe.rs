@@ -57,8 +57,9 @@ pub struct TranscribeArgs {
     /// loopback port (no key, no network).
     #[arg(long)]
     pub offline: bool,
-    /// The offline model: a faster-whisper model folder (default: the fetched tiny.en).
-    #[arg(long, requires = "offline")]
+    /// The offline model: an installed model's name (tiny.en, base: `lightning-dictate model list`)
+    /// or a faster-whisper model folder (default: tiny.en for English, base for other languages).
+    #[arg(long, value_name = "NAME|DIR", value_parser = super::args::model_arg)]
     pub model: Option<PathBuf>,
     /// No progress on stderr.
     #[arg(short, long)]

@@ -16,7 +16,7 @@ pub use decode::{Context, Recognition, Recognizer, Word};
 pub use engine::WhisperEngine;
 
 /// The default model's folder name under the data directory.
-pub const DEFAULT_MODEL: &str = "tiny.en";
+pub const DEFAULT_MODEL: &str = crate::models::ENGLISH;
 
 /// Why a model could not be used. Every message names the path; [`ModelError::remedy`] says
 /// what to do.
@@ -55,7 +55,7 @@ impl ModelError {
 /// Where models live: `$XDG_DATA_HOME/lightning-dictate/models`, else
 /// `~/.local/share/lightning-dictate/models`.
 pub fn models_dir() -> Option<PathBuf> {
-    Some(crate::paths::data_dir()?.join("models"))
+    crate::models::models_dir()
 }
 
 /// The default model's folder (it may not exist yet).
@@ -65,5 +65,5 @@ pub fn default_model_dir() -> Option<PathBuf> {
 
 /// True when `dir` has the files of a faster-whisper model.
 pub fn looks_like_model(dir: &Path) -> bool {
-    ct2::model_files(dir).iter().all(|f| f.is_file())
+    crate::models::looks_like_model(dir)
 }
