@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// The package root, read when the test runs: a test binary built by a clone at another path
 /// (a shared `CARGO_TARGET_DIR`) and not rebuilt would otherwise read that clone's files.
 fn root() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// `layer N: a b c` lines of ARCHITECTURE.md: module → layer.

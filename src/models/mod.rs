@@ -46,13 +46,17 @@ pub enum ModelsError {
         version: String,
         filename: String,
     },
-    #[error("{what} does not match its pinned checksum (sha256 {actual}, expected {expected}); nothing was installed")]
+    #[error(
+        "{what} does not match its pinned checksum (sha256 {actual}, expected {expected}); nothing was installed"
+    )]
     Checksum {
         what: String,
         expected: String,
         actual: String,
     },
-    #[error("the download of {filename} broke off after {received} of {expected} bytes ({detail}); run the fetch again to resume")]
+    #[error(
+        "the download of {filename} broke off after {received} of {expected} bytes ({detail}); run the fetch again to resume"
+    )]
     Interrupted {
         filename: String,
         received: u64,
