@@ -266,7 +266,8 @@ fn a_missing_model_says_which_flag_and_command_fix_it() {
         "{err}"
     );
     assert!(
-        line.contains("`lightning-dictate model fetch tiny.en`") && line.contains("--model NAME|DIR"),
+        line.contains("`lightning-dictate model fetch tiny.en`")
+            && line.contains("--model NAME|DIR"),
         "{err}"
     );
 }

@@ -91,7 +91,7 @@ pub fn run(args: TranscribeArgs) -> u8 {
     let target = if args.offline {
         // Loaded before any audio flows: a missing model is a usage error. The key is never sent
         // to the recogniser on this computer.
-        if let Err(message) = load(&recognizer, quiet) {
+        if let Err(message) = load(&recognizer, params.language, quiet) {
             return fail(exit::USAGE, message);
         }
         Target::Offline(recognizer)
@@ -223,12 +223,26 @@ pub fn run(args: TranscribeArgs) -> u8 {
 }
 
 /// Loads the offline model now, saying so unless `quiet`.
-fn load(recognizer: &OfflineRecognizer, quiet: bool) -> Result<(), String> {
-    let dir = recognizer.model_dir().map_err(|e| advice::offline(&e))?;
-    if !quiet {
-        eprintln!("loading the offline model from {}", dir.display());
+fn load(
+    recognizer: &OfflineRecognizer,
+    language: lightning_dictate::protocol::Language,
+    quiet: bool,
+) -> Result<(), String> {
+    let choice = recognizer
+        .choose(language)
+        .map_err(|e| advice::offline(&e))?;
+    if choice.english_only_automatic {
+        // Said even with --quiet: the result would otherwise surprise.
+        eprintln!(
+            "note: automatic language detection offline needs the multilingual model; this run recognises English only (install it with `lightning-dictate model fetch base`)"
+        );
     }
-    let ready = recognizer.ready().map_err(|e| advice::offline(&e))?;
+    if !quiet {
+        eprintln!("loading the offline model from {}", choice.dir.display());
+    }
+    let ready = recognizer
+        .ready(language)
+        .map_err(|e| advice::offline(&e))?;
     if let Some(loaded) = ready.loaded.filter(|_| !quiet) {
         eprintln!(
             "offline model ready in {:.2} s ({})",

@@ -19,7 +19,7 @@ mod source;
 
 use std::thread::JoinHandle;
 
-pub use offline::{ModelLoaded, OfflineError, OfflineReady, OfflineRecognizer};
+pub use offline::{ModelChoice, ModelLoaded, OfflineError, OfflineReady, OfflineRecognizer};
 pub use source::{Source, SourceError, SourceInfo};
 
 use crate::audio::ChunkFormat;
@@ -326,6 +326,7 @@ fn session_config(
     live: bool,
 ) -> Result<(SessionConfig, Option<OfflineRecognizer>), StartError> {
     let mut recognizer_in_use = None;
+    let language = request.params.language;
     let mut config = match request.target {
         Target::Service {
             url,
@@ -333,13 +334,13 @@ fn session_config(
             fallback,
         } => {
             let mut config = SessionConfig::new(url, request.params, api_key);
-            if live && let Some(recognizer) = fallback.filter(OfflineRecognizer::installed) {
-                config.fallback = Some(fallback_to(recognizer));
+            if live && let Some(recognizer) = fallback.filter(|r| r.installed(language)) {
+                config.fallback = Some(fallback_to(recognizer, language));
             }
             config
         }
         Target::Offline(recognizer) => {
-            let ready = recognizer.ready()?;
+            let ready = recognizer.ready(language)?;
             recognizer_in_use = Some(recognizer);
             SessionConfig::new(ready.url, request.params, None)
         }
@@ -354,10 +355,10 @@ fn session_config(
 }
 
 /// A session fallback onto `recognizer`; the handle it returns keeps the recogniser running.
-fn fallback_to(recognizer: OfflineRecognizer) -> Fallback {
+fn fallback_to(recognizer: OfflineRecognizer, language: crate::protocol::Language) -> Fallback {
     Fallback {
         start: std::sync::Arc::new(move || {
-            let ready = recognizer.ready().map_err(|e| e.to_string())?;
+            let ready = recognizer.ready(language).map_err(|e| e.to_string())?;
             Ok(FallbackTarget {
                 url: ready.url,
                 guard: Box::new(recognizer.clone()),

@@ -125,7 +125,10 @@ fn transcript_message(
             output
                 .language
                 .clone()
-                .or_else(|| Some(params.language.code().to_owned()))
+                // With `multi` and nothing recognised there is no language to name.
+                .or_else(|| {
+                    (!params.language.is_multi()).then(|| params.language.code().to_owned())
+                })
         } else {
             None
         },

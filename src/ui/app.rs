@@ -178,7 +178,7 @@ impl DictationApp {
     /// Gets the offline recogniser ready in the background when the next dictation will use it.
     pub fn prewarm(&mut self) {
         if self.offline() {
-            self.backend.prewarm_offline();
+            self.backend.prewarm_offline(self.settings.language);
         }
     }
 

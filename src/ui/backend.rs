@@ -31,7 +31,7 @@ pub trait Backend {
     fn stop(&mut self);
 
     /// The next dictation will be offline: get ready (load the model) in the background.
-    fn prewarm_offline(&mut self) {}
+    fn prewarm_offline(&mut self, _language: crate::protocol::Language) {}
 }
 
 /// The real thing: the microphone through the dictation core.
@@ -82,7 +82,7 @@ impl Backend for LiveBackend {
         }
     }
 
-    fn prewarm_offline(&mut self) {
-        self.offline.prepare();
+    fn prewarm_offline(&mut self, language: crate::protocol::Language) {
+        self.offline.prepare(language);
     }
 }

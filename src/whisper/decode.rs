@@ -61,8 +61,8 @@ pub struct Recognition {
 
 /// A loaded model with everything needed to recognise audio; share it with `Arc`.
 pub struct Recognizer {
-    model: Whisper,
-    tokenizer: Tokenizer,
+    pub(super) model: Whisper,
+    pub(super) tokenizer: Tokenizer,
     mel: LogMel,
     alignment_heads: Vec<(usize, usize)>,
     /// Token ids never produced (config's suppress list, every special but end-of-text).
@@ -157,7 +157,25 @@ impl Recognizer {
         language: Option<&str>,
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
-        self.recognize_inner(samples, language, previous)
+        let mut most_likely = |p: &[(String, f64)]| {
+            super::language::LanguageTracker::candidates(p)
+                .first()
+                .map_or_else(|| "en".to_owned(), |(code, _)| code.clone())
+        };
+        self.recognize_inner(samples, language, &mut most_likely, previous)
+            .map_err(ModelError::Inference)
+    }
+
+    /// Recognises `samples` in the language `decide` picks from the model's language
+    /// probabilities for them (computed in the same pass; `decide` is not called for an
+    /// English-only model).
+    pub fn recognize_deciding(
+        &self,
+        samples: &[f32],
+        decide: &mut dyn FnMut(&[(String, f64)]) -> String,
+        previous: &[u32],
+    ) -> Result<Recognition, ModelError> {
+        self.recognize_inner(samples, None, decide, previous)
             .map_err(ModelError::Inference)
     }
 
@@ -165,23 +183,12 @@ impl Recognizer {
         &self,
         samples: &[f32],
         language: Option<&str>,
+        decide: &mut dyn FnMut(&[(String, f64)]) -> String,
         previous: &[u32],
     ) -> Result<Recognition, String> {
         let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[..samples.len().min(max_samples)];
-        let audio_positions = samples.len().div_ceil(2 * HOP);
-        let positions = match self.context {
-            Context::Full => self.model.dims.n_audio_ctx,
-            Context::Padded(pad) => (audio_positions
-                + (pad * POSITIONS_PER_SECOND).ceil() as usize)
-                .clamp(1, self.model.dims.n_audio_ctx),
-        };
-        let frames = positions * 2;
-        let mut padded = samples.to_vec();
-        padded.resize(frames * HOP, 0.0);
-        let mel = self.mel.compute(&padded);
-        let audio = self.model.encode(&mel, frames)?;
-        let mut state = self.model.start_decoding(&audio)?;
+        let (mut state, audio_positions, positions) = self.encode(samples, self.context)?;
         let s = &self.tokenizer.specials;
 
         // The start token (after the previous text, when there is one): its logits give the
@@ -201,12 +208,7 @@ impl Recognizer {
             .map_or(0.0, |lp| f64::from(lp.exp()));
         let language = match language {
             Some(code) => code.to_owned(),
-            None if self.multilingual => s
-                .languages
-                .iter()
-                .filter(|(_, id)| (*id as usize) < logprobs.len())
-                .max_by(|a, b| logprobs[a.1 as usize].total_cmp(&logprobs[b.1 as usize]))
-                .map_or_else(|| "en".to_owned(), |(code, _)| code.clone()),
+            None if self.multilingual => decide(&self.language_probabilities(&logits)),
             None => "en".to_owned(),
         };
         let mut prompt = Vec::new();
@@ -298,6 +300,29 @@ impl Recognizer {
             no_speech,
             avg_logprob,
         })
+    }
+
+    /// Runs the encoder on `samples` (at most 30 s) with `context`, and starts a decoder on it.
+    /// Returns the decoder, the positions that hold audio and the positions encoded.
+    pub(super) fn encode(
+        &self,
+        samples: &[f32],
+        context: Context,
+    ) -> Result<(super::model::DecoderState, usize, usize), String> {
+        let audio_positions = samples.len().div_ceil(2 * HOP);
+        let positions = match context {
+            Context::Full => self.model.dims.n_audio_ctx,
+            Context::Padded(pad) => (audio_positions
+                + (pad * POSITIONS_PER_SECOND).ceil() as usize)
+                .clamp(1, self.model.dims.n_audio_ctx),
+        };
+        let frames = positions * 2;
+        let mut padded = samples.to_vec();
+        padded.resize(frames * HOP, 0.0);
+        let mel = self.mel.compute(&padded);
+        let audio = self.model.encode(&mel, frames)?;
+        let state = self.model.start_decoding(&audio)?;
+        Ok((state, audio_positions, positions))
     }
 
     /// Groups tokens into words and times them by aligning tokens to audio positions.

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::decode::Recognizer;
+use super::language::LanguageTracker;
 use super::mel::SAMPLE_RATE;
 use super::vad::{FRAME, FRAMES_PER_SECOND, Vad, VadConfig, VadEvent, level_db};
 use crate::audio::resample::MonoResampler;
@@ -104,6 +105,8 @@ struct WhisperSession {
     /// did not lower the error rate, 15.3 % vs 15.1 %, and it can carry a mistake forward).
     condition: bool,
     previous_tokens: Vec<u32>,
+    /// With automatic language: what this dictation speaks, decided so that it holds.
+    tracker: LanguageTracker,
 }
 
 impl WhisperSession {
@@ -132,6 +135,7 @@ impl WhisperSession {
             behind: false,
             condition: std::env::var("LIGHTNING_WHISPER_PREVIOUS").is_ok_and(|v| v == "1"),
             previous_tokens: Vec::new(),
+            tracker: LanguageTracker::default(),
         }
     }
 
@@ -195,9 +199,17 @@ impl WhisperSession {
         } else {
             &[]
         };
-        let result =
-            self.recognizer
-                .recognize(&self.audio[..end], self.language.as_deref(), previous);
+        let utterance = &self.audio[..end];
+        let recognizer = &self.recognizer;
+        let tracker = &mut self.tracker;
+        let result = match self.language.as_deref() {
+            Some(code) => recognizer.recognize(utterance, Some(code), previous),
+            None => recognizer.recognize_deciding(
+                utterance,
+                &mut |p| tracker.decide(recognizer, p, utterance),
+                previous,
+            ),
+        };
         let had_interim = !self.shown.is_empty();
         match result {
             Ok(r) if !is_noise(&r) => {
@@ -226,7 +238,7 @@ impl WhisperSession {
                     // Take back the grey text: it was noise after all.
                     out.push(EngineOutput {
                         is_final: true,
-                        language: Some(self.language.clone().unwrap_or_else(|| "en".into())),
+                        language: Some(self.spoken_language()),
                         ..EngineOutput::default()
                     });
                 }
@@ -237,7 +249,7 @@ impl WhisperSession {
                     out.push(EngineOutput {
                         text: self.shown.join(" "),
                         is_final: true,
-                        language: self.language.clone(),
+                        language: Some(self.spoken_language()),
                         ..EngineOutput::default()
                     });
                 }
@@ -266,10 +278,9 @@ impl WhisperSession {
         } else {
             &[]
         };
-        let Ok(r) = self
-            .recognizer
-            .recognize(&self.audio, self.language.as_deref(), previous)
-        else {
+        // Interims in the dictation's language so far (detected afresh until there is one).
+        let language = self.language.as_deref().or(self.tracker.current());
+        let Ok(r) = self.recognizer.recognize(&self.audio, language, previous) else {
             return;
         };
         if is_noise(&r) {
@@ -285,6 +296,15 @@ impl WhisperSession {
                 ..EngineOutput::default()
             });
         }
+    }
+
+    /// The language chosen, or the one detected so far, else English.
+    fn spoken_language(&self) -> String {
+        self.language
+            .as_deref()
+            .or(self.tracker.current())
+            .unwrap_or("en")
+            .to_owned()
     }
 
     fn resample(&mut self, samples: &[f32]) -> Vec<f32> {

@@ -4,6 +4,7 @@
 pub mod ct2;
 pub mod decode;
 pub mod engine;
+pub mod language;
 pub mod mel;
 pub mod model;
 pub mod tokenizer;
