@@ -236,7 +236,7 @@ fn without_the_multilingual_model_the_cli_says_which_command_fetches_it() {
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .to_lowercase()
-            .contains("train")
+            .contains("leaves")
     );
 
     // A chosen language other than English cannot be served: one line, the command to run.
