@@ -25,18 +25,22 @@ pub enum ModelCommand {
 }
 
 pub fn run(command: ModelCommand) -> u8 {
+    let store = match models::Store::from_env() {
+        Ok(store) => store,
+        Err(e) => return fail(code(&e), advice(&e)),
+    };
     match command {
-        ModelCommand::List => list(),
+        ModelCommand::List => list(&store),
         ModelCommand::Fetch { names } => {
             for name in names {
-                let code = fetch(&name);
+                let code = fetch(&store, &name);
                 if code != exit::OK {
                     return code;
                 }
             }
             exit::OK
         }
-        ModelCommand::Remove { name } => match models::remove(&name) {
+        ModelCommand::Remove { name } => match store.remove(&name) {
             Ok(()) => {
                 println!("removed {name}");
                 exit::OK
@@ -46,11 +50,8 @@ pub fn run(command: ModelCommand) -> u8 {
     }
 }
 
-fn list() -> u8 {
-    let rows = match models::list() {
-        Ok(rows) => rows,
-        Err(e) => return fail(code(&e), advice(&e)),
-    };
+fn list(store: &models::Store) -> u8 {
+    let rows = store.list();
     println!(
         "{:<10} {:<14} {:>8}  {:<13} DESCRIPTION",
         "NAME", "STATE", "SIZE", "LANGUAGES"
@@ -70,18 +71,16 @@ fn list() -> u8 {
             row.description
         );
     }
-    if let Some(dir) = models::models_dir() {
-        println!("models folder: {}", dir.display());
-    }
+    println!("models folder: {}", store.dir.display());
     exit::OK
 }
 
-fn fetch(name: &str) -> u8 {
-    let spec = match models::spec(name) {
+fn fetch(store: &models::Store, name: &str) -> u8 {
+    let spec = match store.spec(name) {
         Ok(spec) => spec,
         Err(e) => return fail(code(&e), advice(&e)),
     };
-    if models::installed(name) {
+    if store.installed(name) {
         println!("{name} is already installed");
         return exit::OK;
     }
@@ -98,7 +97,7 @@ fn fetch(name: &str) -> u8 {
     }
     let cancel = AtomicBool::new(false);
     let mut stage = None;
-    let result = models::fetch(
+    let result = store.fetch(
         name,
         &mut |p: Progress| {
             if stage != Some(p.stage) {

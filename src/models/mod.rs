@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use fetch::{Progress, Stage, fetch};
+pub use fetch::{Progress, Stage};
 
 /// The English-only default model's name.
 pub const ENGLISH: &str = "tiny.en";
@@ -187,23 +187,6 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
-/// The catalog entry called `name`.
-pub fn spec(name: &str) -> Result<ModelSpec, ModelsError> {
-    let catalog = catalog()?;
-    let known = catalog
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    catalog
-        .into_iter()
-        .find(|s| s.name == name)
-        .ok_or_else(|| ModelsError::Unknown {
-            name: name.to_owned(),
-            known,
-        })
-}
-
 /// Where models live: `$XDG_DATA_HOME/lightning-dictate/models`, else
 /// `~/.local/share/lightning-dictate/models`.
 pub fn models_dir() -> Option<PathBuf> {
@@ -235,6 +218,73 @@ pub fn resolve(arg: &str) -> PathBuf {
     }
 }
 
+/// Where models are installed, which ones exist and where they are downloaded from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Store {
+    /// The models folder (`models/NAME` per installed model).
+    pub dir: PathBuf,
+    pub catalog: Vec<ModelSpec>,
+    /// The package registry's simple index URL, ending in `/`.
+    pub index: String,
+}
+
+impl Store {
+    /// The user's models folder, the catalog and the registry, with the environment's overrides
+    /// (`XDG_DATA_HOME`, `LIGHTNING_DICTATE_MODEL_CATALOG`, `LIGHTNING_DICTATE_INDEX_URL` or
+    /// `PIP_INDEX_URL`).
+    pub fn from_env() -> Result<Store, ModelsError> {
+        Ok(Store {
+            dir: models_dir().ok_or(ModelsError::NoDataDir)?,
+            catalog: catalog()?,
+            index: fetch::index_url(),
+        })
+    }
+
+    /// The catalog entry called `name`.
+    pub fn spec(&self, name: &str) -> Result<ModelSpec, ModelsError> {
+        let known = self
+            .catalog
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.catalog
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| ModelsError::Unknown {
+                name: name.to_owned(),
+                known,
+            })
+    }
+
+    /// Whether the model `name` is installed.
+    pub fn installed(&self, name: &str) -> bool {
+        valid_name(name) && looks_like_model(&self.dir.join(name))
+    }
+
+    /// Every model in the catalog, and any other model folder found in the models folder.
+    pub fn list(&self) -> Vec<Listed> {
+        list_in(&self.dir, &self.catalog)
+    }
+
+    /// Removes the installed model `name` (and any download of it in progress). The folder first
+    /// moves aside, so a model is never seen half-removed.
+    pub fn remove(&self, name: &str) -> Result<(), ModelsError> {
+        remove_in(&self.dir, self.spec(name).ok().as_ref(), name)
+    }
+
+    /// Fetches and installs the model `name` (see [`fetch::fetch`]).
+    pub fn fetch(
+        &self,
+        name: &str,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<(PathBuf, bool), ModelsError> {
+        fetch::fetch_into(self, &self.spec(name)?, progress, cancel)
+    }
+}
+
 /// A row of `model list`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
@@ -251,11 +301,10 @@ pub struct Listed {
     pub known: bool,
 }
 
-/// Every model in the catalog, and any other model folder found in the models folder.
-pub fn list() -> Result<Vec<Listed>, ModelsError> {
-    let dir = models_dir().ok_or(ModelsError::NoDataDir)?;
-    let mut rows: Vec<Listed> = catalog()?
-        .into_iter()
+fn list_in(dir: &Path, catalog: &[ModelSpec]) -> Vec<Listed> {
+    let mut rows: Vec<Listed> = catalog
+        .iter()
+        .cloned()
         .map(|spec| {
             let folder = dir.join(&spec.name);
             let installed = looks_like_model(&folder);
@@ -275,7 +324,7 @@ pub fn list() -> Result<Vec<Listed>, ModelsError> {
             }
         })
         .collect();
-    if let Ok(entries) = std::fs::read_dir(&dir) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
         let mut others: Vec<Listed> = entries
             .flatten()
             .filter_map(|e| {
@@ -299,7 +348,7 @@ pub fn list() -> Result<Vec<Listed>, ModelsError> {
         others.sort_by(|a, b| a.name.cmp(&b.name));
         rows.extend(others);
     }
-    Ok(rows)
+    rows
 }
 
 fn folder_size(dir: &Path) -> u64 {
@@ -313,20 +362,17 @@ fn folder_size(dir: &Path) -> u64 {
     })
 }
 
-/// Removes the installed model `name` (and any download of it in progress). The folder first
-/// moves aside, so a model is never seen half-removed.
-pub fn remove(name: &str) -> Result<(), ModelsError> {
+fn remove_in(dir: &Path, spec: Option<&ModelSpec>, name: &str) -> Result<(), ModelsError> {
     if !valid_name(name) {
         return Err(ModelsError::NotInstalled {
             name: name.to_owned(),
         });
     }
-    let dir = models_dir().ok_or(ModelsError::NoDataDir)?;
     let folder = dir.join(name);
-    if let Ok(spec) = spec(name) {
+    if let Some(spec) = spec {
         for wheel in &spec.wheels {
-            let _ = std::fs::remove_file(fetch::download_path(&dir, wheel, true));
-            let _ = std::fs::remove_file(fetch::download_path(&dir, wheel, false));
+            let _ = std::fs::remove_file(fetch::download_path(dir, wheel, true));
+            let _ = std::fs::remove_file(fetch::download_path(dir, wheel, false));
         }
     }
     if !folder.is_dir() {
