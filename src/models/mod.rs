@@ -144,6 +144,16 @@ struct CatalogFile {
     models: Vec<ModelSpec>,
 }
 
+/// A catalog in the built-in format (`{"models": [...]}`).
+pub fn parse_catalog(text: &str) -> Result<Vec<ModelSpec>, ModelsError> {
+    serde_json::from_str::<CatalogFile>(text)
+        .map(|f| f.models)
+        .map_err(|e| ModelsError::Catalog {
+            path: "(text)".to_owned(),
+            detail: e.to_string(),
+        })
+}
+
 /// The models that can be fetched: the built-in catalog, or the file named by
 /// `LIGHTNING_DICTATE_MODEL_CATALOG` (same format; for mirrors and tests).
 pub fn catalog() -> Result<Vec<ModelSpec>, ModelsError> {
@@ -283,6 +293,38 @@ impl Store {
     ) -> Result<(PathBuf, bool), ModelsError> {
         fetch::fetch_into(self, &self.spec(name)?, progress, cancel)
     }
+}
+
+/// The model a dictation runs on when none is named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub name: &'static str,
+    /// `Automatic` is served by the English-only model because the multilingual one is not
+    /// installed.
+    pub english_only_automatic: bool,
+}
+
+/// Which installed model (in `dir`) suits `language`: English gets tiny.en (base when only base is
+/// installed); any other language base; `Automatic` base, else tiny.en (English only). `None`: a
+/// language other than English without the multilingual model.
+pub fn choose(dir: &Path, language: crate::protocol::Language) -> Option<Choice> {
+    let has = |name: &str| looks_like_model(&dir.join(name));
+    let choice = |name, english_only_automatic| Choice {
+        name,
+        english_only_automatic,
+    };
+    if language.code() == "en" {
+        let name = if !has(ENGLISH) && has(MULTILINGUAL) {
+            MULTILINGUAL
+        } else {
+            ENGLISH
+        };
+        return Some(choice(name, false));
+    }
+    if has(MULTILINGUAL) {
+        return Some(choice(MULTILINGUAL, false));
+    }
+    language.is_multi().then(|| choice(ENGLISH, has(ENGLISH)))
 }
 
 /// A row of `model list`.

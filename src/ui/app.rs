@@ -21,6 +21,7 @@ use super::history_view::{HistoryAction, HistoryPanel};
 pub(super) use super::inbox::{Inbox, waking};
 use super::io::{self, Done, Job, KeyringAccess};
 use super::lifecycle::{Failure, Lifecycle};
+use super::models_view::ModelsPanel;
 use super::outside::Outside;
 use super::overlay::Overlay;
 use super::settings::{EngineChoice, Service, Settings, Theme};
@@ -55,6 +56,8 @@ pub struct DictationApp {
     key: ApiKeyField,
     history: HistoryPanel,
     settings_panel: SettingsPanel,
+    /// The offline models (Settings → Offline model, and the download offer).
+    pub models: ModelsPanel,
     pub(super) status: StatusLine,
     pub(super) level_dbfs: f32,
     backend: Box<dyn Backend>,
@@ -103,6 +106,7 @@ impl DictationApp {
             key: ApiKeyField::new(api_key),
             history: HistoryPanel::default(),
             settings_panel: SettingsPanel::default(),
+            models: ModelsPanel::default(),
             status: StatusLine::default(),
             level_dbfs: -120.0,
             backend,
@@ -133,6 +137,12 @@ impl DictationApp {
     pub fn with_keyring(mut self, access: KeyringAccess) -> Self {
         let job = self.key.use_keyring(access);
         self.queue(job);
+        self
+    }
+
+    /// Offline models from `store` (tests: a folder and registry of their own).
+    pub fn with_model_store(mut self, store: crate::models::Store) -> Self {
+        self.models = ModelsPanel::new(Ok(store));
         self
     }
 
@@ -492,6 +502,7 @@ impl DictationApp {
         // alone): the frame shows the newest state. No event, no repaint: an idle window does no
         // work.
         self.apply_pending();
+        self.models.poll();
         ctx.set_theme(match self.settings.theme {
             Theme::System => egui::ThemePreference::System,
             Theme::Light => egui::ThemePreference::Light,
@@ -532,6 +543,8 @@ impl DictationApp {
                 self.moved_to = None;
                 self.lifecycle = Lifecycle::Idle;
             }
+            self.models
+                .offer_ui(ui, self.settings.language, offline, self.show_settings);
             ui.add_space(4.0);
         });
         if self.show_history {
@@ -547,6 +560,7 @@ impl DictationApp {
             }
         }
         if self.show_settings {
+            let dictating = self.is_dictating();
             let job = egui::Panel::bottom("settings_panel")
                 .show(ui, |ui| {
                     ui.add_space(4.0);
@@ -557,6 +571,10 @@ impl DictationApp {
                         &mut self.key,
                         &mut self.outside,
                     );
+                    ui.horizontal_top(|ui| {
+                        ui.label("Offline model");
+                        self.models.ui(ui, self.settings.language, dictating);
+                    });
                     ui.add_space(4.0);
                     job
                 })

@@ -8,6 +8,7 @@ pub mod history_view;
 mod inbox;
 pub mod io;
 pub mod lifecycle;
+pub mod models_view;
 pub mod outside;
 pub mod overlay;
 pub mod settings;
