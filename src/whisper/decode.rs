@@ -59,6 +59,9 @@ pub struct Recognition {
     pub avg_logprob: f64,
 }
 
+/// Picks a segment's language from each language's probability, most likely first.
+pub type DecideLanguage<'a> = dyn FnMut(&[(String, f64)]) -> String + 'a;
+
 /// A loaded model with everything needed to recognise audio; share it with `Arc`.
 pub struct Recognizer {
     pub(super) model: Whisper,
@@ -172,7 +175,7 @@ impl Recognizer {
     pub fn recognize_deciding(
         &self,
         samples: &[f32],
-        decide: &mut dyn FnMut(&[(String, f64)]) -> String,
+        decide: &mut DecideLanguage<'_>,
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
         self.recognize_inner(samples, None, decide, previous)
@@ -183,7 +186,7 @@ impl Recognizer {
         &self,
         samples: &[f32],
         language: Option<&str>,
-        decide: &mut dyn FnMut(&[(String, f64)]) -> String,
+        decide: &mut DecideLanguage<'_>,
         previous: &[u32],
     ) -> Result<Recognition, String> {
         let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
