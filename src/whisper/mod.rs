@@ -1,6 +1,7 @@
 //! The offline recogniser: Whisper from a faster-whisper (CTranslate2) model directory, run with
 //! candle on the CPU, behind the local server's engine interface.
 
+pub mod align;
 pub mod ct2;
 pub mod decode;
 pub mod engine;
