@@ -2,7 +2,7 @@
 
 Same measurements as `cargo bench --bench offline`: model load, per-utterance time from the end
 of the audio to the final text (the whole clip transcribed at once), real-time factor, word error
-rate, peak memory. Greedy decoding, English, no VAD, word timestamps on, two CPU threads.
+rate, peak memory. Greedy decoding (BENCH_BEAM=5: beam search), English, no VAD, word timestamps on, two CPU threads.
 """
 import json
 import os
@@ -36,6 +36,7 @@ def edits(r, h):
 def main():
     clips, model_dir = sys.argv[1], sys.argv[2]
     threads = int(os.environ.get("BENCH_THREADS", "2"))
+    beam = int(os.environ.get("BENCH_BEAM", "1"))
     wavs = sorted(f for f in os.listdir(clips) if f.endswith(".wav"))
     refs = open(os.path.join(clips, "refs.txt")).read().splitlines()
     t = time.perf_counter()
@@ -44,7 +45,7 @@ def main():
 
     def run(path):
         segments, _ = model.transcribe(
-            path, language="en", beam_size=1, best_of=1, temperature=0.0,
+            path, language="en", beam_size=beam, best_of=beam, temperature=0.0,
             condition_on_previous_text=False, vad_filter=False, word_timestamps=True,
             without_timestamps=True)
         return " ".join(s.text.strip() for s in segments)
@@ -62,7 +63,7 @@ def main():
     n = sum(len(normalise(r)) for r in refs)
     s = sorted(latencies)
     print(json.dumps({
-        "engine": "faster-whisper (CTranslate2)",
+        "engine": f"faster-whisper (CTranslate2), beam {beam}",
         "load_s": round(load, 3), "clips": len(wavs), "audio_s": round(audio, 2),
         "latency_p50_s": round(s[len(s) // 2], 3), "latency_max_s": round(s[-1], 3),
         "rtf": round(sum(latencies) / audio, 4), "wer": round(e / n, 4),
