@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::ModelError;
 use super::align::align;
 use super::ct2::{Ct2Model, model_files};
+use super::fallback::{self, Attempt};
 use super::mel::{HOP, LogMel, SAMPLE_RATE};
 use super::model::{Whisper, log_softmax};
 use super::tokenizer::Tokenizer;
@@ -74,6 +75,8 @@ pub struct Recognizer {
     suppressed_at_begin: Vec<u32>,
     multilingual: bool,
     pub context: Context,
+    /// Retry doubtful segments at higher temperatures (on for finals; interims stay greedy).
+    pub fallback: bool,
 }
 
 impl std::fmt::Debug for Recognizer {
@@ -136,6 +139,7 @@ impl Recognizer {
             suppressed_at_begin: config.suppress_ids_begin,
             multilingual,
             context: context_from_env().unwrap_or(Context::Padded(1.0)),
+            fallback: std::env::var("LIGHTNING_WHISPER_FALLBACK").map_or(true, |v| v != "0"),
         })
     }
 
@@ -166,7 +170,24 @@ impl Recognizer {
                 .first()
                 .map_or_else(|| "en".to_owned(), |(code, _)| code.clone())
         };
-        self.recognize_inner(samples, language, &mut most_likely, previous)
+        self.recognize_inner(samples, language, &mut most_likely, previous, self.fallback)
+            .map_err(ModelError::Inference)
+    }
+
+    /// As [`Recognizer::recognize`], greedy only (no temperature fallback): for interims, which
+    /// are redone half a second later anyway.
+    pub fn recognize_interim(
+        &self,
+        samples: &[f32],
+        language: Option<&str>,
+        previous: &[u32],
+    ) -> Result<Recognition, ModelError> {
+        let mut most_likely = |p: &[(String, f64)]| {
+            super::language::LanguageTracker::candidates(p)
+                .first()
+                .map_or_else(|| "en".to_owned(), |(code, _)| code.clone())
+        };
+        self.recognize_inner(samples, language, &mut most_likely, previous, false)
             .map_err(ModelError::Inference)
     }
 
@@ -179,7 +200,7 @@ impl Recognizer {
         decide: &mut DecideLanguage<'_>,
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
-        self.recognize_inner(samples, None, decide, previous)
+        self.recognize_inner(samples, None, decide, previous, self.fallback)
             .map_err(ModelError::Inference)
     }
 
@@ -189,10 +210,94 @@ impl Recognizer {
         language: Option<&str>,
         decide: &mut DecideLanguage<'_>,
         previous: &[u32],
+        fallback: bool,
     ) -> Result<Recognition, String> {
         let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[..samples.len().min(max_samples)];
-        let (mut state, audio_positions, positions) = self.encode(samples, self.context)?;
+        let (audio, audio_positions, positions) = self.encode(samples, self.context)?;
+        let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+        let mut language = language.map(str::to_owned);
+        // Seeded by the audio's length: the same segment always decodes the same way.
+        let mut rng = fastrand::Rng::with_seed(samples.len() as u64);
+        let temperatures: &[f32] = if fallback {
+            &fallback::TEMPERATURES
+        } else {
+            &fallback::TEMPERATURES[..1]
+        };
+        let mut kept: Option<Attempt> = None;
+        for &temperature in temperatures {
+            let attempt = self.attempt(
+                &audio,
+                previous,
+                &mut language,
+                decide,
+                temperature,
+                seconds,
+                &mut rng,
+            )?;
+            let passes = attempt.passes();
+            tracing::debug!(
+                temperature,
+                avg_logprob = attempt.avg_logprob(),
+                compression = attempt.compression_ratio(),
+                no_speech = attempt.no_speech,
+                passes,
+                "attempt {:?}",
+                attempt.text
+            );
+            if passes {
+                kept = Some(attempt);
+                break;
+            }
+            if kept.as_ref().is_none_or(|k| attempt.better_than(k)) {
+                kept = Some(attempt);
+            }
+        }
+        let attempt = kept.ok_or("no decoding attempt was made")?;
+        let avg_logprob = attempt.avg_logprob();
+        tracing::debug!(
+            seconds,
+            positions,
+            tokens = attempt.tokens.len(),
+            no_speech = attempt.no_speech,
+            avg_logprob,
+            temperature = attempt.temperature,
+            "recognised {:?}",
+            attempt.text
+        );
+        let words = self.words(
+            &attempt.tokens,
+            &attempt.token_logprobs,
+            &attempt.rows,
+            audio_positions,
+        );
+        Ok(Recognition {
+            text: attempt.text,
+            tokens: attempt.tokens,
+            words,
+            language: language.unwrap_or_else(|| "en".to_owned()),
+            no_speech: attempt.no_speech,
+            avg_logprob,
+        })
+    }
+
+    /// One decoding of the encoded `audio` at `temperature` (0: greedy). The language is decided
+    /// on the first attempt (with `decide` when none was given) and kept for the others.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one segment's decoding state, threaded through each attempt"
+    )]
+    fn attempt(
+        &self,
+        audio: &candle_core::Tensor,
+        previous: &[u32],
+        language: &mut Option<String>,
+        decide: &mut DecideLanguage<'_>,
+        temperature: f32,
+        seconds: f64,
+        rng: &mut fastrand::Rng,
+    ) -> Result<Attempt, String> {
+        let mut state = self.model.start_decoding(audio)?;
         let s = &self.tokenizer.specials;
 
         // The start token (after the previous text, when there is one): its logits give the
@@ -210,14 +315,15 @@ impl Recognizer {
             .no_speech
             .and_then(|id| logprobs.get(id as usize))
             .map_or(0.0, |lp| f64::from(lp.exp()));
-        let language = match language {
+        let code = match language.as_deref() {
             Some(code) => code.to_owned(),
             None if self.multilingual => decide(&self.language_probabilities(&logits)),
             None => "en".to_owned(),
         };
+        *language = Some(code.clone());
         let mut prompt = Vec::new();
         if self.multilingual {
-            if let Some(lang) = self.tokenizer.language_token(&language) {
+            if let Some(lang) = self.tokenizer.language_token(&code) {
                 prompt.push(lang);
             }
             if let Some(t) = s.transcribe {
@@ -236,7 +342,6 @@ impl Recognizer {
         let mut tokens: Vec<u32> = Vec::new();
         let mut token_logprobs: Vec<f32> = Vec::new();
         // Speech is at most about 6 tokens a second; more is the model looping.
-        let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
         let limit = (self.model.dims.n_text_ctx / 2).min(12 + (seconds * 8.0) as usize);
         loop {
             for &id in &self.suppressed {
@@ -252,12 +357,16 @@ impl Recognizer {
                 }
             }
             let logprobs = log_softmax(&logits);
-            let (next, lp) = logprobs
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, &lp)| (i as u32, lp))
-                .ok_or("the model produced no logits")?;
+            let picked = if temperature > 0.0 {
+                fallback::sample(&logprobs, temperature, rng)
+            } else {
+                logprobs
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(i, &lp)| (i as u32, lp))
+            };
+            let (next, lp) = picked.ok_or("the model produced no logits")?;
             if next == s.eot {
                 break;
             }
@@ -288,39 +397,24 @@ impl Recognizer {
                 r.append(&mut new);
             }
         }
-        let avg_logprob = if token_logprobs.is_empty() {
-            0.0
-        } else {
-            token_logprobs.iter().map(|&l| f64::from(l)).sum::<f64>() / token_logprobs.len() as f64
-        };
         let text = self.tokenizer.decode(&tokens).trim().to_owned();
-        tracing::debug!(
-            seconds,
-            positions,
-            tokens = tokens.len(),
-            no_speech,
-            avg_logprob,
-            ?tokens,
-            "recognised {text:?}"
-        );
-        let words = self.words(&tokens, &token_logprobs, &rows, audio_positions);
-        Ok(Recognition {
-            text,
+        Ok(Attempt {
             tokens,
-            words,
-            language,
+            token_logprobs,
+            rows,
+            text,
             no_speech,
-            avg_logprob,
+            temperature,
         })
     }
 
-    /// Runs the encoder on `samples` (at most 30 s) with `context`, and starts a decoder on it.
-    /// Returns the decoder, the positions that hold audio and the positions encoded.
+    /// Runs the encoder on `samples` (at most 30 s) with `context`. Returns its output, the
+    /// positions that hold audio and the positions encoded.
     pub(super) fn encode(
         &self,
         samples: &[f32],
         context: Context,
-    ) -> Result<(super::model::DecoderState, usize, usize), String> {
+    ) -> Result<(candle_core::Tensor, usize, usize), String> {
         let audio_positions = samples.len().div_ceil(2 * HOP);
         let positions = match context {
             Context::Full => self.model.dims.n_audio_ctx,
@@ -333,8 +427,7 @@ impl Recognizer {
         padded.resize(frames * HOP, 0.0);
         let mel = self.mel.compute(&padded);
         let audio = self.model.encode(&mel, frames)?;
-        let state = self.model.start_decoding(&audio)?;
-        Ok((state, audio_positions, positions))
+        Ok((audio, audio_positions, positions))
     }
 
     /// Groups tokens into words and times them by aligning tokens to audio positions.

@@ -280,7 +280,10 @@ impl WhisperSession {
         };
         // Interims in the dictation's language so far (detected afresh until there is one).
         let language = self.language.as_deref().or(self.tracker.current());
-        let Ok(r) = self.recognizer.recognize(&self.audio, language, previous) else {
+        let Ok(r) = self
+            .recognizer
+            .recognize_interim(&self.audio, language, previous)
+        else {
             return;
         };
         if is_noise(&r) {

@@ -41,8 +41,12 @@ impl Recognizer {
         }
         let max = (super::decode::MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[samples.len().saturating_sub(max)..];
-        let (mut state, _, _) = self
+        let (audio, _, _) = self
             .encode(samples, context)
+            .map_err(ModelError::Inference)?;
+        let mut state = self
+            .model
+            .start_decoding(&audio)
             .map_err(ModelError::Inference)?;
         let sot = self.tokenizer.specials.sot;
         let (logits, _) = self

@@ -5,6 +5,7 @@ pub mod align;
 pub mod ct2;
 pub mod decode;
 pub mod engine;
+pub mod fallback;
 pub mod language;
 pub mod mel;
 pub mod model;
