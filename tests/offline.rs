@@ -137,6 +137,25 @@ fn transcribe_offline_recognises_espeak_speech_in_three_voices() {
     assert_wer(&scores, 0.15);
 }
 
+/// The multilingual base model, named with `--model base`, on the same English speech (pooled
+/// over the same three voices as tiny.en above).
+#[test]
+fn transcribe_offline_with_base_by_name_recognises_english() {
+    assert!(
+        lightning_dictate::models::installed("base"),
+        "the offline model base is missing: run `lightning-dictate model fetch base` (`bash .ci/test` does)"
+    );
+    let scores = each_voice(
+        &[("en-us", 140), ("en", 160), ("en-us", 185)],
+        &["--offline", "--model", "base", "--language", "en"],
+        " with base",
+    );
+    assert_wer(&scores, BASE_WER_LIMIT);
+}
+
+/// What base must reach on the three voices pooled (measured: see the README's table).
+const BASE_WER_LIMIT: f64 = 0.12;
+
 /// The test sentences spoken in each voice and speed, transcribed with `args`: the errors of each.
 fn each_voice(voices: &[(&str, u32)], args: &[&str], label: &str) -> Vec<WordErrors> {
     let dir = tempfile::tempdir().unwrap();
