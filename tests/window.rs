@@ -240,7 +240,10 @@ fn errors_speak_the_windows_words() {
     assert!(!h.state().is_dictating());
     let text = no_flags(&h);
     assert!(text.starts_with("No Whisper model at /home/u/"), "{text}");
-    assert!(text.contains("install the offline model"), "{text}");
+    assert!(
+        text.contains("download it in Settings (Offline model)"),
+        "{text}"
+    );
     h.get_by_label(&text);
 
     // An unknown microphone: the start itself fails.

@@ -95,7 +95,9 @@ mod tests {
         let missing = ModelError::Missing {
             path: "/nowhere".into(),
         };
-        assert!(model(&missing).starts_with("no Whisper model at /nowhere: fetch"));
+        assert!(model(&missing).starts_with(
+            "no Whisper model at /nowhere: install it with `lightning-dictate model fetch tiny.en`"
+        ));
         assert!(device(&DeviceError::NoInput).contains("`lightning-dictate devices`"));
     }
 }

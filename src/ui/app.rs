@@ -560,7 +560,7 @@ impl DictationApp {
             }
         }
         if self.show_settings {
-            let dictating = self.is_dictating();
+            self.models.dictating = self.is_dictating();
             let job = egui::Panel::bottom("settings_panel")
                 .show(ui, |ui| {
                     ui.add_space(4.0);
@@ -570,11 +570,8 @@ impl DictationApp {
                         self.level_dbfs,
                         &mut self.key,
                         &mut self.outside,
+                        &mut self.models,
                     );
-                    ui.horizontal_top(|ui| {
-                        ui.label("Offline model");
-                        self.models.ui(ui, self.settings.language, dictating);
-                    });
                     ui.add_space(4.0);
                     job
                 })

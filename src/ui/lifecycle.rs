@@ -116,10 +116,10 @@ fn window_advice(remedy: Remedy) -> Option<&'static str> {
         Remedy::UseCurrentEndpoint => "switch to Pulse live, or pick another service in Settings",
         Remedy::PickDevice => "pick another microphone in Settings",
         Remedy::FetchModel => {
-            "download it in Settings → Offline model, or choose Lightning in Settings"
+            "download it in Settings (Offline model), or choose Lightning in Settings"
         }
         Remedy::MultilingualModel => {
-            "download \"base\" in Settings → Offline model, or choose English"
+            "download \"base\" in Settings (Offline model), or choose English"
         }
         _ => return None,
     })

@@ -32,6 +32,8 @@ pub struct ModelsPanel {
     download: Option<Download>,
     /// The last download's or removal's outcome, in one line.
     pub message: Option<String>,
+    /// A dictation runs (it may be using a model: none is removed meanwhile).
+    pub dictating: bool,
 }
 
 impl Default for ModelsPanel {
@@ -47,6 +49,7 @@ impl ModelsPanel {
             rows: None,
             download: None,
             message: None,
+            dictating: false,
         }
     }
 
@@ -157,8 +160,9 @@ impl ModelsPanel {
     }
 
     /// The panel, inside the Settings grid's second column. `language`: the chosen language (for
-    /// "in use"); `dictating`: a running dictation may be using a model, so none is removed.
-    pub fn ui(&mut self, ui: &mut egui::Ui, language: Language, dictating: bool) {
+    /// "in use").
+    pub fn ui(&mut self, ui: &mut egui::Ui, language: Language) {
+        let dictating = self.dictating;
         let store = match &self.store {
             Ok(store) => store.clone(),
             Err(e) => {
@@ -248,9 +252,8 @@ pub fn progress_ui(ui: &mut egui::Ui, progress: Option<Progress>) {
             let fraction = p.done as f32 / p.total as f32;
             let text = match p.stage {
                 Stage::Downloading { .. } => format!(
-                    "Downloading {:.0} % ({} of {})",
+                    "Downloading {:.0} % of {}",
                     100.0 * fraction,
-                    models::human_size(p.done),
                     models::human_size(p.total)
                 ),
                 Stage::Installing => format!("Installing {:.0} %", 100.0 * fraction),
@@ -261,7 +264,7 @@ pub fn progress_ui(ui: &mut egui::Ui, progress: Option<Progress>) {
     };
     ui.add(
         egui::ProgressBar::new(fraction)
-            .desired_width(220.0)
+            .desired_width(200.0)
             .text(text),
     );
 }

@@ -1,6 +1,6 @@
 //! The Settings panel: microphone (with a live level), encoding, rate, word timestamps, theme,
-//! where speech is recognised, the service and its URL, the API key; and the language menu and
-//! level meter the main controls share.
+//! where speech is recognised, the service and its URL, the API key, the offline models; and the
+//! language menu and level meter the main controls share.
 
 use eframe::egui;
 use egui::RichText;
@@ -26,6 +26,7 @@ impl SettingsPanel {
         level_dbfs: f32,
         key: &mut ApiKeyField,
         outside: &mut super::outside::Outside,
+        models: &mut super::models_view::ModelsPanel,
     ) -> Option<Job> {
         let mut job = None;
         egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
@@ -224,6 +225,10 @@ impl SettingsPanel {
             if let Some(key_job) = key.ui(ui, key_label.id) {
                 job = Some(key_job);
             }
+            ui.end_row();
+
+            ui.label("Offline model");
+            models.ui(ui, settings.language);
             ui.end_row();
         });
         job
