@@ -318,6 +318,9 @@ fn run(
     (session, source)
 }
 
+/// How long a dictation on this computer waits for its last final after `end`.
+const OFFLINE_FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_mins(1);
+
 /// The session's settings for this request: the target's URL (loading the offline model first
 /// when the target is the recogniser on this computer), the source's kind, then the request's own
 /// adjustments.
@@ -342,7 +345,12 @@ fn session_config(
         Target::Offline(recognizer) => {
             let ready = recognizer.ready(language)?;
             recognizer_in_use = Some(recognizer);
-            SessionConfig::new(ready.url, request.params, None)
+            let mut config = SessionConfig::new(ready.url, request.params, None);
+            // The recogniser on this computer is known to be alive; on a slow machine its last
+            // final (a long utterance, a retried doubtful one) can take longer than the
+            // service's. The request's own adjustments below may still change it.
+            config.finish_timeout = config.finish_timeout.max(OFFLINE_FINISH_TIMEOUT);
+            config
         }
     };
     if live {

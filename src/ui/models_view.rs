@@ -34,6 +34,8 @@ pub struct ModelsPanel {
     pub message: Option<String>,
     /// A dictation runs (it may be using a model: none is removed meanwhile).
     pub dictating: bool,
+    /// The window was started with `--model`: that model is used, whatever is installed.
+    pub named_model: bool,
 }
 
 impl Default for ModelsPanel {
@@ -50,6 +52,7 @@ impl ModelsPanel {
             download: None,
             message: None,
             dictating: false,
+            named_model: false,
         }
     }
 
@@ -283,6 +286,7 @@ impl ModelsPanel {
     ) {
         let multilingual = models::MULTILINGUAL;
         let needed = offline
+            && !self.named_model
             && language.code() != "en"
             && self.store.is_ok()
             && !self.installed(multilingual);

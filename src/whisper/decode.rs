@@ -75,7 +75,8 @@ pub struct Recognizer {
     suppressed_at_begin: Vec<u32>,
     multilingual: bool,
     pub context: Context,
-    /// Retry doubtful segments at higher temperatures (on for finals; interims stay greedy).
+    /// Retry doubtful segments at higher temperatures (finals only; interims stay greedy).
+    /// `LIGHTNING_WHISPER_FALLBACK=1` turns it on.
     pub fallback: bool,
 }
 
@@ -139,7 +140,9 @@ impl Recognizer {
             suppressed_at_begin: config.suppress_ids_begin,
             multilingual,
             context: context_from_env().unwrap_or(Context::Padded(1.0)),
-            fallback: std::env::var("LIGHTNING_WHISPER_FALLBACK").map_or(true, |v| v != "0"),
+            // Off by default: with one sample per temperature (the reference draws five and keeps
+            // the most probable) it made tiny.en worse on fast speech (README, "Measured").
+            fallback: std::env::var("LIGHTNING_WHISPER_FALLBACK").is_ok_and(|v| v == "1"),
         })
     }
 
@@ -191,6 +194,17 @@ impl Recognizer {
             .map_err(ModelError::Inference)
     }
 
+    /// As [`Recognizer::recognize_deciding`], greedy only (for interims).
+    pub fn recognize_interim_deciding(
+        &self,
+        samples: &[f32],
+        decide: &mut DecideLanguage<'_>,
+        previous: &[u32],
+    ) -> Result<Recognition, ModelError> {
+        self.recognize_inner(samples, None, decide, previous, false)
+            .map_err(ModelError::Inference)
+    }
+
     /// Recognises `samples` in the language `decide` picks from the model's language
     /// probabilities for them (computed in the same pass; `decide` is not called for an
     /// English-only model).
@@ -225,7 +239,12 @@ impl Recognizer {
             &fallback::TEMPERATURES[..1]
         };
         let mut kept: Option<Attempt> = None;
+        let started = std::time::Instant::now();
         for &temperature in temperatures {
+            if kept.is_some() && started.elapsed().as_secs_f64() > fallback::BUDGET_SECS {
+                // A final must not wait for every temperature: the best so far.
+                break;
+            }
             let attempt = self.attempt(
                 &audio,
                 previous,

@@ -202,13 +202,19 @@ impl WhisperSession {
         let utterance = &self.audio[..end];
         let recognizer = &self.recognizer;
         let tracker = &mut self.tracker;
-        let result = match self.language.as_deref() {
-            Some(code) => recognizer.recognize(utterance, Some(code), previous),
-            None => recognizer.recognize_deciding(
+        let result = if let Some(code) = self.language.as_deref() {
+            recognizer.recognize(utterance, Some(code), previous)
+        } else {
+            let mut second_opinion = |audio: &[f32]| {
+                recognizer
+                    .detect_language(audio, super::decode::Context::Padded(1.0))
+                    .unwrap_or_default()
+            };
+            recognizer.recognize_deciding(
                 utterance,
-                &mut |p| tracker.decide(recognizer, p, utterance),
+                &mut |p| tracker.decide(&mut second_opinion, p, utterance),
                 previous,
-            ),
+            )
         };
         let had_interim = !self.shown.is_empty();
         match result {
@@ -278,12 +284,20 @@ impl WhisperSession {
         } else {
             &[]
         };
-        // Interims in the dictation's language so far (detected afresh until there is one).
-        let language = self.language.as_deref().or(self.tracker.current());
-        let Ok(r) = self
-            .recognizer
-            .recognize_interim(&self.audio, language, previous)
-        else {
+        // Interims in the chosen language, else the utterance's own when it is confident, else
+        // the dictation's so far.
+        let tracker = &self.tracker;
+        let result = match self.language.as_deref() {
+            Some(code) => self
+                .recognizer
+                .recognize_interim(&self.audio, Some(code), previous),
+            None => self.recognizer.recognize_interim_deciding(
+                &self.audio,
+                &mut |p| tracker.interim_language(p),
+                previous,
+            ),
+        };
+        let Ok(r) = result else {
             return;
         };
         if is_noise(&r) {

@@ -57,10 +57,18 @@ impl Recognizer {
     }
 }
 
+/// Language probabilities of longer audio, most likely first.
+pub type SecondOpinion<'a> = dyn FnMut(&[f32]) -> Vec<(String, f64)> + 'a;
+
 /// A language is taken on its own evidence only at this probability or above.
 const CONFIDENT: f64 = 0.8;
 /// ... and from at least this much speech.
 const CONFIDENT_SECS: f64 = 1.0;
+/// A segment whose most likely language has at least this probability, while the dictation's
+/// language has less than [`IMPLAUSIBLE`], switches too (espeak-ng German after Spanish: de 0.76,
+/// es next to nothing).
+const LIKELY: f64 = 0.5;
+const IMPLAUSIBLE: f64 = 0.05;
 /// The speech kept for a second opinion when one utterance is not conclusive.
 const RECENT_SECS: f64 = 30.0;
 
@@ -70,7 +78,8 @@ const RECENT_SECS: f64 = 30.0;
 /// that a dictation in the picker's languages never wants: espeak-ng German comes out as
 /// Yiddish, Latvian or Latin on short stretches). The first utterance takes its most likely
 /// language; after that the language changes only on confident evidence: the utterance alone at
-/// p ≥ 0.8 over ≥ 1 s, or, when it is not conclusive, the last 30 s of speech together.
+/// p ≥ 0.8 over ≥ 1 s (or p ≥ 0.5 while the current language is below 0.05 for it), or, when it
+/// is not conclusive, the last 30 s of speech together.
 #[derive(Debug, Default)]
 pub struct LanguageTracker {
     current: Option<String>,
@@ -82,6 +91,18 @@ impl LanguageTracker {
     /// The dictation's language so far (for interims), if one has been decided.
     pub fn current(&self) -> Option<&str> {
         self.current.as_deref()
+    }
+
+    /// The language for an interim of the open utterance: its own most likely language when that
+    /// is confident, else the dictation's so far (decided only at the final, which sees it all).
+    pub fn interim_language(&self, probabilities: &[(String, f64)]) -> String {
+        let candidates = Self::candidates(probabilities);
+        match (candidates.first(), self.current.as_deref()) {
+            (Some((top, p)), _) if *p >= CONFIDENT => top.clone(),
+            (_, Some(current)) => current.to_owned(),
+            (Some((top, _)), None) => top.clone(),
+            (None, None) => "en".to_owned(),
+        }
     }
 
     /// The candidates of `probabilities` (most likely first), renormalised.
@@ -101,9 +122,11 @@ impl LanguageTracker {
     }
 
     /// The language of `utterance` (16 kHz), given its language probabilities from the model.
+    /// `second_opinion` gives the language probabilities of longer audio (the recogniser's
+    /// [`Recognizer::detect_language`]).
     pub fn decide(
         &mut self,
-        recognizer: &Recognizer,
+        second_opinion: &mut SecondOpinion<'_>,
         probabilities: &[(String, f64)],
         utterance: &[f32],
     ) -> String {
@@ -112,10 +135,17 @@ impl LanguageTracker {
             return self.current.clone().unwrap_or_else(|| "en".to_owned());
         };
         let secs = utterance.len() as f64 / f64::from(SAMPLE_RATE);
+        let p_current = self.current.as_ref().map_or(0.0, |current| {
+            candidates
+                .iter()
+                .find(|(code, _)| code == current)
+                .map_or(0.0, |(_, p)| *p)
+        });
+        let against_current = p >= CONFIDENT || (p >= LIKELY && p_current < IMPLAUSIBLE);
         let decided = match self.current.clone() {
             None => top,
             Some(current) if current == top => current,
-            Some(_) if p >= CONFIDENT && secs >= CONFIDENT_SECS => {
+            Some(_) if against_current && secs >= CONFIDENT_SECS => {
                 self.recent.clear();
                 top
             }
@@ -123,10 +153,7 @@ impl LanguageTracker {
                 // A second opinion over the recent speech and this utterance together.
                 let mut together = self.recent.clone();
                 together.extend_from_slice(utterance);
-                let longer = recognizer
-                    .detect_language(&together, Context::Padded(1.0))
-                    .map(|p| Self::candidates(&p))
-                    .unwrap_or_default();
+                let longer = Self::candidates(&second_opinion(&together));
                 match longer.first() {
                     Some((code, _)) if *code == current => current,
                     Some((code, p)) if *p >= CONFIDENT => {
@@ -146,5 +173,70 @@ impl LanguageTracker {
         tracing::debug!(secs, top = ?candidates.first(), decided, "language");
         self.current = Some(decided.clone());
         decided
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+        pairs.iter().map(|(c, p)| ((*c).to_owned(), *p)).collect()
+    }
+
+    #[test]
+    fn the_language_holds_until_the_evidence_is_confident() {
+        let second = std::cell::Cell::new(0);
+        let mut opinion = |_: &[f32]| {
+            second.set(second.get() + 1);
+            p(&[("es", 0.9), ("de", 0.1)])
+        };
+        let mut t = LanguageTracker::default();
+        let two_secs = vec![0.0f32; 32_000];
+        // Not a service language: Yiddish is no candidate.
+        assert_eq!(
+            t.decide(
+                &mut opinion,
+                &p(&[("yi", 0.7), ("es", 0.2), ("de", 0.1)]),
+                &two_secs
+            ),
+            "es"
+        );
+        // An unsure segment that leans elsewhere: the longer evidence keeps Spanish.
+        assert_eq!(
+            t.decide(
+                &mut opinion,
+                &p(&[("en", 0.5), ("es", 0.3), ("de", 0.2)]),
+                &two_secs
+            ),
+            "es"
+        );
+        assert_eq!(second.get(), 1);
+        // German, likely, with Spanish implausible: switches without a second opinion.
+        assert_eq!(
+            t.decide(
+                &mut opinion,
+                &p(&[("de", 0.76), ("en", 0.22), ("es", 0.02)]),
+                &two_secs
+            ),
+            "de"
+        );
+        assert_eq!(second.get(), 1);
+        assert_eq!(t.current(), Some("de"));
+        // A confident but too short segment does not switch on its own.
+        let short = vec![0.0f32; 8_000];
+        let mut german = |_: &[f32]| p(&[("de", 0.9)]);
+        assert_eq!(
+            t.decide(&mut german, &p(&[("en", 0.95), ("de", 0.05)]), &short),
+            "de"
+        );
+        // A confident long one does.
+        assert_eq!(
+            t.decide(&mut german, &p(&[("en", 0.95), ("de", 0.05)]), &two_secs),
+            "en"
+        );
+        // Interims follow a confident segment, else the dictation's language.
+        assert_eq!(t.interim_language(&p(&[("fr", 0.9)])), "fr");
+        assert_eq!(t.interim_language(&p(&[("fr", 0.6), ("en", 0.4)])), "en");
     }
 }
