@@ -140,8 +140,8 @@ impl Recognizer {
             suppressed_at_begin: config.suppress_ids_begin,
             multilingual,
             context: context_from_env().unwrap_or(Context::Padded(1.0)),
-            // Off by default: with one sample per temperature (the reference draws five and keeps
-            // the most probable) it made tiny.en worse on fast speech (README, "Measured").
+            // Off by default: no measured gain on our clips, and it costs time when it retries
+            // (README, "The offline recogniser").
             fallback: std::env::var("LIGHTNING_WHISPER_FALLBACK").is_ok_and(|v| v == "1"),
         })
     }
@@ -245,15 +245,31 @@ impl Recognizer {
                 // A final must not wait for every temperature: the best so far.
                 break;
             }
-            let attempt = self.attempt(
-                &audio,
-                previous,
-                &mut language,
-                decide,
-                temperature,
-                seconds,
-                &mut rng,
-            )?;
+            // Sampling draws several and keeps the most probable (the reference's best_of).
+            let draws = if temperature > 0.0 {
+                fallback::BEST_OF
+            } else {
+                1
+            };
+            let mut drawn: Option<Attempt> = None;
+            for _ in 0..draws {
+                let candidate = self.attempt(
+                    &audio,
+                    previous,
+                    &mut language,
+                    decide,
+                    temperature,
+                    seconds,
+                    &mut rng,
+                )?;
+                if drawn
+                    .as_ref()
+                    .is_none_or(|d| candidate.avg_logprob() > d.avg_logprob())
+                {
+                    drawn = Some(candidate);
+                }
+            }
+            let attempt = drawn.ok_or("no decoding attempt was made")?;
             let passes = attempt.passes();
             tracing::debug!(
                 temperature,

@@ -14,6 +14,9 @@ pub const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
 pub const LOGPROB_THRESHOLD: f64 = -1.0;
 /// Above this no-speech probability (with a doubtful text) the segment is silence.
 pub const NO_SPEECH_THRESHOLD: f64 = 0.6;
+/// Samples drawn at each temperature above 0; the most probable is kept (the reference's
+/// `best_of`).
+pub const BEST_OF: usize = 5;
 /// No further attempt starts after this much decoding time for one segment (the reference has
 /// no limit; a dictation's final must not wait for six decodings on a slow machine).
 pub const BUDGET_SECS: f64 = 2.0;
