@@ -251,7 +251,7 @@ impl Recognizer {
             } else {
                 1
             };
-            let mut drawn: Option<Attempt> = None;
+            let mut most_probable: Option<Attempt> = None;
             for _ in 0..draws {
                 let candidate = self.attempt(
                     &audio,
@@ -262,14 +262,14 @@ impl Recognizer {
                     seconds,
                     &mut rng,
                 )?;
-                if drawn
+                if most_probable
                     .as_ref()
                     .is_none_or(|d| candidate.avg_logprob() > d.avg_logprob())
                 {
-                    drawn = Some(candidate);
+                    most_probable = Some(candidate);
                 }
             }
-            let attempt = drawn.ok_or("no decoding attempt was made")?;
+            let attempt = most_probable.ok_or("no decoding attempt was made")?;
             let passes = attempt.passes();
             tracing::debug!(
                 temperature,
