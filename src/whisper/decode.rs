@@ -168,11 +168,7 @@ impl Recognizer {
         language: Option<&str>,
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
-        let mut most_likely = |p: &[(String, f64)]| {
-            super::language::LanguageTracker::candidates(p)
-                .first()
-                .map_or_else(|| "en".to_owned(), |(code, _)| code.clone())
-        };
+        let mut most_likely = super::language::LanguageTracker::most_likely;
         self.recognize_inner(samples, language, &mut most_likely, previous, self.fallback)
             .map_err(ModelError::Inference)
     }
@@ -185,11 +181,7 @@ impl Recognizer {
         language: Option<&str>,
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
-        let mut most_likely = |p: &[(String, f64)]| {
-            super::language::LanguageTracker::candidates(p)
-                .first()
-                .map_or_else(|| "en".to_owned(), |(code, _)| code.clone())
-        };
+        let mut most_likely = super::language::LanguageTracker::most_likely;
         self.recognize_inner(samples, language, &mut most_likely, previous, false)
             .map_err(ModelError::Inference)
     }

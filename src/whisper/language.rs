@@ -105,6 +105,13 @@ impl LanguageTracker {
         }
     }
 
+    /// The most likely candidate of `probabilities` (English when there is none).
+    pub fn most_likely(probabilities: &[(String, f64)]) -> String {
+        Self::candidates(probabilities)
+            .first()
+            .map_or_else(|| "en".to_owned(), |(code, _)| code.clone())
+    }
+
     /// The candidates of `probabilities` (most likely first), renormalised.
     pub fn candidates(probabilities: &[(String, f64)]) -> Vec<(String, f64)> {
         let allowed: Vec<(String, f64)> = probabilities
