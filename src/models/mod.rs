@@ -308,7 +308,14 @@ pub struct Choice {
 /// installed); any other language base; `Automatic` base, else tiny.en (English only). `None`: a
 /// language other than English without the multilingual model.
 pub fn choose(dir: &Path, language: crate::protocol::Language) -> Option<Choice> {
-    let has = |name: &str| looks_like_model(&dir.join(name));
+    choose_among(&|name| looks_like_model(&dir.join(name)), language)
+}
+
+/// [`choose`], with `has` saying which models are installed (a list already read).
+pub fn choose_among(
+    has: &dyn Fn(&str) -> bool,
+    language: crate::protocol::Language,
+) -> Option<Choice> {
     let choice = |name, english_only_automatic| Choice {
         name,
         english_only_automatic,

@@ -64,14 +64,28 @@ impl ModelsPanel {
         })
     }
 
-    pub fn installed(&self, name: &str) -> bool {
-        self.store.as_ref().is_ok_and(|s| s.installed(name))
+    /// The models as last listed: read from disk once, then again after a download or a removal
+    /// (not on every frame).
+    fn rows(&mut self) -> &[Listed] {
+        let store = self.store.as_ref().ok();
+        self.rows
+            .get_or_insert_with(|| store.map(Store::list).unwrap_or_default())
+    }
+
+    /// The row of the model `name`, as last listed.
+    fn row(&mut self, name: &str) -> Option<&Listed> {
+        self.rows().iter().find(|r| r.name == name)
+    }
+
+    pub fn installed(&mut self, name: &str) -> bool {
+        self.row(name).is_some_and(|r| r.installed)
     }
 
     /// The model a dictation in `language` runs on, if any can.
-    pub fn in_use(&self, language: Language) -> Option<models::Choice> {
-        let store = self.store.as_ref().ok()?;
-        models::choose(&store.dir, language).filter(|c| store.installed(c.name))
+    pub fn in_use(&mut self, language: Language) -> Option<models::Choice> {
+        let rows = self.rows();
+        let has = |name: &str| rows.iter().any(|r| r.name == name && r.installed);
+        models::choose_among(&has, language).filter(|c| has(c.name))
     }
 
     /// Takes a finished download's outcome (every pass, shown or not).
@@ -166,15 +180,13 @@ impl ModelsPanel {
     /// "in use").
     pub fn ui(&mut self, ui: &mut egui::Ui, language: Language) {
         let dictating = self.dictating;
-        let store = match &self.store {
-            Ok(store) => store.clone(),
-            Err(e) => {
-                ui.label(RichText::new(e).color(ui.visuals().warn_fg_color));
-                return;
-            }
-        };
-        let rows = self.rows.get_or_insert_with(|| store.list()).clone();
+        if let Err(e) = &self.store {
+            ui.label(RichText::new(e).color(ui.visuals().warn_fg_color));
+            return;
+        }
         let in_use = self.in_use(language).map(|c| c.name);
+        // Taken for the frame (the actions below borrow the panel); put back after.
+        let rows = self.rows.take().unwrap_or_default();
         let mut action = None;
         ui.vertical(|ui| {
             for row in &rows {
@@ -200,6 +212,7 @@ impl ModelsPanel {
                 ui.label(RichText::new(message).weak());
             }
         });
+        self.rows = Some(rows);
         match action {
             Some(RowAction::Download(name)) => self.start_download(&name, ui.ctx()),
             Some(RowAction::Cancel) => self.cancel(),
@@ -293,6 +306,7 @@ impl ModelsPanel {
         if !needed {
             return;
         }
+        let download_size = self.row(multilingual).map_or(0, |r| r.download_size);
         let mut action = None;
         ui.horizontal(|ui| {
             let what = if language.is_multi() {
@@ -312,13 +326,7 @@ impl ModelsPanel {
                     }
                 }
                 _ => {
-                    let size = self
-                        .store
-                        .as_ref()
-                        .ok()
-                        .and_then(|s| s.spec(multilingual).ok())
-                        .map(|s| models::human_size(s.download_size()))
-                        .unwrap_or_default();
+                    let size = models::human_size(download_size);
                     let free = self.download.is_none();
                     if ui
                         .add_enabled(
