@@ -61,6 +61,15 @@ pub struct Recognition {
     pub avg_logprob: f64,
 }
 
+/// What a recognition is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A final: the temperature fallback applies when it is on.
+    Final,
+    /// An interim: greedy only.
+    Interim,
+}
+
 /// Picks a segment's language from each language's probability, most likely first.
 pub type DecideLanguage<'a> = dyn FnMut(&[(String, f64)]) -> String + 'a;
 
@@ -173,40 +182,20 @@ impl Recognizer {
             .map_err(ModelError::Inference)
     }
 
-    /// As [`Recognizer::recognize`], greedy only (no temperature fallback): for interims, which
-    /// are redone half a second later anyway.
-    pub fn recognize_interim(
+    /// Recognises `samples` in `language`, or (when `None`) in the language `decide` picks from
+    /// the model's language probabilities for them (computed in the same pass; not called for an
+    /// English-only model). An interim pass is greedy only (no temperature fallback): it is
+    /// redone half a second later anyway.
+    pub fn recognize_with(
         &self,
         samples: &[f32],
         language: Option<&str>,
-        previous: &[u32],
-    ) -> Result<Recognition, ModelError> {
-        let mut most_likely = super::language::LanguageTracker::most_likely;
-        self.recognize_inner(samples, language, &mut most_likely, previous, false)
-            .map_err(ModelError::Inference)
-    }
-
-    /// As [`Recognizer::recognize_deciding`], greedy only (for interims).
-    pub fn recognize_interim_deciding(
-        &self,
-        samples: &[f32],
         decide: &mut DecideLanguage<'_>,
         previous: &[u32],
+        pass: Pass,
     ) -> Result<Recognition, ModelError> {
-        self.recognize_inner(samples, None, decide, previous, false)
-            .map_err(ModelError::Inference)
-    }
-
-    /// Recognises `samples` in the language `decide` picks from the model's language
-    /// probabilities for them (computed in the same pass; `decide` is not called for an
-    /// English-only model).
-    pub fn recognize_deciding(
-        &self,
-        samples: &[f32],
-        decide: &mut DecideLanguage<'_>,
-        previous: &[u32],
-    ) -> Result<Recognition, ModelError> {
-        self.recognize_inner(samples, None, decide, previous, self.fallback)
+        let fallback = self.fallback && pass == Pass::Final;
+        self.recognize_inner(samples, language, decide, previous, fallback)
             .map_err(ModelError::Inference)
     }
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::decode::Recognizer;
+use super::decode::{Pass, Recognizer};
 use super::language::LanguageTracker;
 use super::mel::SAMPLE_RATE;
 use super::vad::{FRAME, FRAMES_PER_SECOND, Vad, VadConfig, VadEvent, level_db};
@@ -210,10 +210,12 @@ impl WhisperSession {
                     .detect_language(audio, super::decode::Context::Padded(1.0))
                     .unwrap_or_default()
             };
-            recognizer.recognize_deciding(
+            recognizer.recognize_with(
                 utterance,
+                None,
                 &mut |p| tracker.decide(&mut second_opinion, p, utterance),
                 previous,
+                Pass::Final,
             )
         };
         let had_interim = !self.shown.is_empty();
@@ -287,16 +289,13 @@ impl WhisperSession {
         // Interims in the chosen language, else the utterance's own when it is confident, else
         // the dictation's so far.
         let tracker = &self.tracker;
-        let result = match self.language.as_deref() {
-            Some(code) => self
-                .recognizer
-                .recognize_interim(&self.audio, Some(code), previous),
-            None => self.recognizer.recognize_interim_deciding(
-                &self.audio,
-                &mut |p| tracker.interim_language(p),
-                previous,
-            ),
-        };
+        let result = self.recognizer.recognize_with(
+            &self.audio,
+            self.language.as_deref(),
+            &mut |p| tracker.interim_language(p),
+            previous,
+            Pass::Interim,
+        );
         let Ok(r) = result else {
             return;
         };
