@@ -473,6 +473,51 @@ fn every_tone_word_arrives_through_each_audio_host() {
     });
 }
 
+/// Through ALSA's PulseAudio plugin the stream delivers nothing for its first second or two
+/// (the server starts sending late), and the plugin's descriptor stays readable meanwhile: cpal
+/// polled again at once and spun a whole core until audio came (and would for as long as a source
+/// sends nothing). Waiting must sleep: the spin took about 2 CPU seconds of the first 3.
+#[test]
+fn capture_through_alsa_sleeps_while_no_audio_comes() {
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let mic = VirtualMic::start(48000, 1, "s16le");
+    let run = MicRun::spawn(
+        mic.command(BIN),
+        "ALSA: PulseAudio Sound Server",
+        server.url(),
+        &["--duration", "5"],
+    );
+    // From the start: "listening" is printed once audio flows, after the wait.
+    std::thread::sleep(Duration::from_secs(3));
+    let used = process_cpu_seconds(run.child.id());
+    let (code, _, stderr) = run.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        used < 0.5,
+        "the process used {used:.2} CPU seconds in its first 3 s: {stderr}"
+    );
+}
+
+/// A running process's user + system CPU time, from /proc.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let hz = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(100.0);
+    ticks / hz
+}
+
 /// No sound server at all: `devices` says capture goes through ALSA, and why.
 #[test]
 fn with_no_sound_server_devices_says_it_falls_back_to_alsa() {

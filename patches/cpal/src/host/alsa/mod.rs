@@ -1112,6 +1112,12 @@ fn poll_for_period(
     let revents = stream.handle.revents(&descriptors[1..])?;
     // No events: spurious wakeup, poll again.
     if revents.is_empty() {
+        // The PulseAudio plugin's descriptor stays readable while the plugin reports no event
+        // (until its stream first delivers, which takes seconds while the server resumes a
+        // suspended source, and for as long as a source sends nothing): polling again at once
+        // spun a core. Wait as for a short read instead (lightning-dictate's patch).
+        let avail = stream.handle.avail().unwrap_or(0);
+        wait_for_missing_frames(rx, stream, descriptors, avail)?;
         return Ok(Poll::Pending);
     }
     // POLLHUP/POLLNVAL: the device has been disconnected.
@@ -1169,14 +1175,18 @@ fn poll_for_period(
 }
 
 /// After a wakeup with less than a period available, sleeps for as long as the missing frames
-/// take to arrive at the stream's rate (at least 1 ms), or until the self-pipe fires.
+/// take to arrive at the stream's rate and a quarter period more (at least 1 ms), or until the
+/// self-pipe fires. The margin (lightning-dictate's patch) is for plugins that receive audio in
+/// the server's blocks: woken exactly when the last frame is due, the thread mostly found the
+/// block not yet in and slept again, about three wake-ups a period instead of one or two.
 fn wait_for_missing_frames(
     rx: &TriggerReceiver,
     stream: &StreamInner,
     descriptors: &mut [libc::pollfd],
     avail_frames: alsa::pcm::Frames,
 ) -> Result<(), Error> {
-    let missing = (stream.period_size as u64).saturating_sub(avail_frames.max(0) as u64);
+    let period = stream.period_size as u64;
+    let missing = period.saturating_sub(avail_frames.max(0) as u64) + period / 4;
     let rate = u64::from(stream.sample_rate).max(1);
     let millis = (missing * 1000).div_ceil(rate).clamp(1, i32::MAX as u64) as i32;
     if alsa::poll::poll(&mut descriptors[..1], millis)? > 0 && descriptors[0].revents != 0 {
@@ -1655,8 +1665,12 @@ fn set_hw_params_from_format(
             }
         }
 
-        hw_params.set_buffer_size_near(buffer_size)?;
+        // The period first, then the buffer (lightning-dictate's patch): a device that needs more
+        // than two periods (the PulseAudio plugin wants three) then keeps the period asked for and
+        // grows the buffer; setting the buffer first made the plugin cut the period to a third of
+        // it (1280 frames for 1920 asked), waking the capture thread half as often again.
         hw_params.set_period_size_near(period_size, alsa::ValueOr::Nearest)?;
+        hw_params.set_buffer_size_near(buffer_size)?;
     }
 
     // Apply hardware parameters
