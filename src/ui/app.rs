@@ -7,6 +7,7 @@
 //! is visible: a minimised window keeps its transcript and history current. Each panel lives in
 //! its own file and returns what it wants done; the app does it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -88,6 +89,11 @@ pub struct DictationApp {
     pub start_hidden: bool,
     /// When the first pass with `start_hidden` ran (egui time).
     start_hidden_since: Option<f64>,
+    /// The app hid the window (`--background`, or closed to the tray) and has not shown it
+    /// since. On X11 egui cannot tell a hidden window from a shown one (no minimised or occluded
+    /// state), so eframe keeps painting it; the app knows, and draws nothing then. Shared with
+    /// the dictation's event sender, which wakes a hidden window less often.
+    pub(super) hidden: Arc<AtomicBool>,
 }
 
 impl DictationApp {
@@ -118,6 +124,7 @@ impl DictationApp {
             kept: Vec::new(),
             start_hidden: false,
             start_hidden_since: None,
+            hidden: Arc::new(AtomicBool::new(false)),
             tray: None,
             quitting: false,
             tray_listening: false,
@@ -450,6 +457,7 @@ impl eframe::App for DictationApp {
         if self.tray.is_some() && !self.quitting && ctx.input(|i| i.viewport().close_requested()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
+            self.set_hidden(true);
         }
         if self.start_hidden {
             // Hidden again every 10 ms for START_HIDDEN_SECS from the first pass (not from the
@@ -475,7 +483,7 @@ impl eframe::App for DictationApp {
         // eframe runs a full pass of a hidden window while one of its viewports (the overlay) is
         // shown: laying out a window nobody sees cost a dictation in the background several
         // percent of a core. Nothing is drawn then; `logic` already applied the events.
-        if ui.ctx().input(|i| i.viewport().visible()) == Some(false) {
+        if self.is_hidden() || ui.ctx().input(|i| i.viewport().visible()) == Some(false) {
             return;
         }
         self.window_ui(ui);
@@ -487,6 +495,16 @@ impl eframe::App for DictationApp {
 }
 
 impl DictationApp {
+    /// Whether the app has hidden the window (see `hidden`).
+    pub(super) fn is_hidden(&self) -> bool {
+        self.hidden.load(Ordering::Relaxed)
+    }
+
+    /// Records that the app hid or showed the window.
+    pub fn set_hidden(&self, hidden: bool) {
+        self.hidden.store(hidden, Ordering::Relaxed);
+    }
+
     /// Once, on the first pass (from `logic` or `window_ui`, whichever runs first).
     fn first_pass(&mut self, ctx: &egui::Context) {
         if self.ctx.set(ctx.clone()).is_ok() {

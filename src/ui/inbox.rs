@@ -33,6 +33,10 @@ pub(crate) enum Inbox {
 /// At most this often does an input level wake the window.
 const LEVEL_WAKE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// At most this often does an input level or an interim wake a hidden window (which runs only to
+/// keep the overlay current; the overlay redraws its meter no more often than this either).
+const HIDDEN_WAKE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A sink into the inbox that wakes the window (once it has been shown).
 pub(crate) fn waking(inbox: &Sender<Inbox>, ctx: &Arc<OnceLock<egui::Context>>) -> Sink<Inbox> {
     let ctx = Arc::clone(ctx);
@@ -49,21 +53,35 @@ impl DictationApp {
     /// Every event wakes the window, except input levels (20 a second): those wake it at most
     /// ten times a second, and the rest wait for the next pass. A meter needs no more, and each
     /// wake is a pass of the window (and of the overlay): this halves what dictating costs.
+    /// While the app keeps the window hidden (dictating in the background), levels and interims
+    /// wake it at most four times a second: such a pass only feeds the overlay, and on X11 each
+    /// costs a dozen round trips to the X server.
     pub fn event_sender(&self) -> Sink<DictationEvent> {
         let inbox = self.inbox_tx.clone();
         let ctx = Arc::clone(&self.ctx);
-        let last_level_wake = std::sync::Mutex::new(None::<std::time::Instant>);
+        let hidden = Arc::clone(&self.hidden);
+        let last_wake = std::sync::Mutex::new(None::<std::time::Instant>);
         Sink::from_fn(move |event: DictationEvent| {
             let level = matches!(event, DictationEvent::Capture(CaptureEvent::Level { .. }));
+            let interim = matches!(
+                event,
+                DictationEvent::Session(crate::session::SessionEvent::Interim { .. })
+            );
             if inbox.send(Inbox::Dictation(event)).is_err() {
                 return;
             }
-            if level {
-                let Ok(mut last) = last_level_wake.lock() else {
+            let in_background = hidden.load(std::sync::atomic::Ordering::Relaxed);
+            if level || (interim && in_background) {
+                let Ok(mut last) = last_wake.lock() else {
                     return;
                 };
                 let now = std::time::Instant::now();
-                if last.is_some_and(|at| now.duration_since(at) < LEVEL_WAKE) {
+                let every = if in_background {
+                    HIDDEN_WAKE
+                } else {
+                    LEVEL_WAKE
+                };
+                if last.is_some_and(|at| now.duration_since(at) < every) {
                     return;
                 }
                 *last = Some(now);

@@ -282,6 +282,7 @@ impl DictationApp {
     pub(super) fn show(&mut self) {
         // Asked to show: start-up hiding (`--background`) is over.
         self.start_hidden = false;
+        self.set_hidden(false);
         if let Some(ctx) = self.ctx.get() {
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
             ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
