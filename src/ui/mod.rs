@@ -141,7 +141,7 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<Launc
             let mut app = DictationApp::new(settings, Box::new(backend), api_key)
                 .with_keyring(KeyringAccess::system());
             app.start_hidden = overrides.background;
-            app.set_hidden(overrides.background);
+            app.set_hidden(overrides.background && !crate::desktop::on_wayland());
             // A model named with --model serves every language: nothing to offer.
             app.models.named_model = overrides.model.is_some();
             app.with_tray();

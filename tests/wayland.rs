@@ -1,0 +1,277 @@
+//! Dictating into another app on a real Wayland compositor: sway (wlroots) running headless, foot
+//! (a Wayland terminal) holding the focus, text typed through the real `wtype`, and the app in
+//! the background driven by `lightning-dictate toggle` (what a compositor's key binding runs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed unwrap fails the test where it happened"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::vmic::{DEVICE, VirtualMic};
+use common::xserver::Killed;
+use common::*;
+use lightning_dictate::audio::wav::WavFormat;
+use lightning_dictate::server::{BackgroundServer, ServerConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
+
+/// A headless sway with foot running `cat > typed` in it, focused.
+struct Sway {
+    _dir: tempfile::TempDir,
+    /// The Wayland socket (absolute: WAYLAND_DISPLAY may name it so).
+    socket: PathBuf,
+    ipc: PathBuf,
+    typed: PathBuf,
+    _compositor: Killed,
+    _terminal: Killed,
+}
+
+impl Sway {
+    fn start() -> Sway {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = dir.path().join("run");
+        std::fs::create_dir(&runtime).unwrap();
+        let config = dir.path().join("sway.conf");
+        std::fs::write(&config, "output HEADLESS-1 resolution 1024x768\n").unwrap();
+        // sway refuses to run as root: as root, run it as nobody, in a folder nobody owns.
+        let mut command = if is_root() {
+            let chown = Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(chown.success());
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                "sway",
+            ]);
+            c
+        } else {
+            Command::new("sway")
+        };
+        let sway = Killed(
+            command
+                .arg("-c")
+                .arg(&config)
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env("HOME", dir.path())
+                .env("WLR_BACKENDS", "headless")
+                .env("WLR_RENDERER", "pixman")
+                .env("WLR_LIBINPUT_NO_DEVICES", "1")
+                .env_remove("DISPLAY")
+                .env_remove("WAYLAND_DISPLAY")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect(
+                    "sway is needed for the Wayland tests: run `bash .ci/test`, which installs it",
+                ),
+        );
+        let find = |prefix: &str, suffix: &str| {
+            std::fs::read_dir(&runtime).ok().and_then(|entries| {
+                entries.flatten().map(|e| e.path()).find(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        n.starts_with(prefix)
+                            && n.ends_with(suffix)
+                            && Path::new(n).extension().is_none_or(|e| e != "lock")
+                    })
+                })
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (socket, ipc) = loop {
+            if let (Some(socket), Some(ipc)) = (find("wayland-", ""), find("sway-ipc", ".sock")) {
+                break (socket, ipc);
+            }
+            assert!(Instant::now() < deadline, "sway did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let typed = dir.path().join("typed.txt");
+        let foot = Killed(
+            Command::new("foot")
+                .args(["-e", "sh", "-c"])
+                .arg(format!("stty -icanon -echo; cat > '{}'", typed.display()))
+                .env("WAYLAND_DISPLAY", &socket)
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env_remove("DISPLAY")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("foot is needed for the Wayland tests: run `bash .ci/test`"),
+        );
+        let sway = Sway {
+            _dir: dir,
+            socket,
+            ipc,
+            typed,
+            _compositor: sway,
+            _terminal: foot,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !(sway.typed.exists() && sway.focused().as_deref() == Some("foot")) {
+            assert!(Instant::now() < deadline, "foot never had the focus");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sway
+    }
+
+    /// The app id of the window with the keyboard focus.
+    fn focused(&self) -> Option<String> {
+        let out = self.swaymsg(&["-t", "get_tree"]);
+        let tree: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        focused_in(&tree)
+    }
+
+    fn swaymsg(&self, args: &[&str]) -> std::process::Output {
+        Command::new("swaymsg")
+            .arg("-s")
+            .arg(&self.ipc)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Waits until the terminal's file holds `expected` (or the time is up); what it holds.
+    fn wait_for_text(&self, expected: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = std::fs::read_to_string(&self.typed).unwrap_or_default();
+            if text == expected || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The app id of the focused node under `node`.
+fn focused_in(node: &serde_json::Value) -> Option<String> {
+    if node["focused"] == true {
+        return Some(node["app_id"].as_str().unwrap_or("(none)").to_owned());
+    }
+    ["nodes", "floating_nodes"]
+        .iter()
+        .filter_map(|k| node[*k].as_array())
+        .flatten()
+        .find_map(focused_in)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn tone_file(dir: &Path, name: &str, segments: &[&[&str]]) -> PathBuf {
+    tone_wav(dir, name, segments, 16000, 1, WavFormat::Int(16)).0
+}
+
+/// `lightning-dictate type` through the real wtype into foot: every character, the first one
+/// included (wtype's first key was lost in most runs until it waited for its keyboard), and a
+/// text starting with `-` is typed, not taken for an option.
+#[test]
+fn wtype_types_every_character_into_a_wayland_terminal() {
+    let sway = Sway::start();
+    let text = "-5 degrees in Köln, señor: Grüße! 100 €";
+    let out = Command::new(BIN)
+        .args(["type", "--", text])
+        .env("WAYLAND_DISPLAY", &sway.socket)
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(sway.wait_for_text(text, Duration::from_secs(10)), text);
+    // Twice more: each run of wtype makes a new virtual keyboard, where the first key was lost.
+    let more = format!("{text} one two");
+    for word in [" one", " two"] {
+        let out = Command::new(BIN)
+            .args(["type", word])
+            .env("WAYLAND_DISPLAY", &sway.socket)
+            .env_remove("DISPLAY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(sway.wait_for_text(&more, Duration::from_secs(10)), more);
+}
+
+/// The app in the background on Wayland, `toggle` twice with speech-like tone words between:
+/// the words land in foot, in order, once, and the focus never leaves it (no overlay window on
+/// Wayland: the compositor would have focused it).
+#[test]
+fn toggle_types_the_dictation_into_the_focused_wayland_terminal() {
+    let sway = Sway::start();
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let _app = Killed(
+        mic.command(BIN)
+            .args(["--background", "--device", DEVICE, "--url", server.url()])
+            .env("WAYLAND_DISPLAY", &sway.socket)
+            .env_remove("DISPLAY")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("XDG_DATA_HOME", profile.path().join("data"))
+            .env("XDG_CONFIG_HOME", profile.path().join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let control = |mic: &VirtualMic, command: &str| mic.command(BIN).arg(command).output().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !control(&mic, "status").status.success() {
+        assert!(Instant::now() < deadline, "the app never answered `status`");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // sway has no hidden or minimised windows: the app's window is tiled beside the terminal
+    // and may have taken the focus as it came up. The user clicks back into the terminal.
+    std::thread::sleep(Duration::from_secs(1));
+    let focus = sway.swaymsg(&["[app_id=foot]", "focus"]);
+    assert!(focus.status.success(), "{focus:?}");
+    assert_eq!(sway.focused().as_deref(), Some("foot"));
+
+    let out = control(&mic, "toggle");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "started",
+        "{out:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&control(&mic, "status").stdout).contains("listening") {
+        assert!(Instant::now() < deadline, "the dictation never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    mic.play(&tone_file(
+        dir.path(),
+        "a.wav",
+        &[&["lightning", "dictate", "streams"], &["every", "word"]],
+    ));
+    mic.wait_played();
+    assert_eq!(
+        sway.focused().as_deref(),
+        Some("foot"),
+        "nothing took the focus while dictating"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let out = control(&mic, "toggle");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "stopping");
+    let expected = "lightning dictate streams every word";
+    assert_eq!(
+        sway.wait_for_text(expected, Duration::from_secs(15)),
+        expected
+    );
+    assert_eq!(sway.focused().as_deref(), Some("foot"));
+}
