@@ -143,7 +143,10 @@ pub(super) async fn handle_connection(state: Arc<State>, stream: TcpStream, peer
 
     let (engine_tx, engine_rx) = crossbeam_channel::unbounded();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine_session = state.config.engine.start(&params);
+    let mut engine_session = state.config.engine.start(&params);
+    // Raised when the client wants the text now: the engine's interim in progress gives way.
+    let hurry = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    engine_session.set_hurry(std::sync::Arc::clone(&hurry));
     // One second of audio at most per engine call.
     let max_batch = params.sample_rate.hz() as usize;
     let engine_thread = std::thread::Builder::new()
@@ -256,9 +259,11 @@ pub(super) async fn handle_connection(state: Arc<State>, stream: TcpStream, peer
                     }
                     ClientControl::End => {
                         end_received = true;
+                        hurry.store(true, std::sync::atomic::Ordering::Relaxed);
                         let _ = engine_tx.send(EngineInput::End);
                     }
                     ClientControl::Finalize => {
+                        hurry.store(true, std::sync::atomic::Ordering::Relaxed);
                         let _ = engine_tx.send(EngineInput::Finalize);
                     }
                     ClientControl::Unknown => {

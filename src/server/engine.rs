@@ -44,4 +44,10 @@ pub trait EngineSession: Send {
     /// Told before each `push` whether more audio is already waiting behind it: a slow engine
     /// can skip optional work (interims) until it has caught up.
     fn set_behind(&mut self, _behind: bool) {}
+
+    /// Given once, before the first `push`: a flag the server raises from its own thread the
+    /// moment the client asks for the text now (`finalize`, `end`). A slow engine can give up
+    /// optional work in progress (an interim) so the final does not wait behind it; the engine
+    /// lowers the flag once it has answered.
+    fn set_hurry(&mut self, _hurry: std::sync::Arc<std::sync::atomic::AtomicBool>) {}
 }

@@ -3,6 +3,7 @@
 //! alignment heads' cross-attention (dynamic time warping, as the reference does).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 
@@ -62,12 +63,13 @@ pub struct Recognition {
 }
 
 /// What a recognition is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
+#[derive(Debug, Clone, Copy)]
+pub enum Pass<'a> {
     /// A final: the temperature fallback applies when it is on.
     Final,
-    /// An interim: greedy only.
-    Interim,
+    /// An interim: greedy only, and given up (an error) as soon as `stop` is raised: the final
+    /// that is wanted now must not wait for it.
+    Interim { stop: Option<&'a AtomicBool> },
 }
 
 /// Picks a segment's language from each language's probability, most likely first.
@@ -178,8 +180,15 @@ impl Recognizer {
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
         let mut most_likely = super::language::LanguageTracker::most_likely;
-        self.recognize_inner(samples, language, &mut most_likely, previous, self.fallback)
-            .map_err(ModelError::Inference)
+        self.recognize_inner(
+            samples,
+            language,
+            &mut most_likely,
+            previous,
+            self.fallback,
+            None,
+        )
+        .map_err(ModelError::Inference)
     }
 
     /// Recognises `samples` in `language`, or (when `None`) in the language `decide` picks from
@@ -192,10 +201,13 @@ impl Recognizer {
         language: Option<&str>,
         decide: &mut DecideLanguage<'_>,
         previous: &[u32],
-        pass: Pass,
+        pass: Pass<'_>,
     ) -> Result<Recognition, ModelError> {
-        let fallback = self.fallback && pass == Pass::Final;
-        self.recognize_inner(samples, language, decide, previous, fallback)
+        let (fallback, stop) = match pass {
+            Pass::Final => (self.fallback, None),
+            Pass::Interim { stop } => (false, stop),
+        };
+        self.recognize_inner(samples, language, decide, previous, fallback, stop)
             .map_err(ModelError::Inference)
     }
 
@@ -206,7 +218,11 @@ impl Recognizer {
         decide: &mut DecideLanguage<'_>,
         previous: &[u32],
         fallback: bool,
+        stop: Option<&AtomicBool>,
     ) -> Result<Recognition, String> {
+        if stopped(stop) {
+            return Err(STOPPED.to_owned());
+        }
         let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[..samples.len().min(max_samples)];
         let (audio, audio_positions, positions) = self.encode(samples, self.context)?;
@@ -242,6 +258,7 @@ impl Recognizer {
                     temperature,
                     seconds,
                     &mut rng,
+                    stop,
                 )?;
                 if most_probable
                     .as_ref()
@@ -312,6 +329,7 @@ impl Recognizer {
         temperature: f32,
         seconds: f64,
         rng: &mut fastrand::Rng,
+        stop: Option<&AtomicBool>,
     ) -> Result<Attempt, String> {
         let mut state = self.model.start_decoding(audio)?;
         let s = &self.tokenizer.specials;
@@ -360,6 +378,9 @@ impl Recognizer {
         // Speech is at most about 6 tokens a second; more is the model looping.
         let limit = (self.model.dims.n_text_ctx / 2).min(12 + (seconds * 8.0) as usize);
         loop {
+            if stopped(stop) {
+                return Err(STOPPED.to_owned());
+            }
             for &id in &self.suppressed {
                 if let Some(l) = logits.get_mut(id as usize) {
                     *l = f32::NEG_INFINITY;
@@ -500,6 +521,13 @@ impl Recognizer {
 
 /// `LIGHTNING_WHISPER_CONTEXT=full` or `=pad:SECONDS` overrides the encoder context (for
 /// measurements).
+/// What a recognition given up on `stop` returns.
+const STOPPED: &str = "interim given up: a final is wanted";
+
+fn stopped(stop: Option<&AtomicBool>) -> bool {
+    stop.is_some_and(|s| s.load(Ordering::Relaxed))
+}
+
 fn context_from_env() -> Option<Context> {
     let value = std::env::var("LIGHTNING_WHISPER_CONTEXT").ok()?;
     if value == "full" {
