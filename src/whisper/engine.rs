@@ -98,6 +98,13 @@ struct WhisperSession {
     in_utterance: bool,
     /// Length of the open utterance when it was last recognised for an interim.
     decoded_len: usize,
+    /// Length of the open utterance at its last loud frame.
+    voiced_len: usize,
+    /// The last interim's whole recognition and the length it covered: when the utterance
+    /// closes with nothing but quiet after that length, it is the final (the final's own pass
+    /// would decode the same speech the same way: greedy, same language, same context), and the
+    /// final comes at once instead of a decoding later.
+    speculative: Option<(usize, super::decode::Recognition)>,
     previous_hypothesis: Vec<String>,
     shown: Vec<String>,
     /// More audio is queued behind the current push: no interims until caught up.
@@ -134,6 +141,8 @@ impl WhisperSession {
             position: 0,
             in_utterance: false,
             decoded_len: 0,
+            voiced_len: 0,
+            speculative: None,
             previous_hypothesis: Vec::new(),
             shown: Vec::new(),
             behind: false,
@@ -167,6 +176,7 @@ impl WhisperSession {
                 Some(VadEvent::SpeechStart { .. }) => {
                     self.in_utterance = true;
                     self.decoded_len = 0;
+                    self.speculative = None;
                 }
                 Some(VadEvent::SpeechEnd { quiet_frames }) => {
                     // Keep 0.3 s of the pause; the rest is silence the model need not see.
@@ -176,6 +186,9 @@ impl WhisperSession {
                     self.close_utterance(end, out);
                 }
                 None => {}
+            }
+            if self.in_utterance && self.vad.speaking() && self.vad.quiet_frames() == 0 {
+                self.voiced_len = self.audio.len();
             }
             if self.in_utterance {
                 let max = (MAX_UTTERANCE_SECS * f64::from(SAMPLE_RATE)) as usize;
@@ -207,7 +220,17 @@ impl WhisperSession {
         let utterance = &self.audio[..end];
         let recognizer = &self.recognizer;
         let tracker = &mut self.tracker;
-        let result = if let Some(code) = self.language.as_deref() {
+        let speculative = self.speculative.take().filter(|(covered, _)| {
+            // Only with a chosen language (with Automatic the final also settles the
+            // dictation's language) and no temperature fallback (a final's alone).
+            self.language.is_some()
+                && !recognizer.fallback
+                && *covered >= self.voiced_len
+        });
+        let result = if let Some((_, r)) = speculative {
+            tracing::debug!("final from the last interim: only quiet after it");
+            Ok(r)
+        } else if let Some(code) = self.language.as_deref() {
             recognizer.recognize(utterance, Some(code), previous)
         } else {
             let mut second_opinion = |audio: &[f32]| {
@@ -272,6 +295,8 @@ impl WhisperSession {
         self.audio_start += end as u64;
         self.in_utterance = false;
         self.decoded_len = 0;
+        self.voiced_len = 0;
+        self.speculative = None;
         self.previous_hypothesis.clear();
         self.shown.clear();
     }
@@ -309,6 +334,7 @@ impl WhisperSession {
         if is_noise(&r) {
             return;
         }
+        self.speculative = Some((self.decoded_len, r.clone()));
         let hypothesis: Vec<String> = r.text.split_whitespace().map(str::to_owned).collect();
         let agreed = common_prefix(&self.previous_hypothesis, &hypothesis);
         self.previous_hypothesis.clone_from(&hypothesis);

@@ -81,6 +81,11 @@ impl Vad {
         self.speaking
     }
 
+    /// Quiet frames since the last loud one, while speaking (0 otherwise).
+    pub fn quiet_frames(&self) -> usize {
+        if self.speaking { self.quiet_run } else { 0 }
+    }
+
     /// Feeds one frame's level (see [`level_db`]).
     pub fn push(&mut self, db: f32) -> Option<VadEvent> {
         let c = self.config;
