@@ -223,9 +223,7 @@ impl WhisperSession {
         let speculative = self.speculative.take().filter(|(covered, _)| {
             // Only with a chosen language (with Automatic the final also settles the
             // dictation's language) and no temperature fallback (a final's alone).
-            self.language.is_some()
-                && !recognizer.fallback
-                && *covered >= self.voiced_len
+            self.language.is_some() && !recognizer.fallback && *covered >= self.voiced_len
         });
         let result = if let Some((_, r)) = speculative {
             tracing::debug!("final from the last interim: only quiet after it");
