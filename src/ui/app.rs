@@ -7,7 +7,7 @@
 //! is visible: a minimised window keeps its transcript and history current. Each panel lives in
 //! its own file and returns what it wants done; the app does it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -37,10 +37,6 @@ use crate::history::History;
 use crate::protocol::ApiKey;
 use crate::session::SessionEvent;
 use crate::transcript::Transcript;
-
-/// How long `--background` keeps hiding the window through start-up, from its first pass (a
-/// busy machine has shown eframe's late show come more than two seconds after it).
-const START_HIDDEN_SECS: f64 = 5.0;
 
 /// How long "Copied" stays in the status line.
 const NOTICE_SECS: f64 = 2.0;
@@ -77,7 +73,7 @@ pub struct DictationApp {
     /// The tray icon, when a tray host could be reached: closing the window then hides it.
     pub(super) tray: Option<Tray>,
     /// Quit was chosen in the tray: let the window close.
-    quitting: bool,
+    pub(super) quitting: bool,
     /// What the tray icon shows.
     pub(super) tray_listening: bool,
     /// The overlay, while a dictation started from outside runs.
@@ -88,7 +84,7 @@ pub struct DictationApp {
     /// its first frame whatever the viewport said, at a moment the app does not see.
     pub start_hidden: bool,
     /// When the first pass with `start_hidden` ran (egui time).
-    start_hidden_since: Option<f64>,
+    pub(super) start_hidden_since: Option<f64>,
     /// The app hid the window (`--background`, or closed to the tray) and has not shown it
     /// since. On X11 egui cannot tell a hidden window from a shown one (no minimised or occluded
     /// state), so eframe keeps painting it; the app knows, and draws nothing then. Shared with
@@ -453,32 +449,7 @@ impl eframe::App for DictationApp {
         if let Some(overlay) = &self.overlay {
             overlay.show(ctx);
         }
-        // With a tray icon, closing the window hides it: dictation by shortcut goes on.
-        if self.tray.is_some() && !self.quitting && ctx.input(|i| i.viewport().close_requested()) {
-            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
-            self.hide_window(ctx);
-        }
-        if self.start_hidden && crate::desktop::on_wayland() {
-            self.hide_window(ctx);
-            self.start_hidden = false;
-        }
-        if self.start_hidden {
-            // Hidden again every 10 ms for START_HIDDEN_SECS from the first pass (not from the
-            // process's start: a cold start can take longer than that before its first frame,
-            // and eframe's show comes right after that frame): whenever eframe's show comes, the
-            // window is unmapped right after (a hidden window runs only this, no drawing). Then
-            // no more passes: an idle app in the background costs nothing.
-            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
-            let now = ctx.input(|i| i.time);
-            let since = *self.start_hidden_since.get_or_insert(now);
-            if now - since < START_HIDDEN_SECS {
-                // 10 ms, not 100: a window eframe maps is seen for at most that long (CI
-                // caught one within 100 ms of its show).
-                ctx.request_repaint_after(std::time::Duration::from_millis(10));
-            } else {
-                self.start_hidden = false;
-            }
-        }
+        self.keep_hidden(ctx);
         self.apply_pending();
     }
 
@@ -498,28 +469,6 @@ impl eframe::App for DictationApp {
 }
 
 impl DictationApp {
-    /// Whether the app has hidden the window (see `hidden`).
-    pub(super) fn is_hidden(&self) -> bool {
-        self.hidden.load(Ordering::Relaxed)
-    }
-
-    /// Records that the app hid or showed the window.
-    pub fn set_hidden(&self, hidden: bool) {
-        self.hidden.store(hidden, Ordering::Relaxed);
-    }
-
-    /// Hides the window (closed to the tray). Wayland has no way to hide a window: it is
-    /// minimised instead (GNOME and KDE honour that; sway has no minimised state and leaves it
-    /// where it is), and drawn as usual.
-    fn hide_window(&self, ctx: &egui::Context) {
-        if crate::desktop::on_wayland() {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(true));
-        } else {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));
-            self.set_hidden(true);
-        }
-    }
-
     /// Once, on the first pass (from `logic` or `window_ui`, whichever runs first).
     fn first_pass(&mut self, ctx: &egui::Context) {
         if self.ctx.set(ctx.clone()).is_ok() {

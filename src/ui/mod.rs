@@ -15,6 +15,7 @@ pub mod settings;
 pub mod settings_view;
 pub mod status_line;
 pub mod transcript_view;
+mod visibility;
 
 pub use app::DictationApp;
 pub use backend::{Backend, LiveBackend, StartRequest};

@@ -278,18 +278,6 @@ impl DictationApp {
         let _ = request.reply.send(answer);
     }
 
-    /// Shows the window, raised and focused.
-    pub(super) fn show(&mut self) {
-        // Asked to show: start-up hiding (`--background`) is over.
-        self.start_hidden = false;
-        self.set_hidden(false);
-        if let Some(ctx) = self.ctx.get() {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
-            ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
-            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
-        }
-    }
-
     /// What an empty transcript says: both ways to start.
     pub(super) fn empty_hint(&self) -> String {
         match &self.outside.shortcut {

@@ -13,6 +13,7 @@ use super::ct2::{Ct2Model, model_files};
 use super::fallback::{self, Attempt};
 use super::mel::{HOP, LogMel, SAMPLE_RATE};
 use super::model::{Whisper, log_softmax};
+use super::repeat::{cut_repeat, repetition};
 use super::tokenizer::Tokenizer;
 
 /// Encoder positions per second of audio (a position covers 2 mel frames = 20 ms).
@@ -519,8 +520,6 @@ impl Recognizer {
     }
 }
 
-/// `LIGHTNING_WHISPER_CONTEXT=full` or `=pad:SECONDS` overrides the encoder context (for
-/// measurements).
 /// What a recognition given up on `stop` returns.
 const STOPPED: &str = "interim given up: a final is wanted";
 
@@ -528,6 +527,8 @@ fn stopped(stop: Option<&AtomicBool>) -> bool {
     stop.is_some_and(|s| s.load(Ordering::Relaxed))
 }
 
+/// `LIGHTNING_WHISPER_CONTEXT=full` or `=pad:SECONDS` overrides the encoder context (for
+/// measurements).
 fn context_from_env() -> Option<Context> {
     let value = std::env::var("LIGHTNING_WHISPER_CONTEXT").ok()?;
     if value == "full" {
@@ -535,70 +536,4 @@ fn context_from_env() -> Option<Context> {
     }
     let secs: f64 = value.strip_prefix("pad:")?.parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then_some(Context::Padded(secs))
-}
-
-/// Where a run of repeats starts, if the tokens end in one block repeated too often (a
-/// hallucination loop): a block of 1 token 8 times, of 2 to 7 tokens 4 times, or of 8 or more
-/// tokens twice.
-fn repetition(tokens: &[u32]) -> Option<usize> {
-    for block in 1..=tokens.len() / 2 {
-        let times = match block {
-            1 => 8,
-            2..=7 => 4,
-            _ => 2,
-        };
-        let span = block * times;
-        if tokens.len() < span {
-            continue;
-        }
-        let tail = &tokens[tokens.len() - span..];
-        let first = &tail[..block];
-        if tail.chunks(block).all(|c| c == first) {
-            // Keep one copy of the block.
-            return Some(tokens.len() - span + block);
-        }
-    }
-    None
-}
-
-/// Where to cut text that the token cap stopped in the middle of a repeat: the longest tail (at
-/// least 6 tokens) that already occurred earlier, contiguously, is the loop starting over.
-fn cut_repeat(tokens: &[u32]) -> Option<usize> {
-    const SHORTEST: usize = 6;
-    let n = tokens.len();
-    (SHORTEST..=n / 2).rev().find_map(|len| {
-        let tail = &tokens[n - len..];
-        tokens[..n - len]
-            .windows(len)
-            .any(|w| w == tail)
-            .then_some(n - len)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repetition_loops_are_cut_to_one_copy() {
-        let mut t = vec![5, 6];
-        for _ in 0..4 {
-            t.extend([1, 2, 3]);
-        }
-        assert_eq!(repetition(&t), Some(5));
-        assert_eq!(repetition(&[1, 2, 3, 4, 5, 6, 7]), None);
-        assert_eq!(repetition(&[9; 8]), Some(1));
-    }
-
-    #[test]
-    fn a_repeat_the_cap_cut_short_is_cut_off() {
-        // A sentence, then the same sentence starting over until the cap.
-        let sentence: Vec<u32> = (1..=12).collect();
-        let mut t = sentence.clone();
-        t.extend(&sentence[..7]);
-        assert_eq!(cut_repeat(&t), Some(12));
-        // Text with no repeat of 6 tokens is kept whole.
-        let plain: Vec<u32> = (1..=30).chain([1, 2, 3, 4, 5]).collect();
-        assert_eq!(cut_repeat(&plain), None);
-    }
 }

@@ -332,8 +332,8 @@ impl WhisperSession {
         if is_noise(&r) {
             return;
         }
-        self.speculative = Some((self.decoded_len, r.clone()));
         let hypothesis: Vec<String> = r.text.split_whitespace().map(str::to_owned).collect();
+        self.speculative = Some((self.decoded_len, r));
         let agreed = common_prefix(&self.previous_hypothesis, &hypothesis);
         self.previous_hypothesis.clone_from(&hypothesis);
         if agreed > self.shown.len() {

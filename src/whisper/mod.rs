@@ -9,6 +9,7 @@ pub mod fallback;
 pub mod language;
 pub mod mel;
 pub mod model;
+mod repeat;
 pub mod tokenizer;
 pub mod vad;
 pub mod wer;

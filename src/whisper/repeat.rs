@@ -1,0 +1,68 @@
+//! Guards against the decoder's hallucination loops: a block repeated too often, and a repeat the
+//! token cap cut off in the middle.
+
+/// Where a run of repeats starts, if the tokens end in one block repeated too often (a
+/// hallucination loop): a block of 1 token 8 times, of 2 to 7 tokens 4 times, or of 8 or more
+/// tokens twice.
+pub(super) fn repetition(tokens: &[u32]) -> Option<usize> {
+    for block in 1..=tokens.len() / 2 {
+        let times = match block {
+            1 => 8,
+            2..=7 => 4,
+            _ => 2,
+        };
+        let span = block * times;
+        if tokens.len() < span {
+            continue;
+        }
+        let tail = &tokens[tokens.len() - span..];
+        let first = &tail[..block];
+        if tail.chunks(block).all(|c| c == first) {
+            // Keep one copy of the block.
+            return Some(tokens.len() - span + block);
+        }
+    }
+    None
+}
+
+/// Where to cut text that the token cap stopped in the middle of a repeat: the longest tail (at
+/// least 6 tokens) that already occurred earlier, contiguously, is the loop starting over.
+pub(super) fn cut_repeat(tokens: &[u32]) -> Option<usize> {
+    const SHORTEST: usize = 6;
+    let n = tokens.len();
+    (SHORTEST..=n / 2).rev().find_map(|len| {
+        let tail = &tokens[n - len..];
+        tokens[..n - len]
+            .windows(len)
+            .any(|w| w == tail)
+            .then_some(n - len)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetition_loops_are_cut_to_one_copy() {
+        let mut t = vec![5, 6];
+        for _ in 0..4 {
+            t.extend([1, 2, 3]);
+        }
+        assert_eq!(repetition(&t), Some(5));
+        assert_eq!(repetition(&[1, 2, 3, 4, 5, 6, 7]), None);
+        assert_eq!(repetition(&[9; 8]), Some(1));
+    }
+
+    #[test]
+    fn a_repeat_the_cap_cut_short_is_cut_off() {
+        // A sentence, then the same sentence starting over until the cap.
+        let sentence: Vec<u32> = (1..=12).collect();
+        let mut t = sentence.clone();
+        t.extend(&sentence[..7]);
+        assert_eq!(cut_repeat(&t), Some(12));
+        // Text with no repeat of 6 tokens is kept whole.
+        let plain: Vec<u32> = (1..=30).chain([1, 2, 3, 4, 5]).collect();
+        assert_eq!(cut_repeat(&plain), None);
+    }
+}
