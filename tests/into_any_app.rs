@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::dbus::SessionBus;
 use common::vmic::{DEVICE, VirtualMic};
 use common::xserver::{
-    Killed, find_window, start_openbox, start_xvfb, terminal_with_focus, xdotool,
+    Killed, find_window, spawn_window, start_openbox, start_xvfb, terminal_with_focus, xdotool,
 };
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
@@ -94,20 +94,10 @@ fn background_app_with(
         Some(address) => command.env("DBUS_SESSION_BUS_ADDRESS", address),
         None => command.env_remove("DBUS_SESSION_BUS_ADDRESS"),
     };
-    let app = Killed(
-        command
-            .args(["--background", "--device", DEVICE])
-            .args(args)
-            .env("DISPLAY", display)
-            .env("XDG_DATA_HOME", profile.join("data"))
-            .env("XDG_CONFIG_HOME", profile.join("config"))
-            .env_remove("SMALLEST_API_KEY")
-            .env_remove("WAYLAND_DISPLAY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    command
+        .args(["--background", "--device", DEVICE])
+        .args(args);
+    let app = spawn_window(command, display, profile);
     // Ready when it answers on its control socket.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !control(mic, "status").status.success() {

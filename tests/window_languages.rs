@@ -10,11 +10,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::vmic::{DEVICE, VirtualMic};
-use common::xserver::{Killed, find_window, start_xvfb, xdotool};
+use common::xserver::{Killed, find_window, spawn_window, start_xvfb, xdotool};
 use lightning_dictate::transcript::Segment;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
@@ -57,22 +57,12 @@ fn speech(dir: &Path, name: &str, voice: &str, text: &str, pad: f64) -> PathBuf 
 
 /// The window, dictating offline from the virtual microphone in a clean profile.
 fn window(mic: &VirtualMic, display: &str, profile: &Path, args: &[&str]) -> Killed {
-    Killed(
-        mic.command(BIN)
-            .args(["--device", DEVICE, "--theme", "light", "--offline"])
-            .args(args)
-            .env("DISPLAY", display)
-            .env("XDG_DATA_HOME", profile.join("data"))
-            .env("XDG_CONFIG_HOME", profile.join("config"))
-            .env_remove("SMALLEST_API_KEY")
-            .env_remove("LIGHTNING_URL")
-            .env_remove("WAYLAND_DISPLAY")
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    let mut command = mic.command(BIN);
+    command
+        .args(["--device", DEVICE, "--theme", "light", "--offline"])
+        .args(args)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    spawn_window(command, display, profile)
 }
 
 /// Plays `wav` into a dictation started with Ctrl+Space, stops it, and returns the segments the

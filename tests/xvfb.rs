@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::vmic::{DEVICE, VirtualMic};
-use common::xserver::{Killed, find_window, start_openbox, start_xvfb, xdotool};
+use common::xserver::{Killed, find_window, spawn_window, start_openbox, start_xvfb, xdotool};
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
@@ -154,22 +154,12 @@ fn with_no_key_the_window_dictates_offline() {
     let wav = common::vmic::speech_wav(dir.path(), "speech.wav", sentences, 16000);
     let mut mic = VirtualMic::start(48000, 1, "s16le");
     // A clean profile: no saved settings, no history, no key.
-    let app = Killed(
-        mic.command(BIN)
-            .args(["--device", DEVICE, "--theme", "light", "--model"])
-            .arg(&model)
-            .env("DISPLAY", &display)
-            .env("XDG_DATA_HOME", dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env_remove("SMALLEST_API_KEY")
-            .env_remove("LIGHTNING_URL")
-            .env_remove("WAYLAND_DISPLAY")
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut command = mic.command(BIN);
+    command
+        .args(["--device", DEVICE, "--theme", "light", "--model"])
+        .arg(&model)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS");
+    let app = spawn_window(command, &display, dir.path());
     let window = start_dictating(&display, app.0.id(), &mut mic, &wav);
     mic.wait_played();
     let shot = dir.path().join("offline.png");
@@ -219,12 +209,12 @@ fn an_outage_mid_dictation_in_the_real_window_loses_nothing() {
         .next()
         .unwrap()
         .to_owned();
-    let app = Killed(window_app(
+    let app = window_app(
         &mic,
         &display,
         dir.path(),
         &["--url", &url, "--theme", "light"],
-    ));
+    );
     let window = start_dictating(&display, app.0.id(), &mut mic, &wav);
     std::thread::sleep(Duration::from_millis(2500));
     server.kill();
@@ -269,12 +259,7 @@ fn a_minimised_window_keeps_saving_the_transcript() {
     let (wav, _) = tone_wav(dir.path(), "s.wav", &SCRIPT, 16000, 1, WavFormat::Int(16));
     let mut mic = VirtualMic::start(48000, 1, "s16le");
     let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
-    let app = Killed(window_app(
-        &mic,
-        &display,
-        dir.path(),
-        &["--url", server.url()],
-    ));
+    let app = window_app(&mic, &display, dir.path(), &["--url", server.url()]);
     let window = focus_window(&display, app.0.id());
     xdotool(&display, &["key", "--window", &window, "ctrl+space"]);
     std::thread::sleep(Duration::from_millis(800));
@@ -301,24 +286,9 @@ fn a_minimised_window_keeps_saving_the_transcript() {
     assert!(visible.is_empty());
 }
 
-/// The window on `display`, capturing the virtual microphone, with a clean profile under
-/// `profile` (`data/` for the history, `config/` for the settings) and no key.
-fn window_app(
-    mic: &VirtualMic,
-    display: &str,
-    profile: &std::path::Path,
-    args: &[&str],
-) -> std::process::Child {
-    mic.command(BIN)
-        .args(["--device", DEVICE])
-        .args(args)
-        .env("DISPLAY", display)
-        .env("XDG_DATA_HOME", profile.join("data"))
-        .env("XDG_CONFIG_HOME", profile.join("config"))
-        .env_remove("SMALLEST_API_KEY")
-        .env_remove("WAYLAND_DISPLAY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the window")
+/// The window with the virtual microphone, `args` and a clean profile under `profile`.
+fn window_app(mic: &VirtualMic, display: &str, profile: &std::path::Path, args: &[&str]) -> Killed {
+    let mut command = mic.command(BIN);
+    command.args(["--device", DEVICE]).args(args);
+    spawn_window(command, display, profile)
 }

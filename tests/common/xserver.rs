@@ -121,3 +121,22 @@ pub fn terminal_with_focus(display: &str, file: &Path) -> (Killed, String) {
     }
     (term, window)
 }
+
+/// Starts the app's window from `command` (its arguments given) on `display`, in a clean profile
+/// under `profile` (`data/` for the history, `config/` for the settings): no key or service URL
+/// from the environment, no Wayland display, output discarded.
+pub fn spawn_window(mut command: Command, display: &str, profile: &Path) -> Killed {
+    Killed(
+        command
+            .env("DISPLAY", display)
+            .env("XDG_DATA_HOME", profile.join("data"))
+            .env("XDG_CONFIG_HOME", profile.join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .env_remove("LIGHTNING_URL")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the window"),
+    )
+}
