@@ -463,10 +463,23 @@ async fn stream_session(
         }
         let Retry {
             attempt,
-            delay,
+            mut delay,
             down_for,
             give_up: giving_up,
         } = backoff.next(&error, Instant::now());
+        // A live dictation with a recogniser to fall back on tries the service once more when it
+        // has been away for `offline_after`, not after a doubled delay well past it.
+        if config.source == SourceKind::Live
+            && config.fallback.is_some()
+            && fallback_guard.0.is_none()
+        {
+            delay = delay.min(
+                config
+                    .offline_after
+                    .saturating_sub(down_for)
+                    .max(Duration::from_millis(100)),
+            );
+        }
         // A live dictation does not wait for the service for long: the words keep coming.
         if fallback_guard.0.is_none()
             && config.source == SourceKind::Live
