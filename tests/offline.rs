@@ -153,8 +153,9 @@ fn transcribe_offline_with_base_by_name_recognises_english() {
     assert_wer(&scores, BASE_WER_LIMIT);
 }
 
-/// What base must reach on the three voices pooled (measured: see the README's table).
-const BASE_WER_LIMIT: f64 = 0.12;
+/// What base must reach on the three voices pooled: the 8 % (measured 7.2 % with beam
+/// search, 9.1 % greedy: `LIGHTNING_WHISPER_BEAM=1` fails this test).
+const BASE_WER_LIMIT: f64 = 0.08;
 
 /// The test sentences spoken in each voice and speed, transcribed with `args`: the errors of each.
 fn each_voice(voices: &[(&str, u32)], args: &[&str], label: &str) -> Vec<WordErrors> {

@@ -80,6 +80,9 @@ pub struct DictationApp {
     pub(super) overlay: Option<Overlay>,
     /// The finals of that dictation, for the overlay.
     pub(super) overlay_text: String,
+    /// The overlay's feed, shared with the dictation's event sender: while the window is hidden,
+    /// levels and interims go straight to the overlay without a pass of the window.
+    pub(super) overlay_feed: Arc<std::sync::Mutex<Option<super::overlay::OverlayFeed>>>,
     /// Keep the window hidden through start-up (`--background`): eframe shows a new window after
     /// its first frame whatever the viewport said, at a moment the app does not see.
     pub start_hidden: bool,
@@ -126,6 +129,7 @@ impl DictationApp {
             tray_listening: false,
             overlay: None,
             overlay_text: String::new(),
+            overlay_feed: Arc::default(),
             started_at: None,
         }
     }
@@ -342,7 +346,7 @@ impl DictationApp {
                 self.refresh_overlay();
                 if let SessionEvent::Ended(outcome) = &event {
                     // The last final is in: the overlay goes.
-                    self.overlay = None;
+                    self.close_overlay();
                     self.outside.end();
                     self.backend.stop();
                     if let Err(e) = outcome {
@@ -352,7 +356,7 @@ impl DictationApp {
                 }
             }
             DictationEvent::Failed(e) => {
-                self.overlay = None;
+                self.close_overlay();
                 self.outside.end();
                 self.backend.stop();
                 self.lifecycle = self.failed(Failure::start(&e));

@@ -33,15 +33,30 @@ impl DictationApp {
         if crate::desktop::on_wayland() {
             return;
         }
+        let Some(ctx) = self.ctx.get() else {
+            return;
+        };
         let clicked = waking(&self.inbox_tx, &self.ctx).map(|()| Inbox::OverlayClicked);
-        self.overlay = Some(Overlay::new(clicked));
+        let overlay = Overlay::new(ctx, clicked);
+        if let Ok(mut feed) = self.overlay_feed.lock() {
+            *feed = Some(overlay.feed());
+        }
+        self.overlay = Some(overlay);
         self.overlay_text.clear();
         self.refresh_overlay();
     }
 
+    /// The overlay goes (the dictation ended or failed).
+    pub(super) fn close_overlay(&mut self) {
+        if let Ok(mut feed) = self.overlay_feed.lock() {
+            *feed = None;
+        }
+        self.overlay = None;
+    }
+
     /// Puts the dictation's state and words on the overlay.
     pub(super) fn refresh_overlay(&self) {
-        let (Some(overlay), Some(ctx)) = (&self.overlay, self.ctx.get()) else {
+        let Some(overlay) = &self.overlay else {
             return;
         };
         let state = match &self.lifecycle {
@@ -54,7 +69,7 @@ impl DictationApp {
         let finals_tail = tail(&self.overlay_text);
         let interim = self.transcript.interim.clone();
         let level_dbfs = self.level_dbfs;
-        overlay.update(ctx, move |view| {
+        overlay.update(move |view| {
             view.state = state;
             view.finals_tail = finals_tail;
             view.interim = interim;

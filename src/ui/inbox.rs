@@ -60,18 +60,40 @@ impl DictationApp {
         let inbox = self.inbox_tx.clone();
         let ctx = Arc::clone(&self.ctx);
         let hidden = Arc::clone(&self.hidden);
+        let overlay = Arc::clone(&self.overlay_feed);
         let last_wake = std::sync::Mutex::new(None::<std::time::Instant>);
         Sink::from_fn(move |event: DictationEvent| {
-            let level = matches!(event, DictationEvent::Capture(CaptureEvent::Level { .. }));
-            let interim = matches!(
-                event,
-                DictationEvent::Session(crate::session::SessionEvent::Interim { .. })
-            );
+            let level = match &event {
+                DictationEvent::Capture(CaptureEvent::Level { peak_dbfs, .. }) => Some(*peak_dbfs),
+                _ => None,
+            };
+            let interim = match &event {
+                DictationEvent::Session(crate::session::SessionEvent::Interim { text }) => {
+                    Some(text.clone())
+                }
+                _ => None,
+            };
             if inbox.send(Inbox::Dictation(event)).is_err() {
                 return;
             }
             let in_background = hidden.load(std::sync::atomic::Ordering::Relaxed);
-            if level || (interim && in_background) {
+            if in_background && (level.is_some() || interim.is_some()) {
+                let feed = overlay.lock().ok().and_then(|f| f.clone());
+                if let Some(feed) = feed {
+                    // The overlay shows it with no pass of the hidden window, which applies the
+                    // event with the next final or state change.
+                    feed.update(|view| {
+                        if let Some(dbfs) = level {
+                            view.level_dbfs = dbfs;
+                        }
+                        if let Some(text) = interim {
+                            view.interim = text;
+                        }
+                    });
+                    return;
+                }
+            }
+            if level.is_some() || (interim.is_some() && in_background) {
                 let Ok(mut last) = last_wake.lock() else {
                     return;
                 };

@@ -25,43 +25,20 @@ pub struct OverlayView {
     pub interim: String,
 }
 
-/// The overlay while it is shown.
-pub struct Overlay {
+/// What feeds the overlay, from any thread: its view, and a repaint of the overlay alone.
+#[derive(Clone)]
+pub struct OverlayFeed {
     view: Arc<Mutex<OverlayView>>,
-    clicked: Sink<()>,
-    /// Where it goes (top-left, in screen pixels), when the screen size is known.
-    position: Option<egui::Pos2>,
     /// When it was last asked to repaint.
-    painted: std::cell::Cell<Option<std::time::Instant>>,
+    painted: Arc<Mutex<Option<std::time::Instant>>>,
+    ctx: egui::Context,
 }
 
-/// A change of the level alone repaints the overlay at most this often (words and state at once):
-/// under software rendering each repaint is most of what a dictation in the background costs.
-const LEVEL_REPAINT: std::time::Duration = std::time::Duration::from_millis(250);
-
-impl Overlay {
-    pub fn new(clicked: Sink<()>) -> Self {
-        let position = crate::desktop::x11::screen_size().ok().map(|(w, h)| {
-            egui::pos2(
-                (f32::from(w) - SIZE[0]) / 2.0,
-                f32::from(h) - SIZE[1] - 72.0,
-            )
-        });
-        Overlay {
-            view: Arc::new(Mutex::new(OverlayView::default())),
-            clicked,
-            position,
-            painted: std::cell::Cell::new(None),
-        }
-    }
-
-    fn id() -> ViewportId {
-        ViewportId::from_hash_of("lightning-dictate-overlay")
-    }
-
-    /// Changes what is shown and asks for a repaint of the overlay only.
-    pub fn update(&self, ctx: &egui::Context, change: impl FnOnce(&mut OverlayView)) {
-        let Ok(mut view) = self.view.lock() else {
+impl OverlayFeed {
+    /// Changes what is shown and asks for a repaint of the overlay only (a level change alone at
+    /// most every [`LEVEL_REPAINT`]).
+    pub fn update(&self, change: impl FnOnce(&mut OverlayView)) {
+        let (Ok(mut view), Ok(mut painted)) = (self.view.lock(), self.painted.lock()) else {
             return;
         };
         let before = view.clone();
@@ -70,14 +47,57 @@ impl Overlay {
             || view.finals_tail != before.finals_tail
             || view.interim != before.interim;
         let level_due = (view.level_dbfs - before.level_dbfs).abs() >= 1.0
-            && self
-                .painted
-                .get()
-                .is_none_or(|at| at.elapsed() >= LEVEL_REPAINT);
+            && painted.is_none_or(|at| at.elapsed() >= LEVEL_REPAINT);
         if words_or_state || level_due {
-            self.painted.set(Some(std::time::Instant::now()));
-            ctx.request_repaint_of(Self::id());
+            *painted = Some(std::time::Instant::now());
+            self.ctx.request_repaint_of(Overlay::id());
         }
+    }
+}
+
+/// The overlay while it is shown.
+pub struct Overlay {
+    feed: OverlayFeed,
+    clicked: Sink<()>,
+    /// Where it goes (top-left, in screen pixels), when the screen size is known.
+    position: Option<egui::Pos2>,
+}
+
+/// A change of the level alone repaints the overlay at most this often (words and state at once):
+/// under software rendering each repaint is most of what a dictation in the background costs.
+const LEVEL_REPAINT: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Overlay {
+    pub fn new(ctx: &egui::Context, clicked: Sink<()>) -> Self {
+        let position = crate::desktop::x11::screen_size().ok().map(|(w, h)| {
+            egui::pos2(
+                (f32::from(w) - SIZE[0]) / 2.0,
+                f32::from(h) - SIZE[1] - 72.0,
+            )
+        });
+        Overlay {
+            feed: OverlayFeed {
+                view: Arc::new(Mutex::new(OverlayView::default())),
+                painted: Arc::new(Mutex::new(None)),
+                ctx: ctx.clone(),
+            },
+            clicked,
+            position,
+        }
+    }
+
+    fn id() -> ViewportId {
+        ViewportId::from_hash_of("lightning-dictate-overlay")
+    }
+
+    /// What feeds it from the dictation's thread.
+    pub fn feed(&self) -> OverlayFeed {
+        self.feed.clone()
+    }
+
+    /// Changes what is shown and asks for a repaint of the overlay only.
+    pub fn update(&self, change: impl FnOnce(&mut OverlayView)) {
+        self.feed.update(change);
     }
 
     /// Keeps the overlay on screen (called on every pass of the main window while it should be).
@@ -96,7 +116,7 @@ impl Overlay {
         if let Some(position) = self.position {
             builder = builder.with_position(position);
         }
-        let view = Arc::clone(&self.view);
+        let view = Arc::clone(&self.feed.view);
         let clicked = self.clicked.clone();
         ctx.show_viewport_deferred(Self::id(), builder, move |ui, _class| {
             let view = view.lock().map(|v| v.clone()).unwrap_or_default();

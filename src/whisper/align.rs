@@ -1,7 +1,7 @@
 //! Word times from the alignment heads' cross-attention: z-normalised, median-filtered, averaged
 //! over heads, then dynamic time warping (as the reference does).
 
-use super::decode::POSITIONS_PER_SECOND;
+use super::decode::{POSITIONS_PER_SECOND, Word};
 
 /// Start and end time (seconds) of each text token, from the alignment heads' attention:
 /// z-normalise each head over tokens, median-filter over time (width 7), average the heads,
@@ -126,6 +126,59 @@ pub fn dtw(cost: &[f64], n: usize, m: usize) -> Vec<(usize, usize)> {
     }
     path.reverse();
     path
+}
+
+impl super::decode::Recognizer {
+    /// Groups tokens into words and times them by aligning tokens to audio positions.
+    pub(super) fn words(
+        &self,
+        tokens: &[u32],
+        logprobs: &[f32],
+        rows: &[Vec<Vec<f32>>],
+        audio_positions: usize,
+    ) -> Vec<Word> {
+        if tokens.is_empty() || audio_positions == 0 {
+            return Vec::new();
+        }
+        // Word boundaries: a token starting with a space starts a word; punctuation-only
+        // tokens stay with the word before them.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for (i, &id) in tokens.iter().enumerate() {
+            let bytes = self.tokenizer.bytes(id);
+            let starts_word = bytes.first() == Some(&b' ')
+                && bytes
+                    .iter()
+                    .skip(1)
+                    .any(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+            match groups.last_mut() {
+                Some(last) if !starts_word => last.1 = i + 1,
+                _ => groups.push((i, i + 1)),
+            }
+        }
+        let token_times = align(rows, tokens.len(), audio_positions);
+        groups
+            .into_iter()
+            .filter_map(|(a, b)| {
+                let text = self.tokenizer.decode(&tokens[a..b]).trim().to_owned();
+                if text.is_empty() {
+                    return None;
+                }
+                let (start, _) = token_times.get(a).copied().unwrap_or((0.0, 0.0));
+                let (_, end) = token_times.get(b - 1).copied().unwrap_or((start, start));
+                let probability = logprobs[a..b]
+                    .iter()
+                    .map(|&l| f64::from(l.exp()))
+                    .sum::<f64>()
+                    / (b - a) as f64;
+                Some(Word {
+                    text,
+                    start,
+                    end: end.max(start),
+                    probability,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

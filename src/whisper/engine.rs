@@ -100,11 +100,12 @@ struct WhisperSession {
     decoded_len: usize,
     /// Length of the open utterance at its last loud frame.
     voiced_len: usize,
-    /// The last interim's whole recognition and the length it covered: when the utterance
-    /// closes with nothing but quiet after that length, it is the final (the final's own pass
-    /// would decode the same speech the same way: greedy, same language, same context), and the
-    /// final comes at once instead of a decoding later.
-    speculative: Option<(usize, super::decode::Recognition)>,
+    /// The last interim's whole recognition, the length it covered and whether it was decoded
+    /// as a final is (beam search): when the utterance closes with nothing but quiet after that
+    /// length, it is the final (the final's own pass would decode the same speech the same way:
+    /// same decoding, language and context), and the final comes at once instead of a decoding
+    /// later.
+    speculative: Option<(usize, super::decode::Recognition, bool)>,
     previous_hypothesis: Vec<String>,
     shown: Vec<String>,
     /// More audio is queued behind the current push: no interims until caught up.
@@ -220,12 +221,16 @@ impl WhisperSession {
         let utterance = &self.audio[..end];
         let recognizer = &self.recognizer;
         let tracker = &mut self.tracker;
-        let speculative = self.speculative.take().filter(|(covered, _)| {
+        let speculative = self.speculative.take().filter(|(covered, _, as_final)| {
             // Only with a chosen language (with Automatic the final also settles the
-            // dictation's language) and no temperature fallback (a final's alone).
-            self.language.is_some() && !recognizer.fallback && *covered >= self.voiced_len
+            // dictation's language), no temperature fallback (a final's alone), and decoded as
+            // a final is.
+            self.language.is_some()
+                && !recognizer.fallback
+                && (*as_final || recognizer.beams == 1)
+                && *covered >= self.voiced_len
         });
-        let result = if let Some((_, r)) = speculative {
+        let result = if let Some((_, r, _)) = speculative {
             tracing::debug!("final from the last interim: only quiet after it");
             Ok(r)
         } else if let Some(code) = self.language.as_deref() {
@@ -317,14 +322,26 @@ impl WhisperSession {
         // Interims in the chosen language, else the utterance's own when it is confident, else
         // the dictation's so far.
         let tracker = &self.tracker;
+        // In a pause (only quiet since the voice stopped) the utterance's final is decoded now,
+        // as the final would be (beam search): if no more speech comes it is the final, with no
+        // decoding left to wait for when the pause closes the utterance.
+        let as_final = self.vad.quiet_frames() > 0
+            && self.language.is_some()
+            && self.recognizer.beams > 1
+            && !self.recognizer.fallback;
+        let pass = if as_final {
+            Pass::Final
+        } else {
+            Pass::Interim {
+                stop: Some(&self.hurry),
+            }
+        };
         let result = self.recognizer.recognize_with(
             &self.audio,
             self.language.as_deref(),
             &mut |p| tracker.interim_language(p),
             previous,
-            Pass::Interim {
-                stop: Some(&self.hurry),
-            },
+            pass,
         );
         let Ok(r) = result else {
             return;
@@ -333,7 +350,7 @@ impl WhisperSession {
             return;
         }
         let hypothesis: Vec<String> = r.text.split_whitespace().map(str::to_owned).collect();
-        self.speculative = Some((self.decoded_len, r));
+        self.speculative = Some((self.decoded_len, r, as_final));
         let agreed = common_prefix(&self.previous_hypothesis, &hypothesis);
         self.previous_hypothesis.clone_from(&hypothesis);
         if agreed > self.shown.len() {

@@ -2,6 +2,7 @@
 //! candle on the CPU, behind the local server's engine interface.
 
 pub mod align;
+mod beam;
 pub mod ct2;
 pub mod decode;
 pub mod engine;

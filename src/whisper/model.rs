@@ -402,27 +402,48 @@ impl Whisper {
         tokens: &[u32],
         attention_heads: &[(usize, usize)],
     ) -> Result<(Vec<f32>, HeadWeights)> {
-        self.decode_inner(state, tokens, attention_heads)
+        let (logits, weights) = self
+            .forward(state, tokens, 1, attention_heads)
+            .map_err(err)?;
+        let logits = logits
+            .squeeze(0)
+            .and_then(|l| l.to_vec1::<f32>())
+            .map_err(err)?;
+        Ok((logits, weights))
+    }
+
+    /// Runs one new token per hypothesis through a state made by [`DecoderState::beams`]
+    /// (`tokens[i]` extends hypothesis `i`); returns each hypothesis's logits.
+    pub fn decode_beams(&self, state: &mut DecoderState, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        self.forward(state, tokens, tokens.len(), &[])
+            .and_then(|(logits, _)| logits.to_vec2::<f32>())
             .map_err(err)
     }
 
-    fn decode_inner(
+    /// The decoder on `batch` hypotheses of `tokens.len() / batch` new tokens each (row-major).
+    /// Returns the logits of each hypothesis's last token (batch, n_vocab) and, for a batch of
+    /// one, the cross-attention weights of `attention_heads`.
+    fn forward(
         &self,
         state: &mut DecoderState,
         tokens: &[u32],
+        batch: usize,
         attention_heads: &[(usize, usize)],
-    ) -> candle_core::Result<(Vec<f32>, HeadWeights)> {
-        let n = tokens.len();
-        if n == 0 {
+    ) -> candle_core::Result<(Tensor, HeadWeights)> {
+        if tokens.is_empty() || batch == 0 || !tokens.len().is_multiple_of(batch) {
             candle_core::bail!("no tokens to decode");
         }
+        let n = tokens.len() / batch;
         if state.position + n > self.dims.n_text_ctx {
             candle_core::bail!("the decoder's context is full");
         }
-        let ids = Tensor::from_slice(tokens, n, &self.device)?;
-        let x = self.embed.index_select(&ids, 0)?;
+        let ids = Tensor::from_slice(tokens, tokens.len(), &self.device)?;
+        let x = self
+            .embed
+            .index_select(&ids, 0)?
+            .reshape((batch, n, self.dims.d_model))?;
         let pos = self.dec_pos.narrow(0, state.position, n)?;
-        let mut x = (x + pos)?.unsqueeze(0)?;
+        let mut x = x.broadcast_add(&pos)?;
         let past = state.position;
         let mask = if n > 1 {
             let total = past + n;
@@ -456,10 +477,20 @@ impl Whisper {
             let (ck, cv) = &state.cross[li];
             let wanted: Vec<usize> = attention_heads
                 .iter()
-                .filter(|(l, _)| *l == li)
+                .filter(|(l, _)| *l == li && batch == 1)
                 .map(|(_, h)| *h)
                 .collect();
-            let (a, weights) = layer.cross.attend(&q, ck, cv, None, !wanted.is_empty())?;
+            // Every hypothesis attends to the same audio: their queries are folded into one
+            // batch of batch * n rows rather than the audio's keys copied per hypothesis.
+            let (heads, dh) = (q.dim(1)?, q.dim(3)?);
+            let folded = q
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((1, heads, batch * n, dh))?;
+            let (a, weights) = layer
+                .cross
+                .attend(&folded, ck, cv, None, !wanted.is_empty())?;
+            let a = a.reshape((batch, n, self.dims.d_model))?;
             if let Some(weights) = weights {
                 // (1, H, n, audio)
                 for head in wanted {
@@ -471,9 +502,9 @@ impl Whisper {
             x = (&x + mlp(&layer.mlp_ln, &layer.fc1, &layer.fc2, &x)?)?;
         }
         state.position += n;
-        let last = self.dec_ln.forward(&x.get(0)?.get(n - 1)?.unsqueeze(0)?)?;
-        let logits = last.matmul(&self.embed.t()?)?.squeeze(0)?;
-        Ok((logits.to_dtype(DType::F32)?.to_vec1::<f32>()?, weights_out))
+        let last = self.dec_ln.forward(&x.narrow(1, n - 1, 1)?.squeeze(1)?)?;
+        let logits = last.matmul(&self.embed.t()?)?;
+        Ok((logits.to_dtype(DType::F32)?, weights_out))
     }
 }
 
@@ -487,6 +518,41 @@ pub struct DecoderState {
 impl DecoderState {
     pub fn position(&self) -> usize {
         self.position
+    }
+
+    /// This one-hypothesis state copied for `beams` hypotheses decoded side by side (the
+    /// audio's keys and values stay shared).
+    pub fn beams(&self, beams: usize) -> Result<DecoderState> {
+        let cache = self
+            .cache
+            .iter()
+            .map(|kv| {
+                kv.as_ref()
+                    .map(|(k, v)| Ok((k.repeat((beams, 1, 1, 1))?, v.repeat((beams, 1, 1, 1))?)))
+                    .transpose()
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(err)?;
+        Ok(DecoderState {
+            cross: self.cross.clone(),
+            cache,
+            position: self.position,
+        })
+    }
+
+    /// Hypothesis `i` goes on from hypothesis `from[i]` (some are dropped, some copied).
+    pub fn reorder(&mut self, from: &[u32]) -> Result<()> {
+        let Some(device) = self.cross.first().map(|(k, _)| k.device().clone()) else {
+            return Ok(());
+        };
+        let index = Tensor::from_slice(from, from.len(), &device).map_err(err)?;
+        for kv in self.cache.iter_mut().flatten() {
+            *kv = (
+                kv.0.index_select(&index, 0).map_err(err)?,
+                kv.1.index_select(&index, 0).map_err(err)?,
+            );
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,220 @@
+//! Beam search for a final's first (temperature 0) pass: several hypotheses decoded side by side
+//! in one batch, each step keeping the most probable continuations, the finished text with the
+//! best length-normalised log-probability winning (as the reference decoder and faster-whisper
+//! rank them). Word times come from one more decoder pass over the winner.
+
+use std::sync::atomic::AtomicBool;
+
+use super::decode::{Begun, DecideLanguage, Recognizer, STOPPED, stopped};
+use super::fallback::Attempt;
+use super::model::{DecoderState, log_softmax};
+use super::repeat::{cut_repeat, repetition};
+
+/// One hypothesis: its text tokens, each one's log-probability, and their sum (with the
+/// end-of-text token's, once finished).
+#[derive(Debug, Clone, Default)]
+struct Hypothesis {
+    tokens: Vec<u32>,
+    logprobs: Vec<f32>,
+    score: f64,
+}
+
+impl Hypothesis {
+    /// The score per token, what hypotheses of different lengths are ranked by.
+    fn rank(&self) -> f64 {
+        self.score / self.tokens.len().max(1) as f64
+    }
+
+    /// Ends a hypothesis at `cut` tokens (a loop cut off).
+    fn truncate(&mut self, cut: usize) {
+        self.tokens.truncate(cut);
+        self.logprobs.truncate(cut);
+        self.score = self.logprobs.iter().map(|&l| f64::from(l)).sum();
+    }
+}
+
+/// The `k` most probable tokens of `logprobs`, most probable first.
+fn top(logprobs: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut ids: Vec<u32> = (0..logprobs.len() as u32).collect();
+    let by_prob = |a: &u32, b: &u32| logprobs[*b as usize].total_cmp(&logprobs[*a as usize]);
+    if k < ids.len() {
+        ids.select_nth_unstable_by(k, by_prob);
+        ids.truncate(k);
+    }
+    ids.sort_unstable_by(by_prob);
+    ids.into_iter()
+        .map(|id| (id, logprobs[id as usize]))
+        .filter(|(_, lp)| lp.is_finite())
+        .collect()
+}
+
+impl Recognizer {
+    /// One decoding of the encoded `audio` keeping `beams` hypotheses.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one segment's decoding state, as for the greedy attempt"
+    )]
+    pub(super) fn beam_attempt(
+        &self,
+        audio: &candle_core::Tensor,
+        previous: &[u32],
+        language: &mut Option<String>,
+        decide: &mut DecideLanguage<'_>,
+        beams: usize,
+        seconds: f64,
+        stop: Option<&AtomicBool>,
+    ) -> Result<Attempt, String> {
+        let Begun {
+            state: first,
+            no_speech,
+            start,
+            prompt,
+            logits,
+            ..
+        } = self.begin(audio, previous, language, decide, &[])?;
+        let eot = self.tokenizer.specials.eot;
+        let limit = self.token_limit(seconds);
+        let n_text_ctx = self.model.dims.n_text_ctx;
+        let mut state = None;
+        let mut live = vec![Hypothesis::default()];
+        let mut live_logits = vec![logits];
+        let mut finished: Vec<Hypothesis> = Vec::new();
+        loop {
+            if stopped(stop) {
+                return Err(STOPPED.to_owned());
+            }
+            // Each live hypothesis's best continuations, best overall first.
+            let mut candidates: Vec<(usize, u32, f32, f64)> = Vec::new();
+            for (i, (hypothesis, logits)) in live.iter().zip(&mut live_logits).enumerate() {
+                self.suppress(logits, hypothesis.tokens.is_empty());
+                let logprobs = log_softmax(logits);
+                for (token, lp) in top(&logprobs, beams + 1) {
+                    candidates.push((i, token, lp, hypothesis.score + f64::from(lp)));
+                }
+            }
+            candidates.sort_by(|a, b| b.3.total_cmp(&a.3));
+            let mut next: Vec<Hypothesis> = Vec::new();
+            let mut from: Vec<u32> = Vec::new();
+            for (i, token, lp, score) in candidates {
+                if next.len() >= beams {
+                    break;
+                }
+                let parent = &live[i];
+                if token == eot {
+                    if finished.len() < beams {
+                        finished.push(Hypothesis {
+                            score,
+                            ..parent.clone()
+                        });
+                    }
+                    continue;
+                }
+                let mut child = parent.clone();
+                child.tokens.push(token);
+                child.logprobs.push(lp);
+                child.score = score;
+                if let Some(cut) = repetition(&child.tokens) {
+                    // A loop: this hypothesis ends where it started.
+                    child.truncate(cut);
+                    finished.push(child);
+                    continue;
+                }
+                next.push(child);
+                from.push(i as u32);
+            }
+            let position = state
+                .as_ref()
+                .map_or(first.position(), DecoderState::position);
+            let full =
+                next.first().is_some_and(|h| h.tokens.len() > limit) || position + 1 >= n_text_ctx;
+            if finished.len() >= beams || next.is_empty() || full {
+                if finished.is_empty() {
+                    // The cap cut every hypothesis: a loop it cut short is cut here.
+                    for mut h in next {
+                        if let Some(cut) = cut_repeat(&h.tokens) {
+                            h.truncate(cut);
+                        }
+                        finished.push(h);
+                    }
+                }
+                break;
+            }
+            let batch = match &mut state {
+                Some(state) => {
+                    state.reorder(&from)?;
+                    state
+                }
+                None => state.insert(first.beams(from.len())?),
+            };
+            let tokens: Vec<u32> = next
+                .iter()
+                .filter_map(|h| h.tokens.last().copied())
+                .collect();
+            live_logits = self.model.decode_beams(batch, &tokens)?;
+            live = next;
+        }
+        let best = finished
+            .into_iter()
+            .max_by(|a, b| a.rank().total_cmp(&b.rank()))
+            .ok_or("the beam search found no text")?;
+        let rows = self.alignment_rows(audio, &start, &prompt, &best.tokens)?;
+        let text = self.tokenizer.decode(&best.tokens).trim().to_owned();
+        Ok(Attempt {
+            tokens: best.tokens,
+            token_logprobs: best.logprobs,
+            rows,
+            text,
+            no_speech,
+            temperature: 0.0,
+        })
+    }
+
+    /// The alignment heads' cross-attention rows for `tokens` (as the greedy pass collects them:
+    /// the last prompt position's, then each text token's), from one decoder pass.
+    fn alignment_rows(
+        &self,
+        audio: &candle_core::Tensor,
+        start: &[u32],
+        prompt: &[u32],
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<Vec<f32>>>, String> {
+        let mut state = self.model.start_decoding(audio)?;
+        self.model.decode(&mut state, start, &[])?;
+        let sequence: Vec<u32> = prompt.iter().chain(tokens).copied().collect();
+        let (_, weights) = self
+            .model
+            .decode(&mut state, &sequence, &self.alignment_heads)?;
+        let skip = prompt.len().saturating_sub(1);
+        Ok(weights
+            .into_iter()
+            .map(|per_token| per_token.into_iter().skip(skip).collect())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_gives_the_most_probable_first_and_skips_impossible_tokens() {
+        let logprobs = [-3.0, -0.5, f32::NEG_INFINITY, -1.0, -7.0];
+        assert_eq!(top(&logprobs, 3), vec![(1, -0.5), (3, -1.0), (0, -3.0)]);
+        assert_eq!(top(&[-1.0, f32::NEG_INFINITY], 2), vec![(0, -1.0)]);
+    }
+
+    #[test]
+    fn hypotheses_rank_by_score_per_token() {
+        let short = Hypothesis {
+            tokens: vec![1],
+            logprobs: vec![-1.0],
+            score: -1.5,
+        };
+        let long = Hypothesis {
+            tokens: vec![1, 2, 3],
+            logprobs: vec![-1.0, -0.5, -0.5],
+            score: -2.5,
+        };
+        assert!(long.rank() > short.rank());
+    }
+}
