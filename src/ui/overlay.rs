@@ -29,30 +29,53 @@ pub struct OverlayView {
 #[derive(Clone)]
 pub struct OverlayFeed {
     view: Arc<Mutex<OverlayView>>,
-    /// When it was last asked to repaint.
-    painted: Arc<Mutex<Option<std::time::Instant>>>,
+    repaints: Arc<Mutex<Repaints>>,
     ctx: egui::Context,
 }
 
 impl OverlayFeed {
-    /// Changes what is shown and asks for a repaint of the overlay only (a level change alone at
-    /// most every [`LEVEL_REPAINT`]).
+    /// Changes what is shown and asks for a repaint of the overlay only (level and interim
+    /// changes at most every [`LEVEL_REPAINT`]).
     pub fn update(&self, change: impl FnOnce(&mut OverlayView)) {
-        let (Ok(mut view), Ok(mut painted)) = (self.view.lock(), self.painted.lock()) else {
+        let (Ok(mut view), Ok(mut repaints)) = (self.view.lock(), self.repaints.lock()) else {
             return;
         };
         let before = view.clone();
         change(&mut view);
-        let words_or_state = view.state != before.state
-            || view.finals_tail != before.finals_tail
-            || view.interim != before.interim;
-        let level_due = (view.level_dbfs - before.level_dbfs).abs() >= 1.0
-            && painted.is_none_or(|at| at.elapsed() >= LEVEL_REPAINT);
-        if words_or_state || level_due {
-            *painted = Some(std::time::Instant::now());
+        let final_or_state = view.state != before.state || view.finals_tail != before.finals_tail;
+        let moved =
+            view.interim != before.interim || (view.level_dbfs - before.level_dbfs).abs() >= 1.0;
+        let now = std::time::Instant::now();
+        if let Some(due) = repaints.due.filter(|&due| due <= now) {
+            repaints.painted = Some(due);
+            repaints.due = None;
+        }
+        let rested = repaints
+            .painted
+            .is_none_or(|at| now.duration_since(at) >= LEVEL_REPAINT);
+        if final_or_state || (moved && rested && repaints.due.is_none()) {
+            repaints.painted = Some(now);
+            repaints.due = None;
             self.ctx.request_repaint_of(Overlay::id());
+        } else if moved
+            && repaints.due.is_none()
+            && let Some(painted) = repaints.painted
+        {
+            // Shown by one repaint LEVEL_REPAINT after the last (which draws whatever the view
+            // holds then); asked once, as each ask wakes the window's event loop.
+            let due = painted + LEVEL_REPAINT;
+            repaints.due = Some(due);
+            self.ctx
+                .request_repaint_after_for(due.saturating_duration_since(now), Overlay::id());
         }
     }
+}
+
+/// When the overlay was last repainted, and when the next is due if one was asked for.
+#[derive(Debug, Default)]
+struct Repaints {
+    painted: Option<std::time::Instant>,
+    due: Option<std::time::Instant>,
 }
 
 /// The overlay while it is shown.
@@ -63,8 +86,9 @@ pub struct Overlay {
     position: Option<egui::Pos2>,
 }
 
-/// A change of the level alone repaints the overlay at most this often (words and state at once):
-/// under software rendering each repaint is most of what a dictation in the background costs.
+/// A change of the level or of the interim repaints the overlay at most this often (finals and
+/// state at once): under software rendering each repaint is most of what a dictation in the
+/// background costs (a dozen round trips to the X server besides the drawing).
 const LEVEL_REPAINT: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Overlay {
@@ -78,7 +102,7 @@ impl Overlay {
         Overlay {
             feed: OverlayFeed {
                 view: Arc::new(Mutex::new(OverlayView::default())),
-                painted: Arc::new(Mutex::new(None)),
+                repaints: Arc::default(),
                 ctx: ctx.clone(),
             },
             clicked,
