@@ -67,16 +67,21 @@ impl DictationApp {
                 DictationEvent::Capture(CaptureEvent::Level { peak_dbfs, .. }) => Some(*peak_dbfs),
                 _ => None,
             };
+            let in_background = hidden.load(std::sync::atomic::Ordering::Relaxed);
+            // The text is copied for the overlay only while the window is hidden.
             let interim = match &event {
                 DictationEvent::Session(crate::session::SessionEvent::Interim { text }) => {
-                    Some(text.clone())
+                    Some(if in_background {
+                        text.clone()
+                    } else {
+                        String::new()
+                    })
                 }
                 _ => None,
             };
             if inbox.send(Inbox::Dictation(event)).is_err() {
                 return;
             }
-            let in_background = hidden.load(std::sync::atomic::Ordering::Relaxed);
             if in_background && (level.is_some() || interim.is_some()) {
                 let feed = overlay.lock().ok().and_then(|f| f.clone());
                 if let Some(feed) = feed {

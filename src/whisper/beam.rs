@@ -33,19 +33,19 @@ impl Hypothesis {
     }
 }
 
-/// The `k` most probable tokens of `logprobs`, most probable first.
+/// The `k` most probable tokens of `logprobs`, most probable first (one pass, no copy of the
+/// vocabulary).
 fn top(logprobs: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut ids: Vec<u32> = (0..logprobs.len() as u32).collect();
-    let by_prob = |a: &u32, b: &u32| logprobs[*b as usize].total_cmp(&logprobs[*a as usize]);
-    if k < ids.len() {
-        ids.select_nth_unstable_by(k, by_prob);
-        ids.truncate(k);
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(k + 1);
+    for (id, &lp) in (0u32..).zip(logprobs) {
+        if !lp.is_finite() || (best.len() == k && best.last().is_some_and(|&(_, l)| lp <= l)) {
+            continue;
+        }
+        let at = best.partition_point(|&(_, l)| l >= lp);
+        best.insert(at, (id, lp));
+        best.truncate(k);
     }
-    ids.sort_unstable_by(by_prob);
-    ids.into_iter()
-        .map(|id| (id, logprobs[id as usize]))
-        .filter(|(_, lp)| lp.is_finite())
-        .collect()
+    best
 }
 
 impl Recognizer {
