@@ -18,6 +18,8 @@ use super::ModelError;
 pub struct Variable {
     pub dims: Vec<usize>,
     pub data: Vec<f32>,
+    /// Stored as f16: every value converts back to f16 exactly.
+    pub half: bool,
 }
 
 /// Everything in a `model.bin`.
@@ -75,7 +77,14 @@ impl Ct2Model {
                     data.len()
                 ));
             }
-            variables.insert(name, Variable { dims, data });
+            variables.insert(
+                name,
+                Variable {
+                    dims,
+                    data,
+                    half: dtype == 4,
+                },
+            );
         }
         let mut aliases = HashMap::new();
         if r.pos < bytes.len() {

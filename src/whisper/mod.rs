@@ -8,6 +8,7 @@ pub mod decode;
 pub mod engine;
 pub mod fallback;
 pub mod language;
+mod matmul;
 pub mod mel;
 pub mod model;
 mod repeat;

@@ -3,7 +3,9 @@
 //! keys/values and cross-attention keys/values computed once per encoded segment.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
+
+use super::matmul::{Projection, project};
 
 use super::ct2::{Ct2Model, Variable};
 
@@ -48,10 +50,30 @@ impl Loader<'_> {
         Tensor::from_vec(v.data, v.dims.as_slice(), self.device).map_err(err)
     }
 
-    fn linear(&mut self, prefix: &str) -> Result<Linear> {
+    fn linear(&mut self, prefix: &str) -> Result<Projection> {
         let w = self.tensor(&format!("{prefix}/weight"))?;
         let b = self.tensor(&format!("{prefix}/bias")).ok();
-        Ok(Linear::new(w, b))
+        Ok(Projection::new(w, b))
+    }
+
+    /// A weight that is multiplied with a few rows at a time (the decoder's): kept as f16 when
+    /// the model stores it so (exactly the same values, half the memory to read at each step).
+    fn compact_tensor(&mut self, name: &str) -> Result<Tensor> {
+        let v = self.var(name)?;
+        let half = v.half;
+        let t = Tensor::from_vec(v.data, v.dims.as_slice(), self.device).map_err(err)?;
+        if half {
+            t.to_dtype(DType::F16).map_err(err)
+        } else {
+            Ok(t)
+        }
+    }
+
+    /// A decoder projection applied to a few token rows at a time (see [`Self::compact_tensor`]).
+    fn compact_linear(&mut self, prefix: &str) -> Result<Projection> {
+        let w = self.compact_tensor(&format!("{prefix}/weight"))?;
+        let b = self.tensor(&format!("{prefix}/bias")).ok();
+        Ok(Projection::new(w, b))
     }
 
     fn layer_norm(&mut self, prefix: &str) -> Result<LayerNorm> {
@@ -60,9 +82,20 @@ impl Loader<'_> {
         Ok(LayerNorm::new(g, b, 1e-5))
     }
 
-    /// A fused projection split into `parts` equal row blocks.
-    fn split_linear(&mut self, prefix: &str, parts: usize) -> Result<Vec<Linear>> {
-        let w = self.tensor(&format!("{prefix}/weight"))?;
+    /// A fused projection split into `parts` equal row blocks (`compact`: see
+    /// [`Self::compact_tensor`]).
+    fn split_linear(
+        &mut self,
+        prefix: &str,
+        parts: usize,
+        compact: bool,
+    ) -> Result<Vec<Projection>> {
+        let name = format!("{prefix}/weight");
+        let w = if compact {
+            self.compact_tensor(&name)?
+        } else {
+            self.tensor(&name)?
+        };
         let b = self.tensor(&format!("{prefix}/bias")).ok();
         let rows = w.dim(0).map_err(err)? / parts;
         (0..parts)
@@ -81,21 +114,32 @@ impl Loader<'_> {
                     ),
                     None => None,
                 };
-                Ok(Linear::new(wi, bi))
+                Ok(Projection::new(wi, bi))
             })
             .collect()
     }
 }
 
 impl Loader<'_> {
-    /// A layer's self-attention: its layer norm and the fused q/k/v projection split in three.
-    fn self_attention(&mut self, layer: &str, n_heads: usize) -> Result<(LayerNorm, Attention)> {
-        let qkv = self.split_linear(&format!("{layer}/self_attention/linear_0"), 3)?;
-        let [q, k, v]: [Linear; 3] = qkv
+    /// A layer's self-attention: its layer norm and the fused q/k/v projection split in three
+    /// (`compact` for the decoder's, see [`Self::compact_tensor`]).
+    fn self_attention(
+        &mut self,
+        layer: &str,
+        n_heads: usize,
+        compact: bool,
+    ) -> Result<(LayerNorm, Attention)> {
+        let qkv = self.split_linear(&format!("{layer}/self_attention/linear_0"), 3, compact)?;
+        let [q, k, v]: [Projection; 3] = qkv
             .try_into()
             .map_err(|_| "a fused projection did not split in three".to_string())?;
         let ln = self.layer_norm(&format!("{layer}/self_attention/layer_norm"))?;
-        let out = self.linear(&format!("{layer}/self_attention/linear_1"))?;
+        let out_name = format!("{layer}/self_attention/linear_1");
+        let out = if compact {
+            self.compact_linear(&out_name)?
+        } else {
+            self.linear(&out_name)?
+        };
         Ok((
             ln,
             Attention {
@@ -110,10 +154,10 @@ impl Loader<'_> {
 }
 
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    q: Projection,
+    k: Projection,
+    v: Projection,
+    out: Projection,
     n_heads: usize,
 }
 
@@ -154,8 +198,8 @@ struct EncoderLayer {
     attn_ln: LayerNorm,
     attn: Attention,
     mlp_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Projection,
+    fc2: Projection,
 }
 
 struct DecoderLayer {
@@ -164,11 +208,16 @@ struct DecoderLayer {
     cross_ln: LayerNorm,
     cross: Attention,
     mlp_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Projection,
+    fc2: Projection,
 }
 
-fn mlp(ln: &LayerNorm, fc1: &Linear, fc2: &Linear, x: &Tensor) -> candle_core::Result<Tensor> {
+fn mlp(
+    ln: &LayerNorm,
+    fc1: &Projection,
+    fc2: &Projection,
+    x: &Tensor,
+) -> candle_core::Result<Tensor> {
     fc2.forward(&fc1.forward(&ln.forward(x)?)?.gelu_erf()?)
 }
 
@@ -291,7 +340,7 @@ impl Whisper {
         let mut encoder = Vec::with_capacity(encoder_layers);
         for i in 0..encoder_layers {
             let p = format!("encoder/layer_{i}");
-            let (attn_ln, attn) = l.self_attention(&p, n_heads)?;
+            let (attn_ln, attn) = l.self_attention(&p, n_heads, false)?;
             encoder.push(EncoderLayer {
                 attn_ln,
                 attn,
@@ -304,9 +353,10 @@ impl Whisper {
         let mut decoder = Vec::with_capacity(decoder_layers);
         for i in 0..decoder_layers {
             let p = format!("decoder/layer_{i}");
-            let (attn_ln, attn) = l.self_attention(&p, n_heads)?;
-            let kv = l.split_linear(&format!("{p}/attention/linear_1"), 2)?;
-            let [ck, cv]: [Linear; 2] = kv
+            let (attn_ln, attn) = l.self_attention(&p, n_heads, true)?;
+            // The audio's keys and values: many rows, once per segment.
+            let kv = l.split_linear(&format!("{p}/attention/linear_1"), 2, false)?;
+            let [ck, cv]: [Projection; 2] = kv
                 .try_into()
                 .map_err(|_| "a fused projection did not split in two".to_string())?;
             decoder.push(DecoderLayer {
@@ -314,19 +364,19 @@ impl Whisper {
                 attn,
                 cross_ln: l.layer_norm(&format!("{p}/attention/layer_norm"))?,
                 cross: Attention {
-                    q: l.linear(&format!("{p}/attention/linear_0"))?,
+                    q: l.compact_linear(&format!("{p}/attention/linear_0"))?,
                     k: ck,
                     v: cv,
-                    out: l.linear(&format!("{p}/attention/linear_2"))?,
+                    out: l.compact_linear(&format!("{p}/attention/linear_2"))?,
                     n_heads,
                 },
                 mlp_ln: l.layer_norm(&format!("{p}/ffn/layer_norm"))?,
-                fc1: l.linear(&format!("{p}/ffn/linear_0"))?,
-                fc2: l.linear(&format!("{p}/ffn/linear_1"))?,
+                fc1: l.compact_linear(&format!("{p}/ffn/linear_0"))?,
+                fc2: l.compact_linear(&format!("{p}/ffn/linear_1"))?,
             });
         }
         let dec_ln = l.layer_norm("decoder/layer_norm")?;
-        let embed = l.tensor("decoder/embeddings/weight")?;
+        let embed = l.compact_tensor("decoder/embeddings/weight")?;
         let dec_pos = l.tensor("decoder/position_encodings/encodings")?;
         Ok(Self {
             dims,
@@ -441,6 +491,7 @@ impl Whisper {
         let x = self
             .embed
             .index_select(&ids, 0)?
+            .to_dtype(DType::F32)?
             .reshape((batch, n, self.dims.d_model))?;
         let pos = self.dec_pos.narrow(0, state.position, n)?;
         let mut x = x.broadcast_add(&pos)?;
@@ -503,7 +554,7 @@ impl Whisper {
         }
         state.position += n;
         let last = self.dec_ln.forward(&x.narrow(1, n - 1, 1)?.squeeze(1)?)?;
-        let logits = last.matmul(&self.embed.t()?)?;
+        let logits = project(&last, &self.embed, None)?;
         Ok((logits.to_dtype(DType::F32)?, weights_out))
     }
 }
