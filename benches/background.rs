@@ -6,7 +6,7 @@
 //! - typing latency: from a final's text handed to the typing thread to the text being in the
 //!   terminal's file, for ten words, 30 times (p50, p99).
 //!
-//! `cargo bench --bench background` (needs Xvfb, openbox, xterm, pulseaudio: `bash .ci/test`
+//! `cargo bench --bench background` (`BACKGROUND_BENCH_BIN=PATH` runs another build; needs Xvfb, openbox, xterm, pulseaudio: `bash .ci/test`
 //! installs them).
 #![allow(
     clippy::unwrap_used,
@@ -30,6 +30,12 @@ use lightning_dictate::server::{BackgroundServer, ServerConfig};
 use xserver::{Killed, start_openbox, start_xvfb, terminal_with_focus, xdotool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
+
+/// The app under test: this build's, or `BACKGROUND_BENCH_BIN` (to compare two builds in turn
+/// on one machine, where the spread between runs is as large as a change).
+fn app_bin() -> String {
+    std::env::var("BACKGROUND_BENCH_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 
 fn env_secs(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -78,7 +84,7 @@ fn main() {
     let mut mic = vmic::VirtualMic::start(48000, 1, "s16le");
     let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
     let app = Killed(
-        mic.command(BIN)
+        mic.command(app_bin())
             .args([
                 "--background",
                 "--device",
@@ -98,7 +104,7 @@ fn main() {
     );
     let pid = app.0.id();
     let status = || {
-        mic.command(BIN)
+        mic.command(app_bin())
             .arg("status")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
