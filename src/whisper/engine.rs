@@ -22,6 +22,10 @@ use crate::server::engine::{Engine, EngineOutput, EngineSession};
 const PRE_ROLL_SECS: f64 = 0.3;
 /// Re-recognise the open utterance after this much new audio.
 const INTERIM_EVERY_SECS: f64 = 0.5;
+/// Quiet after the voice for which the utterance is decoded as its final would be, at once
+/// (beam search): a pause has begun, and the final is then ready when the pause closes the
+/// utterance or the client ends the stream. Shorter gaps are between words.
+const PAUSE_SECS: f64 = 0.16;
 /// Utterances are cut here even without a pause (the model takes at most 30 s).
 const MAX_UTTERANCE_SECS: f64 = 28.0;
 /// Above this no-speech probability, with low confidence, a segment is treated as noise.
@@ -309,8 +313,23 @@ impl WhisperSession {
         if !self.in_utterance || self.behind || self.hurry.load(Ordering::Relaxed) {
             return;
         }
+        // In a pause the utterance's final is decoded now, as the final would be (beam search):
+        // if no more speech comes it is the final, with no decoding left to wait for when the
+        // pause closes the utterance. Once it is, nothing new is said until the voice returns.
+        let as_final = self.vad.quiet_frames() as f64 >= PAUSE_SECS * FRAMES_PER_SECOND
+            && self.language.is_some()
+            && self.recognizer.beams > 1
+            && !self.recognizer.fallback;
         let every = (INTERIM_EVERY_SECS * f64::from(SAMPLE_RATE)) as usize;
-        if self.audio.len() < self.decoded_len + every {
+        if as_final {
+            let final_ready = self
+                .speculative
+                .as_ref()
+                .is_some_and(|(covered, _, was_final)| *was_final && *covered >= self.voiced_len);
+            if final_ready {
+                return;
+            }
+        } else if self.audio.len() < self.decoded_len + every {
             return;
         }
         self.decoded_len = self.audio.len();
@@ -322,13 +341,6 @@ impl WhisperSession {
         // Interims in the chosen language, else the utterance's own when it is confident, else
         // the dictation's so far.
         let tracker = &self.tracker;
-        // In a pause (only quiet since the voice stopped) the utterance's final is decoded now,
-        // as the final would be (beam search): if no more speech comes it is the final, with no
-        // decoding left to wait for when the pause closes the utterance.
-        let as_final = self.vad.quiet_frames() > 0
-            && self.language.is_some()
-            && self.recognizer.beams > 1
-            && !self.recognizer.fallback;
         let pass = if as_final {
             Pass::Final
         } else {
