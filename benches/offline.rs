@@ -91,7 +91,11 @@ fn main() {
 
     let streamed = std::env::var_os("OFFLINE_BENCH_STREAM_CLIP").map(|clips| {
         let runs: Vec<(f64, f64)> = std::env::split_paths(&clips)
-            .map(|clip| streamed_end_to_final(&recognizer, &clip))
+            .map(|clip| {
+                let run = streamed_end_to_final(&recognizer, &clip);
+                eprintln!("streamed {}: end -> final {:.3} s", clip.display(), run.0);
+                run
+            })
             .collect();
         let mut secs: Vec<f64> = runs.iter().map(|(s, _)| *s).collect();
         secs.sort_by(f64::total_cmp);

@@ -2,7 +2,8 @@
 //! (one per beam hypothesis) and a weight `w` of f32 or f16 rows.
 //!
 //! A crate of its own so that test builds, which leave the app's own code unoptimised, still
-//! run these loops vectorised (`[profile.dev.package."*"]` in the app's Cargo.toml).
+//! run these loops vectorised (`[profile.dev.package.lightning-kernels]` in the app's
+//! Cargo.toml).
 //!
 //! Each weight row is read once, where it lies (widened from f16 when stored so: half the
 //! memory to read), and multiplied with every input row while it is in cache; blocks of output
