@@ -8,6 +8,7 @@ use candle_nn::LayerNorm;
 use super::matmul::{Projection, project};
 
 use super::ct2::{Ct2Model, Variable};
+pub use super::decoder_state::DecoderState;
 
 /// Shapes of a loaded model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +30,7 @@ pub type Result<T> = std::result::Result<T, String>;
 /// Cross-attention weights of the requested heads: [head][token][audio position].
 pub type HeadWeights = Vec<Vec<Vec<f32>>>;
 
-fn err(e: candle_core::Error) -> String {
+pub(super) fn err(e: candle_core::Error) -> String {
     e.to_string()
 }
 
@@ -556,54 +557,6 @@ impl Whisper {
         let last = self.dec_ln.forward(&x.narrow(1, n - 1, 1)?.squeeze(1)?)?;
         let logits = project(&last, &self.embed, None)?;
         Ok((logits.to_dtype(DType::F32)?, weights_out))
-    }
-}
-
-/// Per-segment decoder caches.
-pub struct DecoderState {
-    cross: Vec<(Tensor, Tensor)>,
-    cache: Vec<Option<(Tensor, Tensor)>>,
-    position: usize,
-}
-
-impl DecoderState {
-    pub fn position(&self) -> usize {
-        self.position
-    }
-
-    /// This one-hypothesis state copied for `beams` hypotheses decoded side by side (the
-    /// audio's keys and values stay shared).
-    pub fn beams(&self, beams: usize) -> Result<DecoderState> {
-        let cache = self
-            .cache
-            .iter()
-            .map(|kv| {
-                kv.as_ref()
-                    .map(|(k, v)| Ok((k.repeat((beams, 1, 1, 1))?, v.repeat((beams, 1, 1, 1))?)))
-                    .transpose()
-            })
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(err)?;
-        Ok(DecoderState {
-            cross: self.cross.clone(),
-            cache,
-            position: self.position,
-        })
-    }
-
-    /// Hypothesis `i` goes on from hypothesis `from[i]` (some are dropped, some copied).
-    pub fn reorder(&mut self, from: &[u32]) -> Result<()> {
-        let Some(device) = self.cross.first().map(|(k, _)| k.device().clone()) else {
-            return Ok(());
-        };
-        let index = Tensor::from_slice(from, from.len(), &device).map_err(err)?;
-        for kv in self.cache.iter_mut().flatten() {
-            *kv = (
-                kv.0.index_select(&index, 0).map_err(err)?,
-                kv.1.index_select(&index, 0).map_err(err)?,
-            );
-        }
-        Ok(())
     }
 }
 
