@@ -185,15 +185,19 @@ fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64
     let watcher = std::thread::spawn(move || {
         let mut end_sent = None;
         let mut final_at = None;
+        let mut text = String::new();
         for event in &event_rx {
             match event {
                 DictationEvent::Session(SessionEvent::Finishing) => end_sent = Some(Instant::now()),
                 DictationEvent::Session(SessionEvent::Final(f)) if !f.text.is_empty() => {
                     final_at = Some(Instant::now());
+                    text.push_str(&f.text);
+                    text.push(' ');
                 }
                 _ => {}
             }
         }
+        eprintln!("  streamed text: {}", text.trim());
         match (end_sent, final_at) {
             (Some(e), Some(f)) => f.saturating_duration_since(e).as_secs_f64(),
             _ => f64::NAN,

@@ -147,6 +147,7 @@ pub(super) async fn handle_connection(state: Arc<State>, stream: TcpStream, peer
     // Raised when the client wants the text now: the engine's interim in progress gives way.
     let hurry = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     engine_session.set_hurry(std::sync::Arc::clone(&hurry));
+    let mut watch = engine_session.audio_watch();
     // One second of audio at most per engine call.
     let max_batch = params.sample_rate.hz() as usize;
     let engine_thread = std::thread::Builder::new()
@@ -188,6 +189,9 @@ pub(super) async fn handle_connection(state: Arc<State>, stream: TcpStream, peer
                     }
                     let mut samples = Vec::with_capacity(bytes.len());
                     decoder.decode_into(&bytes, &mut samples);
+                    if let Some(watch) = watch.as_mut() {
+                        watch(&samples);
+                    }
                     let _ = engine_tx.send(EngineInput::Audio(samples));
                     let once = faults
                         .once

@@ -18,6 +18,10 @@ pub struct EngineOutput {
     pub words: Vec<WordTimestamp>,
 }
 
+/// What an engine runs on the audio as the server receives it (see
+/// [`EngineSession::audio_watch`]).
+pub type AudioWatch = Box<dyn FnMut(&[f32]) + Send>;
+
 /// A recogniser the local server can put behind the protocol.
 pub trait Engine: Send + Sync {
     /// Short name for logs and `--engine`.
@@ -50,4 +54,12 @@ pub trait EngineSession: Send {
     /// optional work in progress (an interim) so the final does not wait behind it; the engine
     /// lowers the flag once it has answered.
     fn set_hurry(&mut self, _hurry: std::sync::Arc<std::sync::atomic::AtomicBool>) {}
+
+    /// Asked once, before the first `push`: what to run on each piece of audio on the server's
+    /// own thread as it arrives, before it queues for this session (which may be busy). An
+    /// engine can watch there for what makes its work in progress pointless (a pause in the
+    /// speech, for an interim). It must be cheap: it runs on the network task.
+    fn audio_watch(&mut self) -> Option<AudioWatch> {
+        None
+    }
 }

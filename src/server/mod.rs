@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use admission::State;
 pub use chaos::{Chaos, ChaosFault, FaultRecord};
 use connection::handle_connection;
-pub use engine::{Engine, EngineOutput, EngineSession};
+pub use engine::{AudioWatch, Engine, EngineOutput, EngineSession};
 pub use tone_engine::ToneEngine;
 
 use crate::protocol::{ApiKey, KNOWN_PATHS, StreamParams};

@@ -1,14 +1,15 @@
 //! Beam search for a final's first (temperature 0) pass: several hypotheses decoded side by side
 //! in one batch, each step keeping the most probable continuations, the finished text with the
 //! best length-normalised log-probability winning (as the reference decoder and faster-whisper
-//! rank them). Word times come from one more decoder pass over the winner.
+//! rank them). Word times come from one more decoder pass over the winner's tokens, on the state
+//! kept from after the prompt.
 
 use std::sync::atomic::AtomicBool;
 
 use super::decode::{Begun, DecideLanguage, Recognizer, STOPPED, stopped};
 use super::fallback::Attempt;
 use super::model::{DecoderState, log_softmax};
-use super::repeat::{cut_repeat, repetition};
+use super::repeat::{cut_repeat, repetition, restart};
 
 /// One hypothesis: its text tokens, each one's log-probability, and their sum (with the
 /// end-of-text token's, once finished).
@@ -62,16 +63,18 @@ impl Recognizer {
         decide: &mut DecideLanguage<'_>,
         beams: usize,
         seconds: f64,
-        stop: Option<&AtomicBool>,
+        stop: &[&AtomicBool],
     ) -> Result<Attempt, String> {
         let Begun {
             state: first,
             no_speech,
-            start,
-            prompt,
             logits,
+            weights,
             ..
-        } = self.begin(audio, previous, language, decide, &[])?;
+        } = self.begin(audio, previous, language, decide, &self.alignment_heads)?;
+        // The state after the prompt, kept for the winner's word times (a snapshot: the caches
+        // are immutable tensors, extended by new ones).
+        let after_prompt = first.clone();
         let eot = self.tokenizer.specials.eot;
         let limit = self.token_limit(seconds);
         let n_text_ctx = self.model.dims.n_text_ctx;
@@ -113,7 +116,7 @@ impl Recognizer {
                 child.tokens.push(token);
                 child.logprobs.push(lp);
                 child.score = score;
-                if let Some(cut) = repetition(&child.tokens) {
+                if let Some(cut) = repetition(&child.tokens).or_else(|| restart(&child.tokens)) {
                     // A loop: this hypothesis ends where it started.
                     child.truncate(cut);
                     finished.push(child);
@@ -157,7 +160,7 @@ impl Recognizer {
             .into_iter()
             .max_by(|a, b| a.rank().total_cmp(&b.rank()))
             .ok_or("the beam search found no text")?;
-        let rows = self.alignment_rows(audio, &start, &prompt, &best.tokens)?;
+        let rows = self.alignment_rows(after_prompt, weights, &best.tokens)?;
         let text = self.tokenizer.decode(&best.tokens).trim().to_owned();
         Ok(Attempt {
             tokens: best.tokens,
@@ -170,25 +173,28 @@ impl Recognizer {
     }
 
     /// The alignment heads' cross-attention rows for `tokens` (as the greedy pass collects them:
-    /// the last prompt position's, then each text token's), from one decoder pass.
+    /// the last prompt position's, then each text token's): the prompt's rows are `prompt`, the
+    /// tokens' come from one decoder pass on the state after the prompt.
     fn alignment_rows(
         &self,
-        audio: &candle_core::Tensor,
-        start: &[u32],
-        prompt: &[u32],
+        mut after_prompt: DecoderState,
+        prompt: super::model::HeadWeights,
         tokens: &[u32],
     ) -> Result<Vec<Vec<Vec<f32>>>, String> {
-        let mut state = self.model.start_decoding(audio)?;
-        self.model.decode(&mut state, start, &[])?;
-        let sequence: Vec<u32> = prompt.iter().chain(tokens).copied().collect();
+        let mut rows: Vec<Vec<Vec<f32>>> = prompt
+            .into_iter()
+            .map(|per_token| per_token.last().cloned().into_iter().collect())
+            .collect();
+        if tokens.is_empty() {
+            return Ok(rows);
+        }
         let (_, weights) = self
             .model
-            .decode(&mut state, &sequence, &self.alignment_heads)?;
-        let skip = prompt.len().saturating_sub(1);
-        Ok(weights
-            .into_iter()
-            .map(|per_token| per_token.into_iter().skip(skip).collect())
-            .collect())
+            .decode(&mut after_prompt, tokens, &self.alignment_heads)?;
+        for (row, mut new) in rows.iter_mut().zip(weights) {
+            row.append(&mut new);
+        }
+        Ok(rows)
     }
 }
 

@@ -12,7 +12,7 @@ use super::ct2::{Ct2Model, model_files};
 use super::fallback::{self, Attempt};
 use super::mel::{HOP, LogMel, SAMPLE_RATE};
 use super::model::{Whisper, log_softmax};
-use super::repeat::{cut_repeat, repetition};
+use super::repeat::{cut_repeat, repetition, restart};
 use super::tokenizer::Tokenizer;
 
 /// Encoder positions per second of audio (a position covers 2 mel frames = 20 ms).
@@ -67,9 +67,10 @@ pub struct Recognition {
 pub enum Pass<'a> {
     /// A final: the temperature fallback applies when it is on.
     Final,
-    /// An interim: greedy only, and given up (an error) as soon as `stop` is raised: the final
-    /// that is wanted now must not wait for it.
-    Interim { stop: Option<&'a AtomicBool> },
+    /// An interim: greedy only, and given up (an error) as soon as one of `stop` is raised
+    /// (checked between the encoder's layers and the decoder's steps): the final that is wanted
+    /// now must not wait for it.
+    Interim { stop: &'a [&'a AtomicBool] },
 }
 
 /// Picks a segment's language from each language's probability, most likely first.
@@ -196,7 +197,7 @@ impl Recognizer {
             previous,
             self.fallback,
             self.beams,
-            None,
+            &[],
         )
         .map_err(ModelError::Inference)
     }
@@ -214,7 +215,7 @@ impl Recognizer {
         pass: Pass<'_>,
     ) -> Result<Recognition, ModelError> {
         let (fallback, beams, stop) = match pass {
-            Pass::Final => (self.fallback, self.beams, None),
+            Pass::Final => (self.fallback, self.beams, &[][..]),
             Pass::Interim { stop } => (false, 1, stop),
         };
         self.recognize_inner(samples, language, decide, previous, fallback, beams, stop)
@@ -233,14 +234,14 @@ impl Recognizer {
         previous: &[u32],
         fallback: bool,
         beams: usize,
-        stop: Option<&AtomicBool>,
+        stop: &[&AtomicBool],
     ) -> Result<Recognition, String> {
         if stopped(stop) {
             return Err(STOPPED.to_owned());
         }
         let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[..samples.len().min(max_samples)];
-        let (audio, audio_positions, positions) = self.encode(samples, self.context)?;
+        let (audio, audio_positions, positions) = self.encode(samples, self.context, stop)?;
         let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
         let mut language = language.map(str::to_owned);
         // Seeded by the audio's length: the same segment always decodes the same way.
@@ -356,7 +357,7 @@ impl Recognizer {
         temperature: f32,
         seconds: f64,
         rng: &mut fastrand::Rng,
-        stop: Option<&AtomicBool>,
+        stop: &[&AtomicBool],
     ) -> Result<Attempt, String> {
         let Begun {
             mut state,
@@ -407,7 +408,7 @@ impl Recognizer {
             }
             tokens.push(next);
             token_logprobs.push(lp);
-            if let Some(cut) = repetition(&tokens) {
+            if let Some(cut) = repetition(&tokens).or_else(|| restart(&tokens)) {
                 tokens.truncate(cut);
                 token_logprobs.truncate(cut);
                 for row in &mut rows {
@@ -478,8 +479,6 @@ impl Recognizer {
         Ok(Begun {
             state,
             no_speech,
-            start,
-            prompt,
             logits,
             weights,
         })
@@ -505,12 +504,14 @@ impl Recognizer {
         (self.model.dims.n_text_ctx / 2).min(12 + (seconds * 8.0) as usize)
     }
 
-    /// Runs the encoder on `samples` (at most 30 s) with `context`. Returns its output, the
-    /// positions that hold audio and the positions encoded.
+    /// Runs the encoder on `samples` (at most 30 s) with `context`, given up (an error) when one
+    /// of `stop` is raised. Returns its output, the positions that hold audio and the positions
+    /// encoded.
     pub(super) fn encode(
         &self,
         samples: &[f32],
         context: Context,
+        stop: &[&AtomicBool],
     ) -> Result<(candle_core::Tensor, usize, usize), String> {
         let audio_positions = samples.len().div_ceil(2 * HOP);
         let positions = match context {
@@ -523,7 +524,10 @@ impl Recognizer {
         let mut padded = samples.to_vec();
         padded.resize(frames * HOP, 0.0);
         let mel = self.mel.compute(&padded);
-        let audio = self.model.encode(&mel, frames)?;
+        let audio = self
+            .model
+            .encode(&mel, frames, &|| stopped(stop))?
+            .ok_or(STOPPED)?;
         Ok((audio, audio_positions, positions))
     }
 }
@@ -532,10 +536,6 @@ impl Recognizer {
 pub(super) struct Begun {
     pub state: super::model::DecoderState,
     pub no_speech: f64,
-    /// The previous text and the start token.
-    pub start: Vec<u32>,
-    /// The language, task and no-timestamps tokens.
-    pub prompt: Vec<u32>,
     /// The logits for the first text token.
     pub logits: Vec<f32>,
     /// The prompt's cross-attention rows per alignment head asked for.
@@ -545,8 +545,8 @@ pub(super) struct Begun {
 /// What a recognition given up on `stop` returns.
 pub(super) const STOPPED: &str = "interim given up: a final is wanted";
 
-pub(super) fn stopped(stop: Option<&AtomicBool>) -> bool {
-    stop.is_some_and(|s| s.load(Ordering::Relaxed))
+pub(super) fn stopped(stop: &[&AtomicBool]) -> bool {
+    stop.iter().any(|s| s.load(Ordering::Relaxed))
 }
 
 /// `LIGHTNING_WHISPER_CONTEXT=full` or `=pad:SECONDS` overrides the encoder context (for

@@ -5,7 +5,9 @@ use candle_core::Tensor;
 
 use super::model::{Result, err};
 
-/// Per-segment decoder caches.
+/// Per-segment decoder caches. A clone is a snapshot (tensors are shared, never changed in place:
+/// a step replaces the caches with longer ones).
+#[derive(Clone)]
 pub struct DecoderState {
     /// Each decoder layer's cross-attention keys and values of the audio (shared by beams).
     pub(super) cross: Vec<(Tensor, Tensor)>,

@@ -42,7 +42,7 @@ impl Recognizer {
         let max = (super::decode::MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[samples.len().saturating_sub(max)..];
         let (audio, _, _) = self
-            .encode(samples, context)
+            .encode(samples, context, &[])
             .map_err(ModelError::Inference)?;
         let mut state = self
             .model

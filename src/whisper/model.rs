@@ -396,11 +396,22 @@ impl Whisper {
 
     /// Encodes `frames` columns of an `n_mels`-row log-mel (row-major); `frames` must be even
     /// and at most 3000. Returns the audio features (1, frames / 2, d_model).
-    pub fn encode(&self, mel: &[f32], frames: usize) -> Result<Tensor> {
-        self.encode_inner(mel, frames).map_err(err)
+    /// Runs the encoder; `stop` is asked between layers, and `None` returned once it says so.
+    pub fn encode(
+        &self,
+        mel: &[f32],
+        frames: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Tensor>> {
+        self.encode_inner(mel, frames, stop).map_err(err)
     }
 
-    fn encode_inner(&self, mel: &[f32], frames: usize) -> candle_core::Result<Tensor> {
+    fn encode_inner(
+        &self,
+        mel: &[f32],
+        frames: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> candle_core::Result<Option<Tensor>> {
         let x = Tensor::from_slice(mel, (1, self.dims.n_mels, frames), &self.device)?;
         let x = x
             .conv1d(&self.conv1.0, 1, 1, 1, 1)?
@@ -414,6 +425,9 @@ impl Whisper {
         let ctx = x.dim(1)?;
         let mut x = x.broadcast_add(&self.enc_pos.narrow(0, 0, ctx)?)?;
         for layer in &self.encoder {
+            if stop() {
+                return Ok(None);
+            }
             let h = layer.attn_ln.forward(&x)?;
             let q = layer.attn.heads(&layer.attn.q.forward(&h)?)?;
             let k = layer.attn.heads(&layer.attn.k.forward(&h)?)?;
@@ -422,7 +436,7 @@ impl Whisper {
             x = (x + a)?;
             x = (&x + mlp(&layer.mlp_ln, &layer.fc1, &layer.fc2, &x)?)?;
         }
-        self.enc_ln.forward(&x)
+        self.enc_ln.forward(&x).map(Some)
     }
 
     /// A decoder state for one encoded segment: cross-attention keys/values computed once.

@@ -28,9 +28,30 @@ pub(super) fn repetition(tokens: &[u32]) -> Option<usize> {
 /// Where to cut text that the token cap stopped in the middle of a repeat: the longest tail (at
 /// least 6 tokens) that already occurred earlier, contiguously, is the loop starting over.
 pub(super) fn cut_repeat(tokens: &[u32]) -> Option<usize> {
-    const SHORTEST: usize = 6;
+    repeated_tail(tokens, 6)
+}
+
+/// Where the text starts over, checked as it grows: its last `RESTART` tokens already occurred
+/// earlier, contiguously. After the speech ends the decoder tends to say it all again ("Turn left
+/// at the corner. Turn left at the corner"), and beam search ranks such a confident loop above
+/// the end of the text; people seldom repeat eight tokens (about six words) word for word.
+pub(super) fn restart(tokens: &[u32]) -> Option<usize> {
+    const RESTART: usize = 8;
     let n = tokens.len();
-    (SHORTEST..=n / 2).rev().find_map(|len| {
+    if n < 2 * RESTART {
+        return None;
+    }
+    let tail = &tokens[n - RESTART..];
+    tokens[..n - RESTART]
+        .windows(RESTART)
+        .any(|w| w == tail)
+        .then_some(n - RESTART)
+}
+
+/// The start of the longest tail (at least `shortest` tokens) that already occurred earlier.
+fn repeated_tail(tokens: &[u32], shortest: usize) -> Option<usize> {
+    let n = tokens.len();
+    (shortest..=n / 2).rev().find_map(|len| {
         let tail = &tokens[n - len..];
         tokens[..n - len]
             .windows(len)
@@ -64,5 +85,27 @@ mod tests {
         // Text with no repeat of 6 tokens is kept whole.
         let plain: Vec<u32> = (1..=30).chain([1, 2, 3, 4, 5]).collect();
         assert_eq!(cut_repeat(&plain), None);
+    }
+
+    #[test]
+    fn text_that_starts_over_is_cut_where_the_repeat_began() {
+        // A 17-token sentence ending in a full stop (99), then the same words again: caught
+        // when the eighth repeated token arrives, cut back to the sentence.
+        let sentence: Vec<u32> = (1..=16).chain([99]).collect();
+        let mut t = sentence.clone();
+        let mut caught = None;
+        for &token in &sentence[..16] {
+            t.push(token);
+            if let Some(cut) = restart(&t) {
+                caught = Some((t.len(), cut));
+                break;
+            }
+        }
+        assert_eq!(caught, Some((17 + 8, 17)));
+        // Seven repeated tokens are left alone, as is text with no repeat.
+        let seven: Vec<u32> = (1..=16).chain([99]).chain(1..=7).collect();
+        assert_eq!(restart(&seven), None);
+        let plain: Vec<u32> = (1..=40).collect();
+        assert_eq!(restart(&plain), None);
     }
 }

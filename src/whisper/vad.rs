@@ -77,6 +77,10 @@ impl Vad {
         }
     }
 
+    pub fn config(&self) -> VadConfig {
+        self.config
+    }
+
     pub fn speaking(&self) -> bool {
         self.speaking
     }
@@ -135,6 +139,54 @@ impl Vad {
     }
 }
 
+/// A pause seen where the audio arrives: a second detector on the stream as the server receives
+/// it (at the stream's rate, in its 20 ms frames), raising `paused` while `pause_frames` quiet
+/// frames or more follow the voice. The session's own detector sees the same audio later, when it
+/// has finished decoding: the flag lets it give up an interim that a pause has made pointless.
+#[derive(Debug)]
+pub struct PauseWatch {
+    vad: Vad,
+    frame: usize,
+    pending: Vec<f32>,
+    pause_frames: usize,
+    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PauseWatch {
+    pub fn new(
+        config: VadConfig,
+        rate_hz: u32,
+        pause_frames: usize,
+        paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Self {
+        let frame = (rate_hz as usize / FRAMES_PER_SECOND as usize).max(1);
+        Self {
+            vad: Vad::new(config),
+            frame,
+            pending: Vec::with_capacity(frame),
+            pause_frames,
+            paused,
+        }
+    }
+
+    /// More of the stream, as received.
+    pub fn push(&mut self, samples: &[f32]) {
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (self.frame - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() == self.frame {
+                self.vad.push(level_db(&self.pending));
+                self.pending.clear();
+                let paused = self.vad.quiet_frames() >= self.pause_frames;
+                self.paused
+                    .store(paused, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::float_cmp,
@@ -180,6 +232,32 @@ mod tests {
             .chain(std::iter::repeat_n(-58.0, 500))
             .collect();
         assert!(run(&hum).is_empty());
+    }
+
+    #[test]
+    fn the_watch_raises_the_pause_after_the_voice_and_lowers_it_when_the_voice_returns() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let paused = std::sync::Arc::new(AtomicBool::new(false));
+        // 48 kHz: 960 samples a frame, fed in pieces that do not line up with frames.
+        let mut watch = PauseWatch::new(VadConfig::default(), 48_000, 8, paused.clone());
+        let frames = |level: f32, n: usize| vec![level; 960 * n];
+        let mut feed = |samples: Vec<f32>| {
+            for piece in samples.chunks(700) {
+                watch.push(piece);
+            }
+            paused.load(Ordering::Relaxed)
+        };
+        assert!(
+            !feed(frames(0.0001, 20)),
+            "quiet before any voice is no pause"
+        );
+        assert!(!feed(frames(0.1, 20)), "speaking");
+        assert!(
+            !feed(frames(0.0001, 7)),
+            "7 quiet frames: a gap between words"
+        );
+        assert!(feed(frames(0.0001, 1)), "the 8th: a pause");
+        assert!(!feed(frames(0.1, 1)), "the voice is back");
     }
 
     #[test]
