@@ -3,9 +3,10 @@
 //! - model load time;
 //! - per utterance: time from the end of the audio to the final text (the whole utterance
 //!   recognised at once, as after a pause or Stop), p50 and max; real-time factor; word error rate;
-//! - streamed at real time through the local server: time from `end` to the final, p50 and max
-//!   over the utterances in `OFFLINE_BENCH_STREAM_CLIP` (WAV paths separated by `:`; the engine
-//!   has been making interims meanwhile);
+//! - streamed at real time through the local server: time from `end` to the final, and from the
+//!   end of the speech (the clip's last frame above -45 dBFS) to the final, p50 and max over the
+//!   utterances in `OFFLINE_BENCH_STREAM_CLIP` (WAV paths separated by `:`; the engine has been
+//!   making interims meanwhile);
 //! - peak memory (max RSS) of the process.
 //!
 //! `bash .ci/bench-offline` makes the clips and runs this beside faster-whisper; alone:
@@ -90,19 +91,34 @@ fn main() {
     let max = sorted.last().copied().unwrap_or(0.0);
 
     let streamed = std::env::var_os("OFFLINE_BENCH_STREAM_CLIP").map(|clips| {
-        let runs: Vec<(f64, f64)> = std::env::split_paths(&clips)
+        // Per utterance: `end` -> final, the clip's length, and the end of its speech -> final
+        // (`end` comes with the audio's end, after the clip's trailing quiet).
+        let runs: Vec<(f64, f64, f64)> = std::env::split_paths(&clips)
             .map(|clip| {
-                let run = streamed_end_to_final(&recognizer, &clip);
-                eprintln!("streamed {}: end -> final {:.3} s", clip.display(), run.0);
-                run
+                let (after_end, duration) = streamed_end_to_final(&recognizer, &clip);
+                let quiet = trailing_quiet_secs(&clip);
+                eprintln!(
+                    "streamed {}: end -> final {after_end:.3} s, end of speech -> final {:.3} s",
+                    clip.display(),
+                    after_end + quiet
+                );
+                (after_end, duration, after_end + quiet)
             })
             .collect();
-        let mut secs: Vec<f64> = runs.iter().map(|(s, _)| *s).collect();
-        secs.sort_by(f64::total_cmp);
-        let p50 = secs.get(secs.len() / 2).copied().unwrap_or(f64::NAN);
-        let max = secs.last().copied().unwrap_or(f64::NAN);
-        let mean_clip = runs.iter().map(|(_, d)| d).sum::<f64>() / runs.len().max(1) as f64;
-        (p50, max, runs.len(), mean_clip)
+        let p50_max = |mut secs: Vec<f64>| {
+            secs.sort_by(f64::total_cmp);
+            (
+                secs.get(secs.len() / 2).copied().unwrap_or(f64::NAN),
+                secs.last().copied().unwrap_or(f64::NAN),
+            )
+        };
+        let (p50, max) = p50_max(runs.iter().map(|r| r.0).collect());
+        let (speech_p50, speech_max) = p50_max(runs.iter().map(|r| r.2).collect());
+        let mean_clip = runs.iter().map(|r| r.1).sum::<f64>() / runs.len().max(1) as f64;
+        format!(
+            ",\"stream_end_to_final_s\":{p50:.3},\"stream_end_to_final_max_s\":{max:.3},\"stream_speech_end_to_final_s\":{speech_p50:.3},\"stream_speech_end_to_final_max_s\":{speech_max:.3},\"stream_clips\":{},\"stream_clip_s\":{mean_clip:.2}",
+            runs.len()
+        )
     });
 
     let peak_mb = peak_rss_mb();
@@ -110,11 +126,7 @@ fn main() {
         "{{\"engine\":\"lightning-dictate (candle)\",\"load_s\":{load_secs:.3},\"clips\":{},\"audio_s\":{audio_secs:.2},\"latency_p50_s\":{p50:.3},\"latency_max_s\":{max:.3},\"rtf\":{:.4},\"wer\":{wer:.4},\"peak_mb\":{peak_mb:.0}{}}}",
         wavs.len(),
         total / audio_secs.max(1e-9),
-        streamed
-            .map(|(p50, max, n, d)| format!(
-                ",\"stream_end_to_final_s\":{p50:.3},\"stream_end_to_final_max_s\":{max:.3},\"stream_clips\":{n},\"stream_clip_s\":{d:.2}"
-            ))
-            .unwrap_or_default()
+        streamed.unwrap_or_default()
     );
     for (r, h) in refs.iter().zip(&hypotheses) {
         eprintln!("  ref: {r}\n  hyp: {h}");
@@ -137,6 +149,20 @@ fn clip_list(dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
         .map(str::to_owned)
         .collect();
     (wavs, refs)
+}
+
+/// Seconds of quiet at the end of a clip: after its last 20 ms frame above -45 dBFS.
+fn trailing_quiet_secs(path: &Path) -> f64 {
+    let (samples, secs) = samples_16k(path);
+    let frame = 320;
+    let last_loud = samples
+        .chunks(frame)
+        .rposition(|f| {
+            let mean_square = f.iter().map(|s| s * s).sum::<f32>() / f.len() as f32;
+            10.0 * (mean_square + 1e-12).log10() > -45.0
+        })
+        .map_or(0, |i| (i + 1) * frame);
+    (secs - last_loud as f64 / 16000.0).max(0.0)
 }
 
 fn samples_16k(path: &Path) -> (Vec<f32>, f64) {

@@ -321,12 +321,12 @@ impl WhisperSession {
         if !self.in_utterance || self.behind || self.hurry.load(Ordering::Relaxed) {
             return;
         }
-        // In a pause the utterance's final is decoded now, as the final would be (beam search):
-        // if no more speech comes it is the final, with no decoding left to wait for when the
-        // pause closes the utterance. Once it is, nothing new is said until the voice returns.
+        // In a pause the utterance's final is decoded now, as the final would be (beam search,
+        // or greedy with one beam): if no more speech comes it is the final, with no decoding
+        // left to wait for when the pause closes the utterance. Once it is, nothing new is said
+        // until the voice returns.
         let as_final = self.vad.quiet_frames() as f64 >= PAUSE_SECS * FRAMES_PER_SECOND
             && self.language.is_some()
-            && self.recognizer.beams > 1
             && !self.recognizer.fallback;
         let every = (INTERIM_EVERY_SECS * f64::from(SAMPLE_RATE)) as usize;
         if as_final {
