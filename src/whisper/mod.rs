@@ -9,6 +9,7 @@ mod decoder_state;
 pub mod engine;
 pub mod fallback;
 pub mod language;
+mod loader;
 mod matmul;
 pub mod mel;
 pub mod model;

@@ -7,8 +7,9 @@ use candle_nn::LayerNorm;
 
 use super::matmul::{Projection, project};
 
-use super::ct2::{Ct2Model, Variable};
+use super::ct2::Ct2Model;
 pub use super::decoder_state::DecoderState;
+use super::loader::Loader;
 
 /// Shapes of a loaded model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,132 +35,12 @@ pub(super) fn err(e: candle_core::Error) -> String {
     e.to_string()
 }
 
-struct Loader<'a> {
-    model: &'a mut Ct2Model,
-    device: &'a Device,
-}
-
-impl Loader<'_> {
-    fn var(&mut self, name: &str) -> Result<Variable> {
-        self.model
-            .take(name)
-            .ok_or_else(|| format!("the model has no variable {name}"))
-    }
-
-    fn tensor(&mut self, name: &str) -> Result<Tensor> {
-        let v = self.var(name)?;
-        Tensor::from_vec(v.data, v.dims.as_slice(), self.device).map_err(err)
-    }
-
-    fn linear(&mut self, prefix: &str) -> Result<Projection> {
-        let w = self.tensor(&format!("{prefix}/weight"))?;
-        let b = self.tensor(&format!("{prefix}/bias")).ok();
-        Ok(Projection::new(w, b))
-    }
-
-    /// A weight that is multiplied with a few rows at a time (the decoder's): kept as f16 when
-    /// the model stores it so (exactly the same values, half the memory to read at each step).
-    fn compact_tensor(&mut self, name: &str) -> Result<Tensor> {
-        let v = self.var(name)?;
-        let half = v.half;
-        let t = Tensor::from_vec(v.data, v.dims.as_slice(), self.device).map_err(err)?;
-        if half {
-            t.to_dtype(DType::F16).map_err(err)
-        } else {
-            Ok(t)
-        }
-    }
-
-    /// A decoder projection applied to a few token rows at a time (see [`Self::compact_tensor`]).
-    fn compact_linear(&mut self, prefix: &str) -> Result<Projection> {
-        let w = self.compact_tensor(&format!("{prefix}/weight"))?;
-        let b = self.tensor(&format!("{prefix}/bias")).ok();
-        Ok(Projection::new(w, b))
-    }
-
-    fn layer_norm(&mut self, prefix: &str) -> Result<LayerNorm> {
-        let g = self.tensor(&format!("{prefix}/gamma"))?;
-        let b = self.tensor(&format!("{prefix}/beta"))?;
-        Ok(LayerNorm::new(g, b, 1e-5))
-    }
-
-    /// A fused projection split into `parts` equal row blocks (`compact`: see
-    /// [`Self::compact_tensor`]).
-    fn split_linear(
-        &mut self,
-        prefix: &str,
-        parts: usize,
-        compact: bool,
-    ) -> Result<Vec<Projection>> {
-        let name = format!("{prefix}/weight");
-        let w = if compact {
-            self.compact_tensor(&name)?
-        } else {
-            self.tensor(&name)?
-        };
-        let b = self.tensor(&format!("{prefix}/bias")).ok();
-        let rows = w.dim(0).map_err(err)? / parts;
-        (0..parts)
-            .map(|i| {
-                let wi = w
-                    .narrow(0, i * rows, rows)
-                    .map_err(err)?
-                    .contiguous()
-                    .map_err(err)?;
-                let bi = match &b {
-                    Some(b) => Some(
-                        b.narrow(0, i * rows, rows)
-                            .map_err(err)?
-                            .contiguous()
-                            .map_err(err)?,
-                    ),
-                    None => None,
-                };
-                Ok(Projection::new(wi, bi))
-            })
-            .collect()
-    }
-}
-
-impl Loader<'_> {
-    /// A layer's self-attention: its layer norm and the fused q/k/v projection split in three
-    /// (`compact` for the decoder's, see [`Self::compact_tensor`]).
-    fn self_attention(
-        &mut self,
-        layer: &str,
-        n_heads: usize,
-        compact: bool,
-    ) -> Result<(LayerNorm, Attention)> {
-        let qkv = self.split_linear(&format!("{layer}/self_attention/linear_0"), 3, compact)?;
-        let [q, k, v]: [Projection; 3] = qkv
-            .try_into()
-            .map_err(|_| "a fused projection did not split in three".to_string())?;
-        let ln = self.layer_norm(&format!("{layer}/self_attention/layer_norm"))?;
-        let out_name = format!("{layer}/self_attention/linear_1");
-        let out = if compact {
-            self.compact_linear(&out_name)?
-        } else {
-            self.linear(&out_name)?
-        };
-        Ok((
-            ln,
-            Attention {
-                q,
-                k,
-                v,
-                out,
-                n_heads,
-            },
-        ))
-    }
-}
-
-struct Attention {
-    q: Projection,
-    k: Projection,
-    v: Projection,
-    out: Projection,
-    n_heads: usize,
+pub(super) struct Attention {
+    pub(super) q: Projection,
+    pub(super) k: Projection,
+    pub(super) v: Projection,
+    pub(super) out: Projection,
+    pub(super) n_heads: usize,
 }
 
 impl Attention {
