@@ -38,26 +38,23 @@ pub(super) fn cut_repeat(tokens: &[u32]) -> Option<usize> {
 pub(super) fn restart(tokens: &[u32]) -> Option<usize> {
     const RESTART: usize = 8;
     let n = tokens.len();
-    if n < 2 * RESTART {
-        return None;
-    }
-    let tail = &tokens[n - RESTART..];
-    tokens[..n - RESTART]
-        .windows(RESTART)
-        .any(|w| w == tail)
-        .then_some(n - RESTART)
+    (n >= 2 * RESTART && tail_occurred(tokens, RESTART)).then_some(n - RESTART)
 }
 
 /// The start of the longest tail (at least `shortest` tokens) that already occurred earlier.
 fn repeated_tail(tokens: &[u32], shortest: usize) -> Option<usize> {
     let n = tokens.len();
-    (shortest..=n / 2).rev().find_map(|len| {
-        let tail = &tokens[n - len..];
-        tokens[..n - len]
-            .windows(len)
-            .any(|w| w == tail)
-            .then_some(n - len)
-    })
+    (shortest..=n / 2)
+        .rev()
+        .find(|&len| tail_occurred(tokens, len))
+        .map(|len| n - len)
+}
+
+/// Whether the last `len` tokens already occurred earlier, contiguously.
+fn tail_occurred(tokens: &[u32], len: usize) -> bool {
+    let n = tokens.len();
+    let tail = &tokens[n - len..];
+    tokens[..n - len].windows(len).any(|w| w == tail)
 }
 
 #[cfg(test)]
