@@ -38,7 +38,10 @@ pub(super) fn cut_repeat(tokens: &[u32]) -> Option<usize> {
 pub(super) fn restart(tokens: &[u32]) -> Option<usize> {
     const RESTART: usize = 8;
     let n = tokens.len();
-    (n >= 2 * RESTART && tail_occurred(tokens, RESTART)).then_some(n - RESTART)
+    if n < 2 * RESTART || !tail_occurred(tokens, RESTART) {
+        return None;
+    }
+    Some(n - RESTART)
 }
 
 /// The start of the longest tail (at least `shortest` tokens) that already occurred earlier.
@@ -104,5 +107,8 @@ mod tests {
         assert_eq!(restart(&seven), None);
         let plain: Vec<u32> = (1..=40).collect();
         assert_eq!(restart(&plain), None);
+        // Checked from the first token on: short text is never cut.
+        assert_eq!(restart(&[7]), None);
+        assert_eq!(restart(&[7; 15]), None);
     }
 }
