@@ -473,6 +473,51 @@ fn every_tone_word_arrives_through_each_audio_host() {
     });
 }
 
+/// Ctrl+Z then `fg` (SIGSTOP, SIGCONT) mid-dictation: a stopped process's waits end with EINTR
+/// when it goes on, and the PulseAudio client took that for a lost connection ("the input device
+/// failed (PulseAudio disconnected)" after 1.3 s of 8.8). The PulseAudio host and ALSA through
+/// the PulseAudio plugin must go on, every word arriving once, in order (the server keeps what
+/// the stopped process did not read). PipeWire keeps nothing for a stopped client: its audio of
+/// the stop is gone, so it is not in this test.
+#[test]
+fn a_dictation_stopped_and_continued_keeps_every_word_through_pulseaudio() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, placed) = tone_wav(dir.path(), "s.wav", &SCRIPT, 48000, 1, WavFormat::Int(16));
+    let secs = placed.last().map_or(0.0, |w| w.end) + 2.0;
+    let duration = format!("{secs:.2}");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let signal = |pid: u32, name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name}");
+    };
+    let check = |host: &str, mut run: MicRun, play: &mut dyn FnMut()| {
+        run.wait_for("listening", Duration::from_secs(10));
+        play();
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(run.child.id(), "STOP");
+        std::thread::sleep(Duration::from_secs(1));
+        signal(run.child.id(), "CONT");
+        let (code, stdout, stderr) = run.finish(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "{host}: {stderr}");
+        let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
+        assert_eq!(lines, script_text(), "{host}: {stderr}");
+    };
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    for device in [DEVICE, "ALSA: PulseAudio Sound Server"] {
+        let run = MicRun::spawn(
+            mic.command(BIN),
+            device,
+            server.url(),
+            &["--duration", &duration],
+        );
+        check(device, run, &mut || mic.play(&wav));
+        mic.wait_played();
+    }
+}
+
 /// Through ALSA's PulseAudio plugin the stream delivers nothing for its first second or two
 /// (the server starts sending late), and the plugin's descriptor stays readable meanwhile: cpal
 /// polled again at once and spun a whole core until audio came (and would for as long as a source
