@@ -137,6 +137,9 @@ struct Viewport {
     builder: ViewportBuilder,
     deferred_commands: Vec<egui::viewport::ViewportCommand>,
     info: ViewportInfo,
+    /// When `info` was last read from the window; `None` when a window event or a command may
+    /// have changed it (lightning-dictate's patch, see [`Viewport::refresh_info`]).
+    info_read_at: Option<std::time::Instant>,
     actions_requested: Vec<egui_winit::ActionRequested>,
 
     /// Any not yet applied deltas for this viewport.
@@ -169,6 +172,9 @@ impl Viewport {
         egui_ctx: &egui::Context,
         mut commands: Vec<egui::ViewportCommand>,
     ) {
+        if !commands.is_empty() {
+            self.info_read_at = None;
+        }
         self.deferred_commands.append(&mut commands);
 
         if let Some(window) = &self.window {
@@ -180,6 +186,32 @@ impl Viewport {
                 &mut self.actions_requested,
             );
         }
+    }
+}
+
+/// The viewport's info is read again at least this often when no window event says it changed
+/// (X11 sends none for everything it holds, e.g. being minimised).
+const INFO_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Viewport {
+    /// Reads the window's state into `info` when a window event or a command may have changed
+    /// it, or it is older than [`INFO_MAX_AGE`]. lightning-dictate's patch: on X11 each read is
+    /// about fifteen round trips to the X server (position, size, monitor, minimised, maximised,
+    /// fullscreen), which eframe made at every pass, and passes of a small overlay repainted a
+    /// few times a second were mostly those round trips.
+    fn refresh_info(&mut self, egui_ctx: &egui::Context) {
+        let Some(window) = self.window.as_ref() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if self
+            .info_read_at
+            .is_some_and(|at| now.duration_since(at) < INFO_MAX_AGE)
+        {
+            return;
+        }
+        egui_winit::update_viewport_info(&mut self.info, egui_ctx, window, false);
+        self.info_read_at = Some(now);
     }
 }
 
@@ -670,10 +702,10 @@ impl GlowWinitRunning<'_> {
             let Some(viewport) = glutin.viewports.get_mut(&viewport_id) else {
                 return Ok(EventResult::Wait);
             };
+            viewport.refresh_info(&egui_ctx);
             let Some(window) = viewport.window.as_ref() else {
                 return Ok(EventResult::Wait);
             };
-            egui_winit::update_viewport_info(&mut viewport.info, &egui_ctx, window, false);
 
             // A hidden window is not painted, since nothing would be shown — unless someone
             // wants the pixels anyway, e.g. to screenshot an app that is in the background:
@@ -1101,6 +1133,8 @@ impl GlowWinitRunning<'_> {
         };
         if let Some(viewport_id) = viewport_id {
             if let Some(viewport) = glutin.viewports.get_mut(&viewport_id) {
+                // Moved, resized, focused, …: read the window's state again at the next pass.
+                viewport.info_read_at = None;
                 if let (Some(window), Some(egui_winit)) =
                     (&viewport.window, &mut viewport.egui_winit)
                 {
@@ -1321,6 +1355,7 @@ impl GlutinWindowContext {
                 builder: viewport_builder,
                 deferred_commands: vec![],
                 info: viewport_info,
+                info_read_at: None,
                 actions_requested: Default::default(),
                 pending_delta: Default::default(),
                 viewport_ui_cb: None,
@@ -1646,6 +1681,7 @@ fn initialize_or_update_viewport<'a>(
                 builder,
                 deferred_commands: vec![],
                 info: Default::default(),
+                info_read_at: None,
                 actions_requested: Default::default(),
                 pending_delta: Default::default(),
                 viewport_ui_cb,
@@ -1758,10 +1794,10 @@ fn render_immediate_viewport(
         let Some(viewport) = glutin.viewports.get_mut(&viewport_id) else {
             return;
         };
+        viewport.refresh_info(egui_ctx);
         let (Some(egui_winit), Some(window)) = (&mut viewport.egui_winit, &viewport.window) else {
             return;
         };
-        egui_winit::update_viewport_info(&mut viewport.info, egui_ctx, window, false);
 
         let mut raw_input = egui_winit.take_egui_input(window);
         raw_input.viewports = glutin
