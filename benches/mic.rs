@@ -11,7 +11,8 @@
 //! the socket), p50/p99.
 //!
 //! `cargo bench --bench mic` (60 s a host; `SECS=20` for a shorter run, `HOSTS=pulse,alsa` for
-//! some hosts only, `CHUNK_MS=40` for another `--chunk-ms`). Needs pulseaudio,
+//! some hosts only, `CHUNK_MS=40` for another `--chunk-ms`, `OTHER_RECORDER_MS=10` for another
+//! app recording from the PulseAudio microphone at 10 ms latency meanwhile). Needs pulseaudio,
 //! pipewire, wireplumber and pw-play (pipewire-bin): `bash .ci/test` installs them.
 #![allow(
     clippy::unwrap_used,
@@ -231,6 +232,16 @@ fn start_server(bin: &str, dir: &Path) -> Option<(std::process::Child, String)> 
     Some((server, url))
 }
 
+/// `OTHER_RECORDER_MS`: the latency another app recording from the same microphone asks for
+/// (PulseAudio serves every reader at the lowest latency asked, so 10 makes the microphone
+/// deliver every ~7 ms); unset, the app under test is the only one setting it.
+fn other_recorder_ms() -> u32 {
+    std::env::var("OTHER_RECORDER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -270,7 +281,7 @@ fn main() {
     let wanted = std::env::var("HOSTS").unwrap_or_else(|_| "pulse,alsa,pipewire".to_owned());
     let mut runs = Vec::new();
     {
-        let mut mic = vmic::VirtualMic::start(48000, 2, "s16le");
+        let mut mic = vmic::VirtualMic::start_with_reader(48000, 2, "s16le", other_recorder_ms());
         for (key, host, device) in [
             ("pulse", "PulseAudio host", vmic::DEVICE),
             (

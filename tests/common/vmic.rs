@@ -25,7 +25,23 @@ pub const DEVICE: &str = "PulseAudio: Monitor of Null Output";
 
 impl VirtualMic {
     /// A microphone at `rate` Hz with `channels` channels of `format` (`s16le`, `float32le`, ...).
+    /// A second reader keeps the sink awake and asks for 10 ms of latency, so the sink delivers
+    /// to every reader in pieces of a few milliseconds (see [`VirtualMic::start_with_reader`]).
     pub fn start(rate: u32, channels: u16, format: &str) -> VirtualMic {
+        Self::start_with_reader(rate, channels, format, 10)
+    }
+
+    /// The same with the keep-alive reader asking for `reader_latency_ms`. PulseAudio serves a
+    /// source at the lowest latency any of its readers asks for: 10 ms stands for another app
+    /// recording at low latency (a call, say), and makes the sink deliver every ~7 ms whatever
+    /// the app under test asks for; 2000 leaves the latency to the app under test, as on a
+    /// desktop where it is the only one recording.
+    pub fn start_with_reader(
+        rate: u32,
+        channels: u16,
+        format: &str,
+        reader_latency_ms: u32,
+    ) -> VirtualMic {
         let runtime_dir = tempfile::tempdir().expect("runtime dir");
         let daemon = Command::new("pulseaudio")
             .args([
@@ -75,7 +91,11 @@ impl VirtualMic {
         // Without a reader the idle sink delivers its first seconds late: keep one attached.
         mic.keep_alive = Some(
             mic.command("parec")
-                .args(["-d", "vmic.monitor", "--latency-msec=10"])
+                .args([
+                    "-d",
+                    "vmic.monitor",
+                    &format!("--latency-msec={reader_latency_ms}"),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
