@@ -473,14 +473,17 @@ fn every_tone_word_arrives_through_each_audio_host() {
     });
 }
 
+/// What the microphone capture says of audio the device never delivered.
+const MISSED: &str = "s of audio never came from the microphone";
+
 /// Ctrl+Z then `fg` (SIGSTOP, SIGCONT) mid-dictation: a stopped process's waits end with EINTR
 /// when it goes on, and the PulseAudio client took that for a lost connection ("the input device
 /// failed (PulseAudio disconnected)" after 1.3 s of 8.8). The PulseAudio host and ALSA through
 /// the PulseAudio plugin must go on, every word arriving once, in order (the server keeps what
-/// the stopped process did not read). PipeWire keeps nothing for a stopped client: its audio of
-/// the stop is gone, so it is not in this test.
+/// the stopped process did not read). PipeWire keeps nothing for a stopped client: the audio of
+/// the stop is gone, and the user must be told so, in one line, and the dictation go on.
 #[test]
-fn a_dictation_stopped_and_continued_keeps_every_word_through_pulseaudio() {
+fn a_dictation_stopped_and_continued_goes_on_and_says_what_never_came() {
     let dir = tempfile::tempdir().unwrap();
     let (wav, placed) = tone_wav(dir.path(), "s.wav", &SCRIPT, 48000, 1, WavFormat::Int(16));
     let secs = placed.last().map_or(0.0, |w| w.end) + 2.0;
@@ -493,17 +496,21 @@ fn a_dictation_stopped_and_continued_keeps_every_word_through_pulseaudio() {
             .unwrap();
         assert!(sent.success(), "kill -{name}");
     };
-    let check = |host: &str, mut run: MicRun, play: &mut dyn FnMut()| {
+    let stop_and_go_on = |mut run: MicRun, play: &mut dyn FnMut()| {
         run.wait_for("listening", Duration::from_secs(10));
         play();
         std::thread::sleep(Duration::from_millis(1500));
         signal(run.child.id(), "STOP");
         std::thread::sleep(Duration::from_secs(1));
         signal(run.child.id(), "CONT");
-        let (code, stdout, stderr) = run.finish(Duration::from_secs(30));
+        run.finish(Duration::from_secs(30))
+    };
+    let check = |host: &str, run: MicRun, play: &mut dyn FnMut()| {
+        let (code, stdout, stderr) = stop_and_go_on(run, play);
         assert_eq!(code, Some(0), "{host}: {stderr}");
         let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
         assert_eq!(lines, script_text(), "{host}: {stderr}");
+        assert!(!stderr.contains(MISSED), "{host}: {stderr}");
     };
     let mut mic = VirtualMic::start(48000, 1, "s16le");
     for device in [DEVICE, "ALSA: PulseAudio Sound Server"] {
@@ -516,6 +523,28 @@ fn a_dictation_stopped_and_continued_keeps_every_word_through_pulseaudio() {
         check(device, run, &mut || mic.play(&wav));
         mic.wait_played();
     }
+    drop(mic);
+    let mut mic = PipeWireMic::start(48000);
+    let run = MicRun::spawn(
+        mic.command(BIN),
+        PIPEWIRE_DEVICE,
+        server.url(),
+        &["--duration", &duration],
+    );
+    let (code, stdout, stderr) = stop_and_go_on(run, &mut || mic.play(&wav));
+    mic.wait_played();
+    assert_eq!(code, Some(0), "{stderr}");
+    let missed = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("warning: ")?.split_once(MISSED))
+        .and_then(|(secs, _)| secs.trim().parse::<f64>().ok());
+    assert!(
+        missed.is_some_and(|s| (0.7..=1.5).contains(&s)),
+        "the second of audio PipeWire did not keep must be reported: {stderr}"
+    );
+    // What was said before and after the stop still arrives.
+    assert!(stdout.starts_with("lightning dictate"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("one two three"), "{stdout}");
 }
 
 /// Through ALSA's PulseAudio plugin the stream delivers nothing for its first second or two

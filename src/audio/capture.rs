@@ -22,8 +22,6 @@ use crate::channel::{Sink, WokenSender};
 
 /// Level reports per second of audio.
 const LEVELS_PER_SECOND: u32 = 20;
-/// Device periods per second asked for (see [`period_for`]).
-const PERIODS_PER_SECOND: u32 = 25;
 /// Peak below this (dBFS) counts as silence for the "is the mic muted?" warning.
 const SILENCE_DBFS: f32 = -70.0;
 
@@ -73,6 +71,9 @@ pub enum CaptureEvent {
     Overflow { dropped_frames: u64 },
     /// The network side fell behind by more than the channel holds: chunks dropped so far.
     Backlog { dropped_chunks: u64 },
+    /// This much audio never came from the device (the app was stopped, or starved of the CPU
+    /// for longer than the sound server keeps audio for it): see [`super::missed`].
+    Missed { secs: f64 },
     /// The device failed (unplugged, server gone). Capture stops; what was captured is sent.
     DeviceLost { device: String, detail: String },
 }
@@ -211,7 +212,7 @@ impl Capture {
         let stream_config = cpal::StreamConfig {
             channels,
             sample_rate: rate,
-            buffer_size: period_for(config.buffer_size(), rate),
+            buffer_size: super::devices::period_for(config.buffer_size(), rate),
         };
         let error_shared = Arc::clone(&shared);
         let error_waker = waker.clone();
@@ -330,22 +331,6 @@ impl Drop for Capture {
     }
 }
 
-/// The period asked of the device: 40 ms (two 20 ms chunks), within what the device says it
-/// supports. Left to the device, the ALSA host took the smallest period the PulseAudio plugin
-/// offers and woke hundreds of times a second. A period adds nothing to the chunk latency (a
-/// chunk is handed on as soon as the callback that completes it arrives) and 40 ms instead of
-/// 20 ms took about a fifth off the process's CPU through ALSA and PipeWire (`cargo bench --bench
-/// mic`); for speech that is recognised in segments of seconds it is not a delay anyone hears.
-fn period_for(supported: &cpal::SupportedBufferSize, rate: u32) -> cpal::BufferSize {
-    let wanted = (rate / PERIODS_PER_SECOND).max(1);
-    match *supported {
-        cpal::SupportedBufferSize::Range { min, max } if min <= max && max > 0 => {
-            cpal::BufferSize::Fixed(wanted.clamp(min, max))
-        }
-        _ => cpal::BufferSize::Default,
-    }
-}
-
 /// What the cpal callback owns.
 struct HandOff {
     producer: rtrb::Producer<f32>,
@@ -429,6 +414,7 @@ impl Worker {
         let mut receiver_gone = false;
         let mut consumed: u64 = 0;
         let mut last_arrival: Option<Instant> = None;
+        let mut missed = super::missed::MissedAudio::new(self.rate);
 
         loop {
             let stopping = self.stop.load(Ordering::SeqCst);
@@ -450,6 +436,11 @@ impl Worker {
                     }
                     last_arrival = Some(at);
                     let _ = self.arrivals.pop();
+                    let dropped = self.shared.dropped_frames.load(Ordering::Relaxed);
+                    if let Some(secs) = missed.arrived(delivered + dropped, at) {
+                        tracing::warn!(secs, "audio never came from the device");
+                        self.events.send(CaptureEvent::Missed { secs });
+                    }
                 }
                 if !listening {
                     listening = true;

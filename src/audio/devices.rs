@@ -299,3 +299,22 @@ fn why_missing(host: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// Device periods per second asked for (see [`period_for`]).
+const PERIODS_PER_SECOND: u32 = 25;
+
+/// The period asked of the device: 40 ms (two 20 ms chunks), within what the device says it
+/// supports. Left to the device, the ALSA host took the smallest period the PulseAudio plugin
+/// offers and woke hundreds of times a second. A period adds nothing to the chunk latency (a
+/// chunk is handed on as soon as the callback that completes it arrives) and 40 ms instead of
+/// 20 ms took about a fifth off the process's CPU through ALSA and PipeWire (`cargo bench --bench
+/// mic`); for speech that is recognised in segments of seconds it is not a delay anyone hears.
+pub(super) fn period_for(supported: &cpal::SupportedBufferSize, rate: u32) -> cpal::BufferSize {
+    let wanted = (rate / PERIODS_PER_SECOND).max(1);
+    match *supported {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max && max > 0 => {
+            cpal::BufferSize::Fixed(wanted.clamp(min, max))
+        }
+        _ => cpal::BufferSize::Default,
+    }
+}

@@ -5,6 +5,7 @@ pub mod capture;
 pub mod devices;
 pub mod encode;
 pub mod g711;
+pub mod missed;
 pub mod pipeline;
 pub mod resample;
 pub mod wav;

@@ -174,6 +174,9 @@ fn print_capture_event(event: &CaptureEvent, levels: bool) {
         CaptureEvent::Backlog { dropped_chunks } => eprintln!(
             "warning: the network fell a minute behind: {dropped_chunks} chunks of audio dropped"
         ),
+        CaptureEvent::Missed { secs } => eprintln!(
+            "warning: {secs:.1} s of audio never came from the microphone (the app was stopped or the computer too busy): say it again"
+        ),
         CaptureEvent::DeviceLost { .. } => {}
         CaptureEvent::Level {
             rms_dbfs,

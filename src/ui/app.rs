@@ -380,6 +380,18 @@ impl DictationApp {
                 f64::INFINITY,
             ),
             CaptureEvent::SoundBack => self.status.clear(),
+            CaptureEvent::Missed { secs } => self.status.notify(
+                format!(
+                    "{secs:.1} s of audio never came from the microphone (the app was paused or the computer too busy): say it again"
+                ),
+                0.0,
+                f64::INFINITY,
+            ),
+            CaptureEvent::Overflow { .. } | CaptureEvent::Backlog { .. } => self.status.notify(
+                "The computer fell behind the microphone and some audio was dropped: say the last words again",
+                0.0,
+                f64::INFINITY,
+            ),
             CaptureEvent::DeviceLost { device, detail } => self.status.notify(
                 format!(
                     "The microphone {device} failed ({detail}): reconnect it or pick another in Settings"
