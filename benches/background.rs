@@ -77,22 +77,12 @@ fn cpu_share(pid: u32, secs: f64) -> f64 {
     (cpu_secs(pid) - before) / started.elapsed().as_secs_f64() * 100.0
 }
 
-/// `OTHER_RECORDER_MS`: the latency another app recording from the same microphone asks for
-/// (PulseAudio serves every reader at the lowest latency asked, so 10 makes the microphone
-/// deliver every ~7 ms); unset, the app under test is the only one setting it.
-fn other_recorder_ms() -> u32 {
-    std::env::var("OTHER_RECORDER_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
-}
-
 fn main() {
     let display = format!(":{}", 650 + std::process::id() % 50);
     let _xvfb = start_xvfb(&display);
     let _wm = start_openbox(&display);
     let dir = tempfile::tempdir().unwrap();
-    let mut mic = vmic::VirtualMic::start_with_reader(48000, 1, "s16le", other_recorder_ms());
+    let mut mic = vmic::VirtualMic::start_with_reader(48000, 1, "s16le", vmic::other_recorder_ms());
     let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
     let app = Killed(
         mic.command(app_bin())
@@ -171,7 +161,7 @@ fn main() {
     let dictating = cpu_share(pid, dictate_secs);
     println!(
         "dictating in the background with the overlay (capture, session, overlay, typing): {dictating:.2} % of a core over {dictate_secs:.0} s ({}); RSS {:.1} MB; {} characters typed so far",
-        match other_recorder_ms() {
+        match vmic::other_recorder_ms() {
             ms if ms < 1000 => format!("another app recording at {ms} ms latency"),
             _ => "the only app recording".to_owned(),
         },

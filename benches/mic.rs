@@ -232,16 +232,6 @@ fn start_server(bin: &str, dir: &Path) -> Option<(std::process::Child, String)> 
     Some((server, url))
 }
 
-/// `OTHER_RECORDER_MS`: the latency another app recording from the same microphone asks for
-/// (PulseAudio serves every reader at the lowest latency asked, so 10 makes the microphone
-/// deliver every ~7 ms); unset, the app under test is the only one setting it.
-fn other_recorder_ms() -> u32 {
-    std::env::var("OTHER_RECORDER_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -281,7 +271,8 @@ fn main() {
     let wanted = std::env::var("HOSTS").unwrap_or_else(|_| "pulse,alsa,pipewire".to_owned());
     let mut runs = Vec::new();
     {
-        let mut mic = vmic::VirtualMic::start_with_reader(48000, 2, "s16le", other_recorder_ms());
+        let mut mic =
+            vmic::VirtualMic::start_with_reader(48000, 2, "s16le", vmic::other_recorder_ms());
         for (key, host, device) in [
             ("pulse", "PulseAudio host", vmic::DEVICE),
             (

@@ -418,17 +418,30 @@ fn the_pulseaudio_host_is_found_with_pulse_runtime_path_or_pulse_server_set() {
     }
 }
 
+/// The tone script as a 48 kHz WAV (in a folder kept while the first value lives), a
+/// `--duration` that covers it and `extra_secs` more, and a local server.
+fn script_run(
+    extra_secs: f64,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    String,
+    BackgroundServer,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, placed) = tone_wav(dir.path(), "s.wav", &SCRIPT, 48000, 1, WavFormat::Int(16));
+    let secs = placed.last().map_or(0.0, |w| w.end) + extra_secs;
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    (dir, wav, format!("{secs:.2}"), server)
+}
+
 /// The same tone words captured through every audio host that can run here: cpal's PulseAudio
 /// host, its ALSA host through the PulseAudio plugin (what the app falls back to), and its
 /// PipeWire host on a private PipeWire daemon. Every word arrives, the first included, and the
 /// dictation ends cleanly (closing a PipeWire stream used to be reported as a lost device).
 #[test]
 fn every_tone_word_arrives_through_each_audio_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, placed) = tone_wav(dir.path(), "s.wav", &SCRIPT, 48000, 1, WavFormat::Int(16));
-    let secs = placed.last().map_or(0.0, |w| w.end) + 1.0;
-    let duration = format!("{secs:.2}");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let (_dir, wav, duration, server) = script_run(1.0);
     let check = |host: &str, mut run: MicRun, play: &mut dyn FnMut()| {
         run.wait_for(&format!("microphone: {host}"), Duration::from_secs(10));
         run.wait_for("listening", Duration::from_secs(10));
@@ -484,11 +497,7 @@ const MISSED: &str = "s of audio never came from the microphone";
 /// the stop is gone, and the user must be told so, in one line, and the dictation go on.
 #[test]
 fn a_dictation_stopped_and_continued_goes_on_and_says_what_never_came() {
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, placed) = tone_wav(dir.path(), "s.wav", &SCRIPT, 48000, 1, WavFormat::Int(16));
-    let secs = placed.last().map_or(0.0, |w| w.end) + 2.0;
-    let duration = format!("{secs:.2}");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let (_dir, wav, duration, server) = script_run(2.0);
     let signal = |pid: u32, name: &str| {
         let sent = std::process::Command::new("kill")
             .args([&format!("-{name}"), &pid.to_string()])

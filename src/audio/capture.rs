@@ -430,13 +430,13 @@ impl Worker {
                 }
                 consumed += (take / self.channels) as u64;
                 // The arrival of the newest callback whose audio we now hold.
+                let dropped = self.shared.dropped_frames.load(Ordering::Relaxed);
                 while let Ok((delivered, at)) = self.arrivals.peek().copied() {
                     if delivered > consumed {
                         break;
                     }
                     last_arrival = Some(at);
                     let _ = self.arrivals.pop();
-                    let dropped = self.shared.dropped_frames.load(Ordering::Relaxed);
                     if let Some(secs) = missed.arrived(delivered + dropped, at) {
                         tracing::warn!(secs, "audio never came from the device");
                         self.events.send(CaptureEvent::Missed { secs });

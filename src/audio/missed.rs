@@ -23,10 +23,11 @@ const DRIFT: f64 = 500e-6;
 #[derive(Debug)]
 pub struct MissedAudio {
     rate: f64,
+    /// The first arrival (frames, when) and the latest one's time.
     first: Option<(u64, Instant)>,
+    last_at: Option<Instant>,
     /// The lag (wall − audio, seconds) taken as normal: the least seen, following slow drift.
     baseline: f64,
-    baseline_at: Option<Instant>,
     /// Since when the lag has been over the baseline by more than [`LAG_SECS`].
     ahead_since: Option<Instant>,
 }
@@ -36,8 +37,8 @@ impl MissedAudio {
         MissedAudio {
             rate: f64::from(rate.max(1)),
             first: None,
+            last_at: None,
             baseline: 0.0,
-            baseline_at: None,
             ahead_since: None,
         }
     }
@@ -45,18 +46,15 @@ impl MissedAudio {
     /// `frames` of audio have arrived by `at` (counting frames dropped on our side, which are
     /// reported on their own). Returns the seconds of audio found missing, once per gap.
     pub fn arrived(&mut self, frames: u64, at: Instant) -> Option<f64> {
-        let Some((first_frames, first_at)) = self.first else {
+        let (Some((first_frames, first_at)), Some(last_at)) = (self.first, self.last_at) else {
             self.first = Some((frames, at));
-            self.baseline_at = Some(at);
+            self.last_at = Some(at);
             return None;
         };
+        self.last_at = Some(at);
         let wall = at.saturating_duration_since(first_at).as_secs_f64();
-        let audio = frames.saturating_sub(first_frames) as f64 / self.rate;
-        let lag = wall - audio;
-        if let Some(since) = self.baseline_at {
-            self.baseline += at.saturating_duration_since(since).as_secs_f64() * DRIFT;
-        }
-        self.baseline_at = Some(at);
+        let lag = wall - frames.saturating_sub(first_frames) as f64 / self.rate;
+        self.baseline += at.saturating_duration_since(last_at).as_secs_f64() * DRIFT;
         if lag <= self.baseline {
             self.baseline = lag;
         }
@@ -79,8 +77,8 @@ impl MissedAudio {
 mod tests {
     use super::*;
 
-    /// Arrivals of 40 ms blocks at 16 kHz, `pause` seconds with nothing after block `at_block`,
-    /// the audio of the pause either kept (delivered in a burst) or lost.
+    /// Arrivals of 40 ms blocks at 16 kHz, `pause` seconds with nothing after the 50th, the
+    /// audio of the pause either kept (delivered in a burst) or lost.
     fn run(pause: f64, kept: bool) -> Vec<f64> {
         let mut watch = MissedAudio::new(16000);
         let start = Instant::now();

@@ -20,6 +20,16 @@ pub struct VirtualMic {
     pub module: String,
 }
 
+/// For benches: `OTHER_RECORDER_MS`, the latency another app recording from the same microphone
+/// asks for (10 makes the microphone deliver every ~7 ms, see [`VirtualMic::start_with_reader`]);
+/// unset, 2000, which leaves the latency to the app under test.
+pub fn other_recorder_ms() -> u32 {
+    std::env::var("OTHER_RECORDER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
 /// The name the PulseAudio host gives the null sink's monitor.
 pub const DEVICE: &str = "PulseAudio: Monitor of Null Output";
 
