@@ -37,6 +37,13 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::var_os("RUST_LOG").is_some() {
+        // The engine's own timeline (decodings, pauses), for tracing a slow final.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let Some(clips) = std::env::var_os("OFFLINE_BENCH_CLIPS").map(PathBuf::from) else {
         eprintln!(
             "set OFFLINE_BENCH_CLIPS to a folder of clips (bash .ci/bench-offline makes one)"
@@ -183,7 +190,8 @@ fn samples_16k(path: &Path) -> (Vec<f32>, f64) {
 }
 
 /// Streams `clip` at real time to the local server with the Whisper engine; returns the time
-/// from `end` (the audio's end) to the final, and the clip's length.
+/// from `end` (the audio's end) to the last final (negative when it came before `end`), and the
+/// clip's length.
 fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64) {
     let mut config = ServerConfig::loopback(0);
     config.engine = Arc::new(WhisperEngine::new(Arc::clone(recognizer)));
@@ -225,7 +233,10 @@ fn streamed_end_to_final(recognizer: &Arc<Recognizer>, clip: &Path) -> (f64, f64
         }
         eprintln!("  streamed text: {}", text.trim());
         match (end_sent, final_at) {
-            (Some(e), Some(f)) => f.saturating_duration_since(e).as_secs_f64(),
+            // Signed: a final may come before `end` (the engine closed the utterance at the
+            // pause), and the end of the speech is `end` less the clip's trailing quiet.
+            (Some(e), Some(f)) if f >= e => f.duration_since(e).as_secs_f64(),
+            (Some(e), Some(f)) => -e.duration_since(f).as_secs_f64(),
             _ => f64::NAN,
         }
     });
