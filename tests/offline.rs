@@ -276,6 +276,94 @@ fn the_engine_sends_interims_then_one_final_per_pause_with_timed_words() {
     assert!(score.rate() <= 0.25, "{text:?}");
 }
 
+/// A draft (the last interim's tokens) only makes greedy decoding faster: whether it is the
+/// whole text, a part of it, or wrong from its first token, the text is the one decoded without
+/// it.
+#[test]
+fn a_draft_changes_no_word_of_greedy_decoding() {
+    use lightning_dictate::whisper::Recognizer;
+    use lightning_dictate::whisper::decode::Pass;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = speech(
+        dir.path(),
+        "draft",
+        &["He opened the window to let some fresh air into the room."],
+        "en-us",
+        150,
+        0.3,
+    );
+    let samples: Vec<f32> = hound::WavReader::open(&wav)
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect();
+    let mut recognizer = Recognizer::load(&model_dir()).unwrap();
+    recognizer.beams = 1;
+    let decode = |draft: &[u32]| {
+        recognizer
+            .recognize_with(
+                &samples,
+                Some("en"),
+                &mut |_| "en".to_owned(),
+                &[],
+                Pass::Final { draft },
+            )
+            .unwrap()
+    };
+    let plain = decode(&[]);
+    assert!(
+        plain.tokens.len() > 8 && plain.text.to_lowercase().contains("window"),
+        "{plain:?}"
+    );
+    let half = &plain.tokens[..plain.tokens.len() / 2];
+    let mut wrong_late = plain.tokens.clone();
+    let at = wrong_late.len() * 2 / 3;
+    wrong_late[at] = plain.tokens[0];
+    let wrong_first: Vec<u32> = plain.tokens.iter().rev().copied().collect();
+    let longer: Vec<u32> = plain.tokens.iter().chain(&plain.tokens).copied().collect();
+    for (label, draft) in [
+        ("the whole text", plain.tokens.as_slice()),
+        ("its first half", half),
+        ("wrong two thirds in", wrong_late.as_slice()),
+        ("wrong from the first token", wrong_first.as_slice()),
+        ("the text twice", longer.as_slice()),
+    ] {
+        let with = decode(draft);
+        assert_eq!(with.text, plain.text, "draft: {label}");
+        assert_eq!(with.tokens, plain.tokens, "draft: {label}");
+        assert_eq!(
+            with.words.len(),
+            plain.words.len(),
+            "word times with draft: {label}"
+        );
+    }
+}
+
+/// Pauses shorter than the voice detector's (0.6 s) but long enough for the engine to close the
+/// utterance with the final it decoded in the pause: the voice coming back starts a new
+/// utterance, and no word is lost or said twice at the seams.
+#[test]
+fn short_pauses_at_real_time_lose_and_repeat_no_word() {
+    let _ = model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let sentences = [
+        "The weather is nice today.",
+        "We should go for a walk in the park.",
+        "Bring a coat in case it rains.",
+        "I will meet you at the gate at noon.",
+    ];
+    let wav = speech(dir.path(), "short", &sentences, "en-us", 160, 0.45);
+    let text = transcribe(&["--offline", "--realtime"], &wav);
+    let errors = score(&sentences, &text, "four sentences, 0.45 s pauses");
+    let reference_words = sentences.join(" ").split_whitespace().count();
+    let words = text.split_whitespace().count();
+    assert!(
+        words <= reference_words + 1 && errors.rate() <= 0.15,
+        "{words} words for {reference_words}, WER {:.1} %: {text}",
+        100.0 * errors.rate()
+    );
+}
+
 #[test]
 fn an_english_only_model_refuses_other_languages_with_400() {
     let _ = model_dir();

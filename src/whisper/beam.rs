@@ -6,8 +6,9 @@
 
 use std::sync::atomic::AtomicBool;
 
-use super::decode::{Begun, DecideLanguage, Recognizer, STOPPED, stopped};
+use super::decode::{Recognizer, STOPPED, stopped};
 use super::fallback::Attempt;
+use super::greedy::BeamStart;
 use super::model::{DecoderState, log_softmax};
 use super::repeat::{cut_repeat, repetition, restart};
 
@@ -50,36 +51,34 @@ fn top(logprobs: &[f32], k: usize) -> Vec<(u32, f32)> {
 }
 
 impl Recognizer {
-    /// One decoding of the encoded `audio` keeping `beams` hypotheses.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one segment's decoding state, as for the greedy attempt"
-    )]
+    /// One decoding keeping `beams` hypotheses, from `start` (the text greedy decoding was
+    /// sure of, often none).
     pub(super) fn beam_attempt(
         &self,
-        audio: &candle_core::Tensor,
-        previous: &[u32],
-        language: &mut Option<String>,
-        decide: &mut DecideLanguage<'_>,
+        start: BeamStart,
         beams: usize,
         seconds: f64,
         stop: &[&AtomicBool],
     ) -> Result<Attempt, String> {
-        let Begun {
-            state: first,
+        let BeamStart {
+            after_prompt,
+            prompt_weights: weights,
             no_speech,
+            tokens,
+            logprobs,
+            score,
+            state: first,
             logits,
-            weights,
-            ..
-        } = self.begin(audio, previous, language, decide, &self.alignment_heads)?;
-        // The state after the prompt, kept for the winner's word times (a snapshot: the caches
-        // are immutable tensors, extended by new ones).
-        let after_prompt = first.clone();
+        } = start;
         let eot = self.tokenizer.specials.eot;
         let limit = self.token_limit(seconds);
         let n_text_ctx = self.model.dims.n_text_ctx;
         let mut state = None;
-        let mut live = vec![Hypothesis::default()];
+        let mut live = vec![Hypothesis {
+            tokens,
+            logprobs,
+            score,
+        }];
         let mut live_logits = vec![logits];
         let mut finished: Vec<Hypothesis> = Vec::new();
         loop {

@@ -10,9 +10,10 @@ use serde::Deserialize;
 use super::ModelError;
 use super::ct2::{Ct2Model, model_files};
 use super::fallback::{self, Attempt};
+use super::greedy::{Decoded, Steps};
 use super::mel::{HOP, LogMel, SAMPLE_RATE};
 use super::model::{Whisper, log_softmax};
-use super::repeat::{cut_repeat, repetition, restart};
+use super::repeat::doubled;
 use super::tokenizer::Tokenizer;
 
 /// Encoder positions per second of audio (a position covers 2 mel frames = 20 ms).
@@ -62,15 +63,20 @@ pub struct Recognition {
     pub avg_logprob: f64,
 }
 
-/// What a recognition is for.
+/// What a recognition is for. `draft` is the text tokens it is expected to start with (the last
+/// interim's, of the same utterance with less audio): they are checked in one decoder pass, and
+/// the text is what step-by-step decoding gives, sooner where the draft holds. Empty for none.
 #[derive(Debug, Clone, Copy)]
 pub enum Pass<'a> {
     /// A final: the temperature fallback applies when it is on.
-    Final,
+    Final { draft: &'a [u32] },
     /// An interim: greedy only, and given up (an error) as soon as one of `stop` is raised
     /// (checked between the encoder's layers and the decoder's steps): the final that is wanted
     /// now must not wait for it.
-    Interim { stop: &'a [&'a AtomicBool] },
+    Interim {
+        stop: &'a [&'a AtomicBool],
+        draft: &'a [u32],
+    },
 }
 
 /// Picks a segment's language from each language's probability, most likely first.
@@ -94,6 +100,13 @@ pub struct Recognizer {
     /// clips it cut base's word error rate from 9.0 to 5.2 % (README, "The offline
     /// recogniser"). `LIGHTNING_WHISPER_BEAM=N` sets it.
     pub beams: usize,
+    /// With beams, greedy decoding goes on while each token it picks has at least this
+    /// probability, and beam search takes over at the first that has less (1: beam search
+    /// from the start). 0.5 by default: on the bench's clips base's text is the same as beam
+    /// search's from the start (5.19 %), tiny.en's a little better (9.9 -> 9.4 %), and a final
+    /// decoded in a pause checks the last interim's text in one pass up to that token (README,
+    /// "The offline recogniser"). `LIGHTNING_WHISPER_DOUBT=P` sets it.
+    pub doubt: f32,
 }
 
 impl std::fmt::Debug for Recognizer {
@@ -164,6 +177,11 @@ impl Recognizer {
                 .and_then(|v| v.parse().ok())
                 .filter(|&n: &usize| (1..=16).contains(&n))
                 .unwrap_or(5),
+            doubt: std::env::var("LIGHTNING_WHISPER_DOUBT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|p: &f32| (0.0..=1.0).contains(p))
+                .unwrap_or(0.5),
         })
     }
 
@@ -198,6 +216,7 @@ impl Recognizer {
             self.fallback,
             self.beams,
             &[],
+            &[],
         )
         .map_err(ModelError::Inference)
     }
@@ -214,12 +233,14 @@ impl Recognizer {
         previous: &[u32],
         pass: Pass<'_>,
     ) -> Result<Recognition, ModelError> {
-        let (fallback, beams, stop) = match pass {
-            Pass::Final => (self.fallback, self.beams, &[][..]),
-            Pass::Interim { stop } => (false, 1, stop),
+        let (fallback, beams, stop, draft) = match pass {
+            Pass::Final { draft } => (self.fallback, self.beams, &[][..], draft),
+            Pass::Interim { stop, draft } => (false, 1, stop, draft),
         };
-        self.recognize_inner(samples, language, decide, previous, fallback, beams, stop)
-            .map_err(ModelError::Inference)
+        self.recognize_inner(
+            samples, language, decide, previous, fallback, beams, stop, draft,
+        )
+        .map_err(ModelError::Inference)
     }
 
     #[allow(
@@ -235,13 +256,16 @@ impl Recognizer {
         fallback: bool,
         beams: usize,
         stop: &[&AtomicBool],
+        draft: &[u32],
     ) -> Result<Recognition, String> {
         if stopped(stop) {
             return Err(STOPPED.to_owned());
         }
         let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
         let samples = &samples[..samples.len().min(max_samples)];
+        let encode_started = std::time::Instant::now();
         let (audio, audio_positions, positions) = self.encode(samples, self.context, stop)?;
+        let encode_secs = encode_started.elapsed().as_secs_f64();
         let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
         let mut language = language.map(str::to_owned);
         // Seeded by the audio's length: the same segment always decodes the same way.
@@ -266,27 +290,36 @@ impl Recognizer {
             };
             let mut most_probable: Option<Attempt> = None;
             for _ in 0..draws {
-                let candidate = if temperature == 0.0 && beams > 1 {
-                    self.beam_attempt(
-                        &audio,
-                        previous,
-                        &mut language,
-                        decide,
-                        beams,
-                        seconds,
-                        stop,
-                    )?
-                } else {
-                    self.attempt(
-                        &audio,
-                        previous,
-                        &mut language,
-                        decide,
+                let begun = self.begin(
+                    &audio,
+                    previous,
+                    &mut language,
+                    decide,
+                    &self.alignment_heads,
+                )?;
+                let candidate = if temperature == 0.0 {
+                    // Greedy, or with beams greedy up to its first doubtful token and beam
+                    // search from there.
+                    let doubt = (beams > 1).then_some(self.doubt);
+                    let steps = Steps {
                         temperature,
-                        seconds,
-                        &mut rng,
-                        stop,
-                    )?
+                        draft,
+                        doubt,
+                    };
+                    match self.attempt(begun, steps, seconds, &mut rng, stop)? {
+                        Decoded::Done(attempt) => attempt,
+                        Decoded::Doubt(start) => self.beam_attempt(*start, beams, seconds, stop)?,
+                    }
+                } else {
+                    let steps = Steps {
+                        temperature,
+                        draft: &[],
+                        doubt: None,
+                    };
+                    match self.attempt(begun, steps, seconds, &mut rng, stop)? {
+                        Decoded::Done(attempt) => attempt,
+                        Decoded::Doubt(_) => return Err("sampling has no doubt".to_owned()),
+                    }
                 };
                 if most_probable
                     .as_ref()
@@ -314,11 +347,24 @@ impl Recognizer {
                 kept = Some(attempt);
             }
         }
-        let attempt = kept.ok_or("no decoding attempt was made")?;
+        let mut attempt = kept.ok_or("no decoding attempt was made")?;
+        if let Some(cut) = doubled(&attempt.tokens) {
+            attempt.tokens.truncate(cut);
+            attempt.token_logprobs.truncate(cut);
+            for row in &mut attempt.rows {
+                row.truncate(cut + 1);
+            }
+            self.tokenizer
+                .decode(&attempt.tokens)
+                .trim()
+                .clone_into(&mut attempt.text);
+        }
         let avg_logprob = attempt.avg_logprob();
         tracing::debug!(
             seconds,
             positions,
+            encode_secs,
+            decode_secs = started.elapsed().as_secs_f64(),
             tokens = attempt.tokens.len(),
             no_speech = attempt.no_speech,
             avg_logprob,
@@ -339,97 +385,6 @@ impl Recognizer {
             language: language.unwrap_or_else(|| "en".to_owned()),
             no_speech: attempt.no_speech,
             avg_logprob,
-        })
-    }
-
-    /// One decoding of the encoded `audio` at `temperature` (0: greedy). The language is decided
-    /// on the first attempt (with `decide` when none was given) and kept for the others.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one segment's decoding state, threaded through each attempt"
-    )]
-    fn attempt(
-        &self,
-        audio: &candle_core::Tensor,
-        previous: &[u32],
-        language: &mut Option<String>,
-        decide: &mut DecideLanguage<'_>,
-        temperature: f32,
-        seconds: f64,
-        rng: &mut fastrand::Rng,
-        stop: &[&AtomicBool],
-    ) -> Result<Attempt, String> {
-        let Begun {
-            mut state,
-            no_speech,
-            mut logits,
-            weights,
-            ..
-        } = self.begin(audio, previous, language, decide, &self.alignment_heads)?;
-        let heads = &self.alignment_heads;
-        // Rows of attention per head: the last prompt position predicts the first text token.
-        let mut rows: Vec<Vec<Vec<f32>>> = weights
-            .into_iter()
-            .map(|per_token| per_token.last().cloned().into_iter().collect())
-            .collect();
-        let mut tokens: Vec<u32> = Vec::new();
-        let mut token_logprobs: Vec<f32> = Vec::new();
-        let limit = self.token_limit(seconds);
-        let s = &self.tokenizer.specials;
-        loop {
-            if stopped(stop) {
-                return Err(STOPPED.to_owned());
-            }
-            self.suppress(&mut logits, tokens.is_empty());
-            let logprobs = log_softmax(&logits);
-            let picked = if temperature > 0.0 {
-                fallback::sample(&logprobs, temperature, rng)
-            } else {
-                logprobs
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, &lp)| (i as u32, lp))
-            };
-            let (next, lp) = picked.ok_or("the model produced no logits")?;
-            if next == s.eot {
-                break;
-            }
-            if tokens.len() >= limit || state.position() + 1 >= self.model.dims.n_text_ctx {
-                // The cap cut the text: a loop it cut short is not caught below.
-                if let Some(cut) = cut_repeat(&tokens) {
-                    tokens.truncate(cut);
-                    token_logprobs.truncate(cut);
-                    for row in &mut rows {
-                        row.truncate(cut + 1);
-                    }
-                }
-                break;
-            }
-            tokens.push(next);
-            token_logprobs.push(lp);
-            if let Some(cut) = repetition(&tokens).or_else(|| restart(&tokens)) {
-                tokens.truncate(cut);
-                token_logprobs.truncate(cut);
-                for row in &mut rows {
-                    row.truncate(cut + 1);
-                }
-                break;
-            }
-            let (l, w) = self.model.decode(&mut state, &[next], heads)?;
-            logits = l;
-            for (r, mut new) in rows.iter_mut().zip(w) {
-                r.append(&mut new);
-            }
-        }
-        let text = self.tokenizer.decode(&tokens).trim().to_owned();
-        Ok(Attempt {
-            tokens,
-            token_logprobs,
-            rows,
-            text,
-            no_speech,
-            temperature,
         })
     }
 

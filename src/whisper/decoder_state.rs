@@ -42,6 +42,21 @@ impl DecoderState {
         })
     }
 
+    /// Forgets every position from `position` on (a draft's tokens the model did not confirm).
+    pub fn truncate(&mut self, position: usize) -> Result<()> {
+        if position >= self.position {
+            return Ok(());
+        }
+        for kv in self.cache.iter_mut().flatten() {
+            *kv = (
+                kv.0.narrow(2, 0, position).map_err(err)?,
+                kv.1.narrow(2, 0, position).map_err(err)?,
+            );
+        }
+        self.position = position;
+        Ok(())
+    }
+
     /// Hypothesis `i` goes on from hypothesis `from[i]` (some are dropped, some copied).
     pub fn reorder(&mut self, from: &[u32]) -> Result<()> {
         let Some(device) = self.cross.first().map(|(k, _)| k.device().clone()) else {

@@ -26,6 +26,10 @@ const INTERIM_EVERY_SECS: f64 = 0.5;
 /// (beam search): a pause has begun, and the final is then ready when the pause closes the
 /// utterance or the client ends the stream. Shorter gaps are between words.
 const PAUSE_SECS: f64 = 0.16;
+/// Quiet after the voice that closes an utterance whose final is ready (decoded from
+/// [`PAUSE_SECS`] on): the final is sent then, not when the pause reaches the voice detector's
+/// full length (0.6 s). If the voice comes back, a new utterance begins.
+const CLOSE_SECS: f64 = 0.3;
 /// Utterances are cut here even without a pause (the model takes at most 30 s).
 const MAX_UTTERANCE_SECS: f64 = 28.0;
 /// Above this no-speech probability, with low confidence, a segment is treated as noise.
@@ -191,14 +195,21 @@ impl WhisperSession {
                     self.decoded_len = 0;
                     self.speculative = None;
                 }
-                Some(VadEvent::SpeechEnd { quiet_frames }) => {
+                Some(VadEvent::SpeechEnd { quiet_frames }) if self.in_utterance => {
                     // Keep 0.3 s of the pause; the rest is silence the model need not see.
                     let keep_quiet = (FRAMES_PER_SECOND * 0.3) as usize;
                     let drop = quiet_frames.saturating_sub(keep_quiet) * FRAME;
                     let end = self.audio.len().saturating_sub(drop);
                     self.close_utterance(end, out);
                 }
-                None => {}
+                Some(VadEvent::SpeechEnd { .. }) | None => {}
+            }
+            if !self.in_utterance && self.vad.speaking() && self.vad.quiet_frames() == 0 {
+                // The voice is back after an utterance closed early in its pause (below): a new
+                // one starts here, with the quiet before it as its pre-roll.
+                self.in_utterance = true;
+                self.decoded_len = 0;
+                self.speculative = None;
             }
             if self.in_utterance && self.vad.speaking() && self.vad.quiet_frames() == 0 {
                 self.voiced_len = self.audio.len();
@@ -233,32 +244,34 @@ impl WhisperSession {
         let utterance = &self.audio[..end];
         let recognizer = &self.recognizer;
         let tracker = &mut self.tracker;
-        let speculative = self.speculative.take().filter(|(covered, _, as_final)| {
-            // Only with a chosen language (with Automatic the final also settles the
-            // dictation's language), no temperature fallback (a final's alone), and decoded as
-            // a final is.
+        let speculative = self.speculative.take();
+        // Only with a chosen language (with Automatic the final also settles the dictation's
+        // language), no temperature fallback (a final's alone), and decoded as a final is.
+        let ready = speculative.as_ref().is_some_and(|(covered, _, as_final)| {
             self.language.is_some()
                 && !recognizer.fallback
                 && (*as_final || recognizer.beams == 1)
                 && *covered >= self.voiced_len
         });
-        let result = if let Some((_, r, _)) = speculative {
+        let draft = speculative
+            .as_ref()
+            .map_or(&[][..], |(_, r, _)| r.tokens.as_slice());
+        let result = if let (true, Some((_, r, _))) = (ready, &speculative) {
             tracing::debug!("final from the last interim: only quiet after it");
-            Ok(r)
-        } else if let Some(code) = self.language.as_deref() {
-            recognizer.recognize(utterance, Some(code), previous)
+            Ok(r.clone())
         } else {
             let mut second_opinion = |audio: &[f32]| {
                 recognizer
                     .detect_language(audio, super::decode::Context::Padded(1.0))
                     .unwrap_or_default()
             };
+            let language = self.language.as_deref();
             recognizer.recognize_with(
                 utterance,
-                None,
+                language,
                 &mut |p| tracker.decide(&mut second_opinion, p, utterance),
                 previous,
-                Pass::Final,
+                Pass::Final { draft },
             )
         };
         let had_interim = !self.shown.is_empty();
@@ -318,7 +331,10 @@ impl WhisperSession {
 
     /// Re-recognises the open utterance when it has grown enough; sends the agreed words.
     fn maybe_interim(&mut self, out: &mut Vec<EngineOutput>) {
-        if !self.in_utterance || self.behind || self.hurry.load(Ordering::Relaxed) {
+        if !self.in_utterance {
+            return;
+        }
+        if self.close_in_pause(out) || self.behind || self.hurry.load(Ordering::Relaxed) {
             return;
         }
         // In a pause the utterance's final is decoded now, as the final would be (beam search,
@@ -349,19 +365,34 @@ impl WhisperSession {
         // Interims in the chosen language, else the utterance's own when it is confident, else
         // the dictation's so far.
         let tracker = &self.tracker;
+        // The last interim's text is what this one most likely starts with.
+        let draft = self
+            .speculative
+            .as_ref()
+            .map_or(&[][..], |(_, r, _)| r.tokens.as_slice());
         let pass = if as_final {
-            Pass::Final
+            Pass::Final { draft }
         } else {
             Pass::Interim {
                 stop: &[&self.hurry, &self.paused],
+                draft,
             }
         };
+        let started = std::time::Instant::now();
         let result = self.recognizer.recognize_with(
             &self.audio,
             self.language.as_deref(),
             &mut |p| tracker.interim_language(p),
             previous,
             pass,
+        );
+        tracing::debug!(
+            as_final,
+            secs = Self::secs(self.decoded_len as u64),
+            quiet_frames = self.vad.quiet_frames(),
+            took = started.elapsed().as_secs_f64(),
+            done = result.is_ok(),
+            "utterance decoded"
         );
         let Ok(r) = result else {
             return;
@@ -371,6 +402,9 @@ impl WhisperSession {
         }
         let hypothesis: Vec<String> = r.text.split_whitespace().map(str::to_owned).collect();
         self.speculative = Some((self.decoded_len, r, as_final));
+        if self.close_in_pause(out) {
+            return;
+        }
         let agreed = common_prefix(&self.previous_hypothesis, &hypothesis);
         self.previous_hypothesis.clone_from(&hypothesis);
         if agreed > self.shown.len() {
@@ -379,6 +413,29 @@ impl WhisperSession {
                 text: self.shown.join(" "),
                 ..EngineOutput::default()
             });
+        }
+    }
+
+    /// Closes the utterance with the final decoded in its pause, once it is ready and the pause
+    /// has lasted [`CLOSE_SECS`]: the text turns final as soon as it can, not when the pause
+    /// reaches the detector's full length. Returns whether it closed.
+    fn close_in_pause(&mut self, out: &mut Vec<EngineOutput>) -> bool {
+        let ready = self
+            .speculative
+            .as_ref()
+            .filter(|(covered, _, as_final)| *as_final && *covered >= self.voiced_len)
+            .map(|(covered, _, _)| *covered);
+        let long_enough = self.vad.quiet_frames() as f64 >= CLOSE_SECS * FRAMES_PER_SECOND;
+        match ready {
+            Some(covered) if long_enough && self.vad.speaking() => {
+                tracing::debug!(
+                    quiet_frames = self.vad.quiet_frames(),
+                    "utterance closed in its pause"
+                );
+                self.close_utterance(covered, out);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -448,6 +505,7 @@ impl EngineSession for WhisperSession {
     }
 
     fn finish(&mut self) -> Vec<EngineOutput> {
+        tracing::debug!(in_utterance = self.in_utterance, "end of the stream");
         let mut out = Vec::new();
         let mut tail = Vec::new();
         if let Some(r) = self.resampler.as_mut() {

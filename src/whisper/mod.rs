@@ -8,6 +8,7 @@ pub mod decode;
 mod decoder_state;
 pub mod engine;
 pub mod fallback;
+mod greedy;
 pub mod language;
 mod loader;
 mod matmul;

@@ -349,7 +349,7 @@ impl Whisper {
         attention_heads: &[(usize, usize)],
     ) -> Result<(Vec<f32>, HeadWeights)> {
         let (logits, weights) = self
-            .forward(state, tokens, 1, attention_heads)
+            .forward(state, tokens, 1, attention_heads, false)
             .map_err(err)?;
         let logits = logits
             .squeeze(0)
@@ -358,23 +358,41 @@ impl Whisper {
         Ok((logits, weights))
     }
 
+    /// Runs new tokens through the decoder as [`Whisper::decode`] does, but returns the logits
+    /// after each of them (`tokens.len()` rows of n_vocab): a draft checked in one pass, where
+    /// each row says what the model would have picked after that token.
+    pub fn decode_each(
+        &self,
+        state: &mut DecoderState,
+        tokens: &[u32],
+        attention_heads: &[(usize, usize)],
+    ) -> Result<(Vec<Vec<f32>>, HeadWeights)> {
+        let (logits, weights) = self
+            .forward(state, tokens, 1, attention_heads, true)
+            .map_err(err)?;
+        let logits = logits.to_vec2::<f32>().map_err(err)?;
+        Ok((logits, weights))
+    }
+
     /// Runs one new token per hypothesis through a state made by [`DecoderState::beams`]
     /// (`tokens[i]` extends hypothesis `i`); returns each hypothesis's logits.
     pub fn decode_beams(&self, state: &mut DecoderState, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
-        self.forward(state, tokens, tokens.len(), &[])
+        self.forward(state, tokens, tokens.len(), &[], false)
             .and_then(|(logits, _)| logits.to_vec2::<f32>())
             .map_err(err)
     }
 
     /// The decoder on `batch` hypotheses of `tokens.len() / batch` new tokens each (row-major).
-    /// Returns the logits of each hypothesis's last token (batch, n_vocab) and, for a batch of
-    /// one, the cross-attention weights of `attention_heads`.
+    /// Returns the logits of each hypothesis's last token (batch, n_vocab), or with `every` (a
+    /// batch of one) of each new token (n, n_vocab), and, for a batch of one, the
+    /// cross-attention weights of `attention_heads`.
     fn forward(
         &self,
         state: &mut DecoderState,
         tokens: &[u32],
         batch: usize,
         attention_heads: &[(usize, usize)],
+        every: bool,
     ) -> candle_core::Result<(Tensor, HeadWeights)> {
         if tokens.is_empty() || batch == 0 || !tokens.len().is_multiple_of(batch) {
             candle_core::bail!("no tokens to decode");
@@ -449,7 +467,11 @@ impl Whisper {
             x = (&x + mlp(&layer.mlp_ln, &layer.fc1, &layer.fc2, &x)?)?;
         }
         state.position += n;
-        let last = self.dec_ln.forward(&x.narrow(1, n - 1, 1)?.squeeze(1)?)?;
+        let last = if every && batch == 1 {
+            self.dec_ln.forward(&x.squeeze(0)?)?
+        } else {
+            self.dec_ln.forward(&x.narrow(1, n - 1, 1)?.squeeze(1)?)?
+        };
         let logits = project(&last, &self.embed, None)?;
         Ok((logits.to_dtype(DType::F32)?, weights_out))
     }
