@@ -76,7 +76,13 @@ impl Recognizer {
         let base = state.position();
         let greedy = steps.temperature <= 0.0;
         let draft = if greedy {
-            let room = n_text_ctx.saturating_sub(base + 1).min(limit);
+            // At most as many rows as the decoder's own products take (beyond, the output
+            // projection's f16 weights would be widened into a copy for the matrix library);
+            // a longer draft's rest is decoded step by step.
+            let room = n_text_ctx
+                .saturating_sub(base + 1)
+                .min(limit)
+                .min(super::matmul::FEW_ROWS);
             &steps.draft[..steps.draft.len().min(room)]
         } else {
             &[]

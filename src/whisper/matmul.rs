@@ -13,7 +13,7 @@ use half::f16;
 use lightning_kernels::{Weights, product};
 
 /// Products with up to this many input rows take the path here.
-const FEW_ROWS: usize = 64;
+pub(super) const FEW_ROWS: usize = 64;
 
 /// A linear layer: weight `(out, in)`, f32 or f16, and an optional f32 bias.
 #[derive(Debug, Clone)]
