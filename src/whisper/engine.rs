@@ -26,9 +26,8 @@ const INTERIM_EVERY_SECS: f64 = 0.5;
 /// (beam search): a pause has begun, and the final is then ready when the pause closes the
 /// utterance or the client ends the stream. Shorter gaps are between words.
 const PAUSE_SECS: f64 = 0.16;
-/// Quiet after the voice that closes an utterance whose final is ready (decoded from
-/// [`PAUSE_SECS`] on): the final is sent then, not when the pause reaches the voice detector's
-/// full length (0.6 s). If the voice comes back, a new utterance begins.
+/// Quiet that closes an utterance whose final is ready (decoded from [`PAUSE_SECS`] on), before
+/// the detector's full pause (0.6 s). If the voice comes back, a new utterance begins.
 const CLOSE_SECS: f64 = 0.3;
 /// Utterances are cut here even without a pause (the model takes at most 30 s).
 const MAX_UTTERANCE_SECS: f64 = 28.0;
@@ -244,21 +243,23 @@ impl WhisperSession {
         let utterance = &self.audio[..end];
         let recognizer = &self.recognizer;
         let tracker = &mut self.tracker;
-        let speculative = self.speculative.take();
-        // Only with a chosen language (with Automatic the final also settles the dictation's
-        // language), no temperature fallback (a final's alone), and decoded as a final is.
-        let ready = speculative.as_ref().is_some_and(|(covered, _, as_final)| {
+        // The last decoding is the final if decoded as one (or greedily, as finals then are)
+        // over all the voice, in a chosen language (with Automatic the final settles it) and
+        // without the fallback (a final's alone); else its tokens are the final's draft.
+        let usable = |covered: usize, as_final: bool| {
             self.language.is_some()
                 && !recognizer.fallback
-                && (*as_final || recognizer.beams == 1)
-                && *covered >= self.voiced_len
-        });
-        let draft = speculative
-            .as_ref()
-            .map_or(&[][..], |(_, r, _)| r.tokens.as_slice());
-        let result = if let (true, Some((_, r, _))) = (ready, &speculative) {
+                && (as_final || recognizer.beams == 1)
+                && covered >= self.voiced_len
+        };
+        let (ready, draft) = match self.speculative.take() {
+            Some((covered, r, as_final)) if usable(covered, as_final) => (Some(r), Vec::new()),
+            Some((_, r, _)) => (None, r.tokens),
+            None => (None, Vec::new()),
+        };
+        let result = if let Some(r) = ready {
             tracing::debug!("final from the last interim: only quiet after it");
-            Ok(r.clone())
+            Ok(r)
         } else {
             let mut second_opinion = |audio: &[f32]| {
                 recognizer
@@ -271,7 +272,7 @@ impl WhisperSession {
                 language,
                 &mut |p| tracker.decide(&mut second_opinion, p, utterance),
                 previous,
-                Pass::Final { draft },
+                Pass::Final { draft: &draft },
             )
         };
         let had_interim = !self.shown.is_empty();
@@ -346,11 +347,7 @@ impl WhisperSession {
             && !self.recognizer.fallback;
         let every = (INTERIM_EVERY_SECS * f64::from(SAMPLE_RATE)) as usize;
         if as_final {
-            let final_ready = self
-                .speculative
-                .as_ref()
-                .is_some_and(|(covered, _, was_final)| *was_final && *covered >= self.voiced_len);
-            if final_ready {
+            if self.pause_final().is_some() {
                 return;
             }
         } else if self.audio.len() < self.decoded_len + every {
@@ -416,15 +413,19 @@ impl WhisperSession {
         }
     }
 
+    /// The pause's final, ready: the audio the last decoding covered, if decoded as a final.
+    fn pause_final(&self) -> Option<usize> {
+        self.speculative
+            .as_ref()
+            .filter(|(covered, _, as_final)| *as_final && *covered >= self.voiced_len)
+            .map(|(covered, _, _)| *covered)
+    }
+
     /// Closes the utterance with the final decoded in its pause, once it is ready and the pause
     /// has lasted [`CLOSE_SECS`]: the text turns final as soon as it can, not when the pause
     /// reaches the detector's full length. Returns whether it closed.
     fn close_in_pause(&mut self, out: &mut Vec<EngineOutput>) -> bool {
-        let ready = self
-            .speculative
-            .as_ref()
-            .filter(|(covered, _, as_final)| *as_final && *covered >= self.voiced_len)
-            .map(|(covered, _, _)| *covered);
+        let ready = self.pause_final();
         let long_enough = self.vad.quiet_frames() as f64 >= CLOSE_SECS * FRAMES_PER_SECOND;
         match ready {
             Some(covered) if long_enough && self.vad.speaking() => {
