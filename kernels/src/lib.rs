@@ -10,10 +10,14 @@
 //! columns are split between the threads. Written for few rows: with many, a packing matrix
 //! library does better.
 
+mod packed;
+
 use half::f16;
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 use rayon::prelude::{IndexedParallelIterator, ParallelIterator, ParallelSlice, ParallelSliceMut};
+
+pub use packed::Packed;
 
 /// A weight matrix's values, row-major `(n, k)`.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +115,7 @@ fn half_weight_rows(x: &[f32], rows: usize, w: &[f16], k: usize, out: &mut [f32]
     reason = "compiled into each of the caller's target-feature versions"
 )]
 #[inline(always)]
-fn widen(h: u16) -> f32 {
+pub(crate) fn widen(h: u16) -> f32 {
     let rebias = f32::from_bits((127 + 112) << 23);
     let magnitude = u32::from(h & 0x7fff) << 13;
     let finite = (f32::from_bits(magnitude) * rebias).to_bits();

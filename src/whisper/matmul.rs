@@ -2,43 +2,121 @@
 //!
 //! The matrix library packs the weight matrix into its own layout before each product with more
 //! than one row: for a decoding step of five hypotheses that copy cost more than the product
-//! itself (40 % of a beam search's time went to packing). `lightning_kernels::product` reads
-//! each weight row once, where it lies (f16 when the model stores it so: half the memory to
-//! read), and multiplies it with every input row while it is in cache. An f32 weight times one
-//! row, and many rows (the encoder), stay with the matrix library, which does those well.
+//! itself (40 % of a beam search's time went to packing). The decoder's f16 weights are instead
+//! packed once, at load, for `lightning_kernels::Packed`: eight output columns side by side, so
+//! a product reads each weight once, from where it lies, at half the size of f32, and multiplies
+//! it into every input row with no horizontal sums. An f32 weight goes through
+//! `lightning_kernels::product` for a few rows; many rows (the encoder, the audio's keys) stay
+//! with the matrix library, which does those well.
 
-use candle_core::{D, DType, Module, Storage, Tensor};
+use std::sync::Arc;
+
+use candle_core::{D, DType, Device, Module, Storage, Tensor};
 use candle_nn::Linear;
 use half::f16;
-use lightning_kernels::{Weights, product};
+use lightning_kernels::{Packed, Weights, product};
 
 /// Products with up to this many input rows take the path here.
 pub(super) const FEW_ROWS: usize = 64;
 
-/// A linear layer: weight `(out, in)`, f32 or f16, and an optional f32 bias.
+/// A linear layer: weight `(out, in)`, and an optional f32 bias. An f16 weight (finite, as a
+/// model's are) is kept packed for [`Packed::product`].
 #[derive(Debug, Clone)]
 pub(super) struct Projection {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
+}
+
+#[derive(Debug, Clone)]
+enum Weight {
+    Plain(Tensor),
+    Packed(Arc<Packed>, Device),
 }
 
 impl Projection {
     pub(super) fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        let weight = match pack(&weight) {
+            Some(packed) => Weight::Packed(Arc::new(packed), weight.device().clone()),
+            None => Weight::Plain(weight),
+        };
         Self { weight, bias }
     }
 
+    /// `x · weightᵀ (+ bias)` over `x`'s last dimension.
     pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        project(x, &self.weight, self.bias.as_ref())
+        let k = x.dim(D::Minus1)?;
+        let rows = x.elem_count() / k.max(1);
+        match &self.weight {
+            Weight::Packed(packed, device) => {
+                if packed.k() != k {
+                    candle_core::bail!(
+                        "projection of width {k} by a weight of width {}",
+                        packed.k()
+                    );
+                }
+                if rows == 0 || rows > FEW_ROWS {
+                    // Not the decoder's own use (a long conditioning prompt): widened for the
+                    // matrix library, this once.
+                    let weight = Tensor::from_vec(packed.unpack(), (packed.n(), k), device)?;
+                    return Linear::new(weight, self.bias.clone()).forward(x);
+                }
+                let input = x.flatten_all()?.to_vec1::<f32>()?;
+                let bias = self.bias.as_ref().map(Tensor::to_vec1::<f32>).transpose()?;
+                let out = packed.product(&input, rows, bias.as_deref());
+                shaped(out, rows, packed.n(), x)
+            }
+            Weight::Plain(weight) => project(x, weight, self.bias.as_ref()),
+        }
+    }
+
+    /// Rows `ids` of the weight, as f32 `(ids, in)`: the weight used as an embedding table.
+    pub(super) fn rows(&self, ids: &[u32]) -> candle_core::Result<Tensor> {
+        match &self.weight {
+            Weight::Packed(packed, device) => {
+                let mut values = Vec::with_capacity(ids.len() * packed.k());
+                for &id in ids {
+                    let row = packed.row(id as usize);
+                    if row.is_empty() {
+                        candle_core::bail!("token {id} is past the embedding table");
+                    }
+                    values.extend(row);
+                }
+                Tensor::from_vec(values, (ids.len(), packed.k()), device)
+            }
+            Weight::Plain(weight) => {
+                let ids = Tensor::from_slice(ids, ids.len(), weight.device())?;
+                weight.index_select(&ids, 0)?.to_dtype(DType::F32)
+            }
+        }
     }
 }
 
-/// `x · weightᵀ (+ bias)` over `x`'s last dimension: a few rows by [`product`] (an f16 weight
-/// even for one row: its half-size read is the gain), more with the matrix library.
-pub(super) fn project(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-) -> candle_core::Result<Tensor> {
+/// An f16 `(n, k)` weight packed, or `None` (f32, not two-dimensional, or not finite).
+fn pack(weight: &Tensor) -> Option<Packed> {
+    if weight.dtype() != DType::F16 {
+        return None;
+    }
+    let (_, k) = weight.dims2().ok()?;
+    let values = weight.flatten_all().ok()?.to_vec1::<f16>().ok()?;
+    Packed::new(&values, k)
+}
+
+/// `out` (`rows` rows of `n`) in `x`'s shape with its last dimension `n`.
+fn shaped(out: Vec<f32>, rows: usize, n: usize, x: &Tensor) -> candle_core::Result<Tensor> {
+    if out.len() != rows * n {
+        candle_core::bail!("a weight of {n} columns that does not fit its input");
+    }
+    let mut dims = x.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = n;
+    }
+    Tensor::from_vec(out, dims, x.device())
+}
+
+/// `x · weightᵀ (+ bias)` over `x`'s last dimension for a weight kept as a tensor: a few rows by
+/// [`product`] (an f16 weight even for one row: its half-size read is the gain), more with the
+/// matrix library.
+fn project(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Tensor> {
     let k = x.dim(D::Minus1)?;
     let rows = x.elem_count() / k.max(1);
     let half = weight.dtype() == DType::F16;
@@ -71,14 +149,7 @@ pub(super) fn project(
         };
         product(&input, rows, weights, k, bias.as_deref())
     };
-    if out.len() != rows * n {
-        candle_core::bail!("a weight of {n} x {k} that does not fit its tensor");
-    }
-    let mut dims = x.dims().to_vec();
-    if let Some(last) = dims.last_mut() {
-        *last = n;
-    }
-    Tensor::from_vec(out, dims, x.device())
+    shaped(out, rows, n, x)
 }
 
 #[cfg(test)]
@@ -118,16 +189,54 @@ mod tests {
             let x = Tensor::randn(0f32, 1.0, (rows, 1, k), &device)?;
             let expected = Linear::new(weight.clone(), Some(bias.clone())).forward(&x)?;
             for w in [weight.clone(), weight.to_dtype(DType::F16)?] {
-                let ours = project(&x, &w, Some(&bias))?;
-                assert_eq!(ours.dims(), &[rows, 1, n]);
-                let worst = worst_difference(&expected, &ours)?;
-                assert!(
-                    worst < 1e-4,
-                    "{rows}x{k}x{n} {:?}: off by {worst}",
-                    w.dtype()
+                let packed = Projection::new(w.clone(), Some(bias.clone()));
+                assert_eq!(
+                    matches!(packed.weight, Weight::Packed(..)),
+                    w.dtype() == DType::F16
                 );
+                for ours in [project(&x, &w, Some(&bias))?, packed.forward(&x)?] {
+                    assert_eq!(ours.dims(), &[rows, 1, n]);
+                    let worst = worst_difference(&expected, &ours)?;
+                    assert!(
+                        worst < 1e-4,
+                        "{rows}x{k}x{n} {:?}: off by {worst}",
+                        w.dtype()
+                    );
+                }
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn an_embedding_table_gives_its_rows_packed_or_not() -> candle_core::Result<()> {
+        let device = Device::Cpu;
+        let table = Tensor::randn(0f32, 1.0, (21, 12), &device)?.to_dtype(DType::F16)?;
+        let ids = [0u32, 20, 7, 7, 13];
+        let expected = table
+            .index_select(&Tensor::from_slice(&ids, 5, &device)?, 0)?
+            .to_dtype(DType::F32)?;
+        let packed = Projection::new(table.clone(), None);
+        assert!(matches!(packed.weight, Weight::Packed(..)));
+        assert!(worst_difference(&expected, &packed.rows(&ids)?)? <= 0.0);
+        assert!(packed.rows(&[21]).is_err());
+        let plain = Projection::new(table.to_dtype(DType::F32)?, None);
+        assert!(worst_difference(&expected, &plain.rows(&ids)?)? <= 0.0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_weight_that_is_not_finite_is_not_packed() -> candle_core::Result<()> {
+        let device = Device::Cpu;
+        let mut values = vec![0.5f32; 16 * 4];
+        values[9] = f32::INFINITY;
+        let weight = Tensor::from_vec(values, (16, 4), &device)?.to_dtype(DType::F16)?;
+        let p = Projection::new(weight, None);
+        assert!(matches!(p.weight, Weight::Plain(..)));
+        let out = p.forward(&Tensor::ones((1, 4), DType::F32, &device)?)?;
+        let out = out.flatten_all()?.to_vec1::<f32>()?;
+        assert!((out[0] - 2.0).abs() < 1e-6);
+        assert!(out[2].is_infinite() && out[2] > 0.0);
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
-use super::matmul::{Projection, project};
+use super::matmul::Projection;
 
 use super::ct2::Ct2Model;
 pub use super::decoder_state::DecoderState;
@@ -112,7 +112,8 @@ pub struct Whisper {
     enc_pos: Tensor,
     encoder: Vec<EncoderLayer>,
     enc_ln: LayerNorm,
-    embed: Tensor,
+    /// The token embeddings, also the output projection (tied).
+    embed: Projection,
     dec_pos: Tensor,
     decoder: Vec<DecoderLayer>,
     dec_ln: LayerNorm,
@@ -258,7 +259,7 @@ impl Whisper {
             });
         }
         let dec_ln = l.layer_norm("decoder/layer_norm")?;
-        let embed = l.compact_tensor("decoder/embeddings/weight")?;
+        let embed = Projection::new(l.compact_tensor("decoder/embeddings/weight")?, None);
         let dec_pos = l.tensor("decoder/position_encodings/encodings")?;
         Ok(Self {
             dims,
@@ -401,11 +402,9 @@ impl Whisper {
         if state.position + n > self.dims.n_text_ctx {
             candle_core::bail!("the decoder's context is full");
         }
-        let ids = Tensor::from_slice(tokens, tokens.len(), &self.device)?;
         let x = self
             .embed
-            .index_select(&ids, 0)?
-            .to_dtype(DType::F32)?
+            .rows(tokens)?
             .reshape((batch, n, self.dims.d_model))?;
         let pos = self.dec_pos.narrow(0, state.position, n)?;
         let mut x = x.broadcast_add(&pos)?;
@@ -472,7 +471,7 @@ impl Whisper {
         } else {
             self.dec_ln.forward(&x.narrow(1, n - 1, 1)?.squeeze(1)?)?
         };
-        let logits = project(&last, &self.embed, None)?;
+        let logits = self.embed.forward(&last)?;
         Ok((logits.to_dtype(DType::F32)?, weights_out))
     }
 }
