@@ -5,7 +5,7 @@
 //! row of a tile reuses the block's weights, widened once, from cache.
 
 use half::f16;
-use rayon::prelude::{IndexedParallelIterator, ParallelIterator, ParallelSliceMut};
+use rayon::prelude::{IndexedParallelIterator, ParallelIterator, ParallelSlice, ParallelSliceMut};
 
 use pulp::bytemuck::cast;
 use pulp::x86::V3;
@@ -104,10 +104,10 @@ impl Packed {
         // groups, each of at least 64 K weights, so that handing them out stays cheap (a
         // decoder step makes dozens of products of 512 × 512).
         let mut by_block = vec![0f32; blocks * rows * LANES];
-        let group = (blocks / 32).max((1 << 16) / (k * LANES)).max(1);
         if self.bits.len() <= SMALL {
             blocks_product(x, rows, k, &self.bits, &mut by_block);
         } else {
+            let group = (blocks / 32).max((1 << 16) / (k * LANES)).max(1);
             by_block
                 .par_chunks_mut(group * rows * LANES)
                 .zip(self.bits.par_chunks(group * k * LANES))
@@ -130,8 +130,6 @@ impl Packed {
         out
     }
 }
-
-use rayon::prelude::ParallelSlice;
 
 /// Products of every input row with the blocks in `bits` (`[block][k][8]`); `out` gets
 /// `[block][row][8]`. AVX2 and FMA where the CPU has them, else plain loops.
@@ -161,16 +159,14 @@ fn blocks_product(x: &[f32], rows: usize, k: usize, bits: &[u16], out: &mut [f32
 
 /// [`blocks_product`] without vectors, for CPUs without AVX2 and FMA.
 fn blocks_product_plain(x: &[f32], rows: usize, k: usize, bits: &[u16], out: &mut [f32]) {
+    for (block, out) in bits
+        .chunks_exact(k * LANES)
+        .zip(out.chunks_exact_mut(rows * LANES))
     {
-        for (block, out) in bits
-            .chunks_exact(k * LANES)
-            .zip(out.chunks_exact_mut(rows * LANES))
-        {
-            for (row, out) in x.chunks_exact(k).zip(out.chunks_exact_mut(LANES)) {
-                for (i, v) in row.iter().enumerate() {
-                    for (l, o) in out.iter_mut().enumerate() {
-                        *o += v * widen(block[i * LANES + l]);
-                    }
+        for (row, out) in x.chunks_exact(k).zip(out.chunks_exact_mut(LANES)) {
+            for (i, v) in row.iter().enumerate() {
+                for (l, o) in out.iter_mut().enumerate() {
+                    *o += v * widen(block[i * LANES + l]);
                 }
             }
         }
