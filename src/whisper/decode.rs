@@ -208,8 +208,9 @@ impl Recognizer {
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
         let mut most_likely = super::language::LanguageTracker::most_likely;
-        self.recognize_inner(
-            samples,
+        let encoded = self.encode_segment(samples, &[])?;
+        self.decode_inner(
+            &encoded,
             language,
             &mut most_likely,
             previous,
@@ -233,12 +234,55 @@ impl Recognizer {
         previous: &[u32],
         pass: Pass<'_>,
     ) -> Result<Recognition, ModelError> {
+        let stop = match pass {
+            Pass::Final { .. } => &[][..],
+            Pass::Interim { stop, .. } => stop,
+        };
+        let encoded = self.encode_segment(samples, stop)?;
+        self.decode_segment(&encoded, language, decide, previous, pass)
+    }
+
+    /// Runs the encoder on `samples` (at most 30 s), given up (an error) as soon as one of
+    /// `stop` is raised. The result can be decoded more than once: an interim's encoding is
+    /// the final's when no voice came after it.
+    pub fn encode_segment(
+        &self,
+        samples: &[f32],
+        stop: &[&AtomicBool],
+    ) -> Result<Encoded, ModelError> {
+        if stopped(stop) {
+            return Err(ModelError::Inference(STOPPED.to_owned()));
+        }
+        let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
+        let samples = &samples[..samples.len().min(max_samples)];
+        let started = std::time::Instant::now();
+        let (audio, audio_positions, positions) = self
+            .encode(samples, self.context, stop)
+            .map_err(ModelError::Inference)?;
+        Ok(Encoded {
+            audio,
+            audio_positions,
+            positions,
+            samples: samples.len(),
+            secs: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Decodes an encoded segment for `pass` (see [`Recognizer::recognize_with`]).
+    pub fn decode_segment(
+        &self,
+        encoded: &Encoded,
+        language: Option<&str>,
+        decide: &mut DecideLanguage<'_>,
+        previous: &[u32],
+        pass: Pass<'_>,
+    ) -> Result<Recognition, ModelError> {
         let (fallback, beams, stop, draft) = match pass {
             Pass::Final { draft } => (self.fallback, self.beams, &[][..], draft),
             Pass::Interim { stop, draft } => (false, 1, stop, draft),
         };
-        self.recognize_inner(
-            samples, language, decide, previous, fallback, beams, stop, draft,
+        self.decode_inner(
+            encoded, language, decide, previous, fallback, beams, stop, draft,
         )
         .map_err(ModelError::Inference)
     }
@@ -247,9 +291,9 @@ impl Recognizer {
         clippy::too_many_arguments,
         reason = "one segment's recognition: its audio, language, context and decoding choices"
     )]
-    fn recognize_inner(
+    fn decode_inner(
         &self,
-        samples: &[f32],
+        encoded: &Encoded,
         language: Option<&str>,
         decide: &mut DecideLanguage<'_>,
         previous: &[u32],
@@ -261,15 +305,18 @@ impl Recognizer {
         if stopped(stop) {
             return Err(STOPPED.to_owned());
         }
-        let max_samples = (MAX_SECONDS * f64::from(SAMPLE_RATE)) as usize;
-        let samples = &samples[..samples.len().min(max_samples)];
-        let encode_started = std::time::Instant::now();
-        let (audio, audio_positions, positions) = self.encode(samples, self.context, stop)?;
-        let encode_secs = encode_started.elapsed().as_secs_f64();
-        let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+        let Encoded {
+            audio,
+            audio_positions,
+            positions,
+            samples,
+            secs: encode_secs,
+        } = encoded;
+        let (audio_positions, positions) = (*audio_positions, *positions);
+        let seconds = *samples as f64 / f64::from(SAMPLE_RATE);
         let mut language = language.map(str::to_owned);
         // Seeded by the audio's length: the same segment always decodes the same way.
-        let mut rng = fastrand::Rng::with_seed(samples.len() as u64);
+        let mut rng = fastrand::Rng::with_seed(*samples as u64);
         let temperatures: &[f32] = if fallback {
             &fallback::TEMPERATURES
         } else {
@@ -291,7 +338,7 @@ impl Recognizer {
             let mut most_probable: Option<Attempt> = None;
             for _ in 0..draws {
                 let begun = self.begin(
-                    &audio,
+                    audio,
                     previous,
                     &mut language,
                     decide,
@@ -484,6 +531,26 @@ impl Recognizer {
             .encode(&mel, frames, &|| stopped(stop))?
             .ok_or(STOPPED)?;
         Ok((audio, audio_positions, positions))
+    }
+}
+
+/// A segment's audio after the encoder.
+#[derive(Debug)]
+pub struct Encoded {
+    audio: candle_core::Tensor,
+    /// Positions that hold audio, and positions encoded (with the padding).
+    audio_positions: usize,
+    positions: usize,
+    /// The 16 kHz samples encoded.
+    samples: usize,
+    /// How long the encoder took.
+    secs: f64,
+}
+
+impl Encoded {
+    /// How many 16 kHz samples were encoded.
+    pub fn samples(&self) -> usize {
+        self.samples
     }
 }
 

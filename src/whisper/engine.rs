@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::decode::{Pass, Recognizer};
+use super::decode::{Encoded, Pass, Recognizer};
 use super::language::LanguageTracker;
 use super::mel::SAMPLE_RATE;
+use super::settled::{common_prefix, is_noise, round_ms};
 use super::vad::{FRAME, FRAMES_PER_SECOND, PauseWatch, Vad, VadConfig, VadEvent, level_db};
 use crate::audio::resample::MonoResampler;
 use crate::protocol::{StreamParams, WordTimestamp};
@@ -29,11 +30,11 @@ const PAUSE_SECS: f64 = 0.16;
 /// Quiet that closes an utterance whose final is ready (decoded from [`PAUSE_SECS`] on), before
 /// the detector's full pause (0.6 s). If the voice comes back, a new utterance begins.
 const CLOSE_SECS: f64 = 0.3;
+/// Quiet frames after the voice at which the utterance is decoded again without waiting for
+/// [`INTERIM_EVERY_SECS`]: if it is the pause, that decoding's encoding is the final's.
+const EAGER_QUIET_FRAMES: usize = 2;
 /// Utterances are cut here even without a pause (the model takes at most 30 s).
 const MAX_UTTERANCE_SECS: f64 = 28.0;
-/// Above this no-speech probability, with low confidence, a segment is treated as noise.
-const NO_SPEECH_THRESHOLD: f64 = 0.6;
-const LOW_LOGPROB: f64 = -1.0;
 
 /// The Whisper engine; the model is loaded once and shared by every stream.
 #[derive(Debug, Clone)]
@@ -113,6 +114,9 @@ struct WhisperSession {
     /// same decoding, language and context), and the final comes at once instead of a decoding
     /// later.
     speculative: Option<(usize, super::decode::Recognition, bool)>,
+    /// The last decoding's encoder output: when no voice came after the audio it covers, the
+    /// final decodes it again instead of running the encoder once more.
+    encoded: Option<Encoded>,
     previous_hypothesis: Vec<String>,
     shown: Vec<String>,
     /// More audio is queued behind the current push: no interims until caught up.
@@ -124,6 +128,10 @@ struct WhisperSession {
     /// an interim in progress is given up, so the pause's final (below) starts without
     /// waiting for it.
     paused: Arc<AtomicBool>,
+    /// Raised by the watch while the audio it has received ends in [`EAGER_QUIET_FRAMES`] of
+    /// quiet after the voice: an interim still in its encoder on audio that ends in the voice is
+    /// given up, and the audio with the voice's end encoded instead.
+    quieting: Arc<AtomicBool>,
     /// The stream's sample rate, for the watch.
     input_rate: u32,
     /// Condition each utterance on the text of the one before (off: on espeak-ng speech it
@@ -157,11 +165,13 @@ impl WhisperSession {
             decoded_len: 0,
             voiced_len: 0,
             speculative: None,
+            encoded: None,
             previous_hypothesis: Vec::new(),
             shown: Vec::new(),
             behind: false,
             hurry: Arc::new(AtomicBool::new(false)),
             paused: Arc::new(AtomicBool::new(false)),
+            quieting: Arc::new(AtomicBool::new(false)),
             input_rate: rate,
             condition: std::env::var("LIGHTNING_WHISPER_PREVIOUS").is_ok_and(|v| v == "1"),
             previous_tokens: Vec::new(),
@@ -193,6 +203,7 @@ impl WhisperSession {
                     self.in_utterance = true;
                     self.decoded_len = 0;
                     self.speculative = None;
+                    self.encoded = None;
                 }
                 Some(VadEvent::SpeechEnd { quiet_frames }) if self.in_utterance => {
                     // Keep 0.3 s of the pause; the rest is silence the model need not see.
@@ -209,6 +220,7 @@ impl WhisperSession {
                 self.in_utterance = true;
                 self.decoded_len = 0;
                 self.speculative = None;
+                self.encoded = None;
             }
             if self.in_utterance && self.vad.speaking() && self.vad.quiet_frames() == 0 {
                 self.voiced_len = self.audio.len();
@@ -257,6 +269,9 @@ impl WhisperSession {
             Some((_, r, _)) => (None, r.tokens),
             None => (None, Vec::new()),
         };
+        // With only quiet after the last encoding, the final decodes it again.
+        let voiced = self.voiced_len;
+        let encoded = self.encoded.take().filter(|e| e.samples() >= voiced);
         let result = if let Some(r) = ready {
             tracing::debug!("final from the last interim: only quiet after it");
             Ok(r)
@@ -267,13 +282,13 @@ impl WhisperSession {
                     .unwrap_or_default()
             };
             let language = self.language.as_deref();
-            recognizer.recognize_with(
-                utterance,
-                language,
-                &mut |p| tracker.decide(&mut second_opinion, p, utterance),
-                previous,
-                Pass::Final { draft: &draft },
-            )
+            let decide =
+                &mut |p: &[(String, f64)]| tracker.decide(&mut second_opinion, p, utterance);
+            let pass = Pass::Final { draft: &draft };
+            match encoded {
+                Some(e) => recognizer.decode_segment(&e, language, decide, previous, pass),
+                None => recognizer.recognize_with(utterance, language, decide, previous, pass),
+            }
         };
         let had_interim = !self.shown.is_empty();
         match result {
@@ -326,6 +341,7 @@ impl WhisperSession {
         self.decoded_len = 0;
         self.voiced_len = 0;
         self.speculative = None;
+        self.encoded = None;
         self.previous_hypothesis.clear();
         self.shown.clear();
     }
@@ -342,18 +358,27 @@ impl WhisperSession {
         // or greedy with one beam): if no more speech comes it is the final, with no decoding
         // left to wait for when the pause closes the utterance. Once it is, nothing new is said
         // until the voice returns.
-        let as_final = self.vad.quiet_frames() as f64 >= PAUSE_SECS * FRAMES_PER_SECOND
-            && self.language.is_some()
-            && !self.recognizer.fallback;
+        let can_final = self.language.is_some() && !self.recognizer.fallback;
+        let as_final =
+            self.vad.quiet_frames() as f64 >= PAUSE_SECS * FRAMES_PER_SECOND && can_final;
+        // The audio ends in quiet after the voice: if the pause goes on, its encoding is the
+        // final's, so a pause does not give it up.
+        let ends_quiet = self.vad.quiet_frames() > 0;
         let every = (INTERIM_EVERY_SECS * f64::from(SAMPLE_RATE)) as usize;
         if as_final {
             if self.pause_final().is_some() {
                 return;
             }
-        } else if self.audio.len() < self.decoded_len + every {
+        } else if self.audio.len() < self.decoded_len + every && !self.voice_ended() {
             return;
         }
-        self.decoded_len = self.audio.len();
+        let started = std::time::Instant::now();
+        let Some(encoded) = self.encoding(as_final, ends_quiet) else {
+            return;
+        };
+        // A pause began while encoding audio that ends in quiet: decoded as the final now.
+        let as_final = as_final || (can_final && ends_quiet && self.paused.load(Ordering::Relaxed));
+        self.decoded_len = encoded.samples();
         let previous = if self.condition {
             self.previous_tokens.as_slice()
         } else {
@@ -375,14 +400,14 @@ impl WhisperSession {
                 draft,
             }
         };
-        let started = std::time::Instant::now();
-        let result = self.recognizer.recognize_with(
-            &self.audio,
+        let result = self.recognizer.decode_segment(
+            &encoded,
             self.language.as_deref(),
             &mut |p| tracker.interim_language(p),
             previous,
             pass,
         );
+        self.encoded = Some(encoded);
         tracing::debug!(
             as_final,
             secs = Self::secs(self.decoded_len as u64),
@@ -411,6 +436,36 @@ impl WhisperSession {
                 ..EngineOutput::default()
             });
         }
+    }
+
+    /// The open utterance encoded: the last encoding again for the pause's final when no voice
+    /// came after it, else the audio so far. An encoding of audio that ends in the voice is
+    /// given up when the quiet begins (the voice's end is then encoded instead), one that ends
+    /// in quiet only when the client hurries. `None` when given up.
+    fn encoding(&mut self, as_final: bool, ends_quiet: bool) -> Option<Encoded> {
+        let voiced = self.voiced_len;
+        if let Some(e) = self
+            .encoded
+            .take()
+            .filter(|e| as_final && e.samples() >= voiced)
+        {
+            return Some(e);
+        }
+        let stop: &[&AtomicBool] = if ends_quiet {
+            &[&self.hurry]
+        } else {
+            &[&self.hurry, &self.quieting]
+        };
+        self.recognizer
+            .encode_segment(&self.audio, stop)
+            .inspect_err(|e| tracing::debug!(secs = Self::secs(self.audio.len() as u64), "{e}"))
+            .ok()
+    }
+
+    /// The audio ends in quiet after voice the last decoding did not cover: decoded now, its
+    /// encoding is the final's if the quiet turns out to be the pause.
+    fn voice_ended(&self) -> bool {
+        self.vad.quiet_frames() >= EAGER_QUIET_FRAMES && self.voiced_len > self.decoded_len
     }
 
     /// The pause's final, ready: the audio the last decoding covered, if decoded as a final.
@@ -489,12 +544,11 @@ impl EngineSession for WhisperSession {
 
     fn audio_watch(&mut self) -> Option<crate::server::engine::AudioWatch> {
         let pause_frames = (PAUSE_SECS * FRAMES_PER_SECOND).ceil() as usize;
-        let mut watch = PauseWatch::new(
-            self.vad.config(),
-            self.input_rate,
-            pause_frames,
-            Arc::clone(&self.paused),
-        );
+        let marks = vec![
+            (pause_frames, Arc::clone(&self.paused)),
+            (EAGER_QUIET_FRAMES, Arc::clone(&self.quieting)),
+        ];
+        let mut watch = PauseWatch::new(self.vad.config(), self.input_rate, marks);
         Some(Box::new(move |samples| watch.push(samples)))
     }
 
@@ -520,81 +574,5 @@ impl EngineSession for WhisperSession {
         }
         self.close_open(&mut out);
         out
-    }
-}
-
-/// Whisper's usual output for non-speech: nothing, a bracketed tag, or a confident "no speech".
-fn is_noise(r: &super::decode::Recognition) -> bool {
-    let text = r.text.trim();
-    if text.is_empty() {
-        return true;
-    }
-    let bracketed = (text.starts_with('[') && text.ends_with(']'))
-        || (text.starts_with('(') && text.ends_with(')'))
-        || (text.starts_with('*') && text.ends_with('*'));
-    bracketed || (r.no_speech > NO_SPEECH_THRESHOLD && r.avg_logprob < LOW_LOGPROB)
-}
-
-fn normalise(word: &str) -> String {
-    word.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// How many leading words two hypotheses share (ignoring case and punctuation); the last shared
-/// word only counts when both go on past it, since a word at the very end may still be growing.
-fn common_prefix(a: &[String], b: &[String]) -> usize {
-    let same = a
-        .iter()
-        .zip(b)
-        .take_while(|(x, y)| normalise(x) == normalise(y))
-        .count();
-    if same == a.len().min(b.len()) && same > 0 && (same == a.len() || same == b.len()) {
-        same - 1
-    } else {
-        same
-    }
-}
-
-fn round_ms(secs: f64) -> f64 {
-    (secs.max(0.0) * 1000.0).round() / 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn the_agreed_prefix_ignores_case_and_punctuation_and_holds_back_the_last_word() {
-        assert_eq!(
-            common_prefix(&words("the quick brown"), &words("The quick, brown fox")),
-            2
-        );
-        assert_eq!(
-            common_prefix(&words("the quick brawn"), &words("the quick brown fox")),
-            2
-        );
-        assert_eq!(common_prefix(&[], &words("hello")), 0);
-        assert_eq!(common_prefix(&words("a b c d"), &words("a b c d e")), 3);
-    }
-
-    #[test]
-    fn bracketed_tags_and_confident_silence_are_noise() {
-        let r = |text: &str, no_speech: f64, avg: f64| super::super::decode::Recognition {
-            text: text.into(),
-            no_speech,
-            avg_logprob: avg,
-            ..Default::default()
-        };
-        assert!(is_noise(&r("[BLANK_AUDIO]", 0.0, 0.0)));
-        assert!(is_noise(&r("(music)", 0.0, 0.0)));
-        assert!(is_noise(&r("Thank you.", 0.9, -1.5)));
-        assert!(!is_noise(&r("Thank you.", 0.9, -0.2)));
-        assert!(!is_noise(&r("Hello there.", 0.1, -0.4)));
     }
 }

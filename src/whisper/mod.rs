@@ -15,6 +15,7 @@ mod matmul;
 pub mod mel;
 pub mod model;
 mod repeat;
+mod settled;
 pub mod tokenizer;
 pub mod vad;
 pub mod wer;

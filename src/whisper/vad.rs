@@ -140,32 +140,31 @@ impl Vad {
 }
 
 /// A pause seen where the audio arrives: a second detector on the stream as the server receives
-/// it (at the stream's rate, in its 20 ms frames), raising `paused` while `pause_frames` quiet
-/// frames or more follow the voice. The session's own detector sees the same audio later, when it
-/// has finished decoding: the flag lets it give up an interim that a pause has made pointless.
+/// it (at the stream's rate, in its 20 ms frames), raising each of its flags while at least that
+/// flag's number of quiet frames follow the voice. The session's own detector sees the same audio
+/// later, when it has finished decoding: the flags let it give up an interim that the quiet has
+/// made pointless.
 #[derive(Debug)]
 pub struct PauseWatch {
     vad: Vad,
     frame: usize,
     pending: Vec<f32>,
-    pause_frames: usize,
-    paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    marks: Vec<(usize, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl PauseWatch {
+    /// `marks`: quiet frames after the voice, and the flag raised from then on.
     pub fn new(
         config: VadConfig,
         rate_hz: u32,
-        pause_frames: usize,
-        paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        marks: Vec<(usize, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
     ) -> Self {
         let frame = (rate_hz as usize / FRAMES_PER_SECOND as usize).max(1);
         Self {
             vad: Vad::new(config),
             frame,
             pending: Vec::with_capacity(frame),
-            pause_frames,
-            paused,
+            marks,
         }
     }
 
@@ -179,9 +178,10 @@ impl PauseWatch {
             if self.pending.len() == self.frame {
                 self.vad.push(level_db(&self.pending));
                 self.pending.clear();
-                let paused = self.vad.quiet_frames() >= self.pause_frames;
-                self.paused
-                    .store(paused, std::sync::atomic::Ordering::Relaxed);
+                let quiet = self.vad.quiet_frames();
+                for (frames, flag) in &self.marks {
+                    flag.store(quiet >= *frames, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
     }
@@ -235,29 +235,42 @@ mod tests {
     }
 
     #[test]
-    fn the_watch_raises_the_pause_after_the_voice_and_lowers_it_when_the_voice_returns() {
+    fn the_watch_raises_each_flag_after_its_quiet_and_lowers_them_when_the_voice_returns() {
         use std::sync::atomic::{AtomicBool, Ordering};
         let paused = std::sync::Arc::new(AtomicBool::new(false));
+        let quieting = std::sync::Arc::new(AtomicBool::new(false));
         // 48 kHz: 960 samples a frame, fed in pieces that do not line up with frames.
-        let mut watch = PauseWatch::new(VadConfig::default(), 48_000, 8, paused.clone());
+        let marks = vec![(8, paused.clone()), (2, quieting.clone())];
+        let mut watch = PauseWatch::new(VadConfig::default(), 48_000, marks);
         let frames = |level: f32, n: usize| vec![level; 960 * n];
         let mut feed = |samples: Vec<f32>| {
             for piece in samples.chunks(700) {
                 watch.push(piece);
             }
-            paused.load(Ordering::Relaxed)
+            (
+                paused.load(Ordering::Relaxed),
+                quieting.load(Ordering::Relaxed),
+            )
         };
-        assert!(
-            !feed(frames(0.0001, 20)),
+        assert_eq!(
+            feed(frames(0.0001, 20)),
+            (false, false),
             "quiet before any voice is no pause"
         );
-        assert!(!feed(frames(0.1, 20)), "speaking");
-        assert!(
-            !feed(frames(0.0001, 7)),
+        assert_eq!(feed(frames(0.1, 20)), (false, false), "speaking");
+        assert_eq!(feed(frames(0.0001, 1)), (false, false), "1 quiet frame");
+        assert_eq!(
+            feed(frames(0.0001, 1)),
+            (false, true),
+            "2: the voice may have ended"
+        );
+        assert_eq!(
+            feed(frames(0.0001, 5)),
+            (false, true),
             "7 quiet frames: a gap between words"
         );
-        assert!(feed(frames(0.0001, 1)), "the 8th: a pause");
-        assert!(!feed(frames(0.1, 1)), "the voice is back");
+        assert_eq!(feed(frames(0.0001, 1)), (true, true), "the 8th: a pause");
+        assert_eq!(feed(frames(0.1, 1)), (false, false), "the voice is back");
     }
 
     #[test]
