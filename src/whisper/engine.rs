@@ -392,13 +392,17 @@ impl WhisperSession {
             .speculative
             .as_ref()
             .map_or(&[][..], |(_, r, _)| r.tokens.as_slice());
+        // An interim of audio that ends in the voice gives way as soon as the quiet begins: the
+        // voice's end is decoded instead.
+        let stop: &[&AtomicBool] = if ends_quiet {
+            &[&self.hurry, &self.paused]
+        } else {
+            &[&self.hurry, &self.paused, &self.quieting]
+        };
         let pass = if as_final {
             Pass::Final { draft }
         } else {
-            Pass::Interim {
-                stop: &[&self.hurry, &self.paused],
-                draft,
-            }
+            Pass::Interim { stop, draft }
         };
         let result = self.recognizer.decode_segment(
             &encoded,
