@@ -6,7 +6,7 @@ use candle_nn::LayerNorm;
 
 use super::ct2::{Ct2Model, Variable};
 use super::matmul::Projection;
-use super::model::{Attention, Result, err};
+use super::model::{Attention, FusedAttention, Result, err};
 
 /// Takes a CTranslate2 model's variables out one by one as the network's layers.
 pub(super) struct Loader<'a> {
@@ -97,6 +97,19 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// An encoder layer's self-attention: its layer norm, the fused q/k/v projection kept whole,
+    /// and the output projection.
+    pub(super) fn encoder_attention(
+        &mut self,
+        layer: &str,
+        n_heads: usize,
+    ) -> Result<(LayerNorm, FusedAttention)> {
+        let qkv = self.linear(&format!("{layer}/self_attention/linear_0"))?;
+        let out = self.linear(&format!("{layer}/self_attention/linear_1"))?;
+        let ln = self.layer_norm(&format!("{layer}/self_attention/layer_norm"))?;
+        Ok((ln, FusedAttention { qkv, out, n_heads }))
+    }
+
     /// A layer's self-attention: its layer norm and the fused q/k/v projection split in three
     /// (`compact` for the decoder's, see [`Self::compact_tensor`]).
     pub(super) fn self_attention(

@@ -62,23 +62,58 @@ impl Attention {
         mask: Option<&Tensor>,
         keep_weights: bool,
     ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
-        let dh = q.dim(3)?;
-        let scale = 1.0 / (dh as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?;
-        if let Some(mask) = mask {
-            scores = scores.broadcast_add(mask)?;
-        }
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = weights.matmul(v)?;
-        let (b, h, t, d) = out.dims4()?;
-        let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
+        let (out, weights) = attend(q, k, v, mask)?;
         Ok((self.out.forward(&out)?, keep_weights.then_some(weights)))
+    }
+}
+
+/// Scaled dot-product attention of `q` (B, H, Tq, Dh) over `k`, `v` (B, H, Tk, Dh): the heads'
+/// outputs side by side (B, Tq, H·Dh), and the attention weights.
+fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let dh = q.dim(3)?;
+    let scale = 1.0 / (dh as f64).sqrt();
+    let mut scores = (q.matmul(&k.t()?)? * scale)?;
+    if let Some(mask) = mask {
+        scores = scores.broadcast_add(mask)?;
+    }
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    let out = weights.matmul(v)?;
+    let (b, h, t, d) = out.dims4()?;
+    let out = out.transpose(1, 2)?.reshape((b, t, h * d))?;
+    Ok((out, weights))
+}
+
+/// The encoder's self-attention: its query, key and value projections as the model stores them,
+/// fused (one product of three times the width, and one copy into heads).
+pub(super) struct FusedAttention {
+    pub(super) qkv: Projection,
+    pub(super) out: Projection,
+    pub(super) n_heads: usize,
+}
+
+impl FusedAttention {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let qkv = self.qkv.forward(x)?;
+        let (b, t, width) = qkv.dims3()?;
+        let dh = width / 3 / self.n_heads;
+        // (B, T, 3, H, Dh) -> (3, B, H, T, Dh)
+        let qkv = qkv
+            .reshape((b, t, 3, self.n_heads, dh))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let (out, _) = attend(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, None)?;
+        self.out.forward(&out)
     }
 }
 
 struct EncoderLayer {
     attn_ln: LayerNorm,
-    attn: Attention,
+    attn: FusedAttention,
     mlp_ln: LayerNorm,
     fc1: Projection,
     fc2: Projection,
@@ -231,7 +266,7 @@ impl Whisper {
         let mut encoder = Vec::with_capacity(encoder_layers);
         for i in 0..encoder_layers {
             let p = format!("encoder/layer_{i}");
-            let (attn_ln, attn) = l.self_attention(&p, n_heads, false)?;
+            let (attn_ln, attn) = l.encoder_attention(&p, n_heads)?;
             encoder.push(EncoderLayer {
                 attn_ln,
                 attn,
@@ -318,11 +353,7 @@ impl Whisper {
             if stop() {
                 return Ok(None);
             }
-            let h = layer.attn_ln.forward(&x)?;
-            let q = layer.attn.heads(&layer.attn.q.forward(&h)?)?;
-            let k = layer.attn.heads(&layer.attn.k.forward(&h)?)?;
-            let v = layer.attn.heads(&layer.attn.v.forward(&h)?)?;
-            let (a, _) = layer.attn.attend(&q, &k, &v, None, false)?;
+            let a = layer.attn.forward(&layer.attn_ln.forward(&x)?)?;
             x = (x + a)?;
             x = (&x + mlp(&layer.mlp_ln, &layer.fc1, &layer.fc2, &x)?)?;
         }
