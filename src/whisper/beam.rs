@@ -10,7 +10,7 @@ use super::decode::{Recognizer, STOPPED, stopped};
 use super::fallback::Attempt;
 use super::greedy::BeamStart;
 use super::model::{DecoderState, log_softmax};
-use super::repeat::{cut_repeat, repetition, restart};
+use super::repeat::{cut_repeat, repetition, restart, starts_over};
 
 /// One hypothesis: its text tokens, each one's log-probability, and their sum (with the
 /// end-of-text token's, once finished).
@@ -115,7 +115,10 @@ impl Recognizer {
                 child.tokens.push(token);
                 child.logprobs.push(lp);
                 child.score = score;
-                if let Some(cut) = repetition(&child.tokens).or_else(|| restart(&child.tokens)) {
+                if let Some(cut) = repetition(&child.tokens)
+                    .or_else(|| restart(&child.tokens))
+                    .or_else(|| starts_over(&child.tokens, |t| self.tokenizer.ends_sentence(t)))
+                {
                     // A loop: this hypothesis ends where it started.
                     child.truncate(cut);
                     finished.push(child);

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use super::decode::{Begun, Recognizer, STOPPED, stopped};
 use super::fallback::{self, Attempt};
 use super::model::log_softmax;
-use super::repeat::{cut_repeat, repetition, restart};
+use super::repeat::{cut_repeat, repetition, restart, starts_over};
 
 /// How one attempt picks its tokens.
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +145,10 @@ impl Recognizer {
             }
             tokens.push(next);
             token_logprobs.push(lp);
-            if let Some(cut) = repetition(&tokens).or_else(|| restart(&tokens)) {
+            if let Some(cut) = repetition(&tokens)
+                .or_else(|| restart(&tokens))
+                .or_else(|| starts_over(&tokens, |t| self.tokenizer.ends_sentence(t)))
+            {
                 tokens.truncate(cut);
                 token_logprobs.truncate(cut);
                 for row in &mut rows {

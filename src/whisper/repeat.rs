@@ -44,6 +44,25 @@ pub(super) fn restart(tokens: &[u32]) -> Option<usize> {
     Some(n - RESTART)
 }
 
+/// Where the text starts over from its own beginning after a sentence: its first
+/// [`START_OVER`] tokens again right after a token that ends a sentence (`ends_sentence`). The
+/// usual shape of the decoder's loop past the speech ("… the bridge. Turn left at"), caught
+/// five tokens sooner than [`restart`] does, so a beam search waiting for its last hypotheses
+/// to finish stops sooner. Cut after the sentence's end; the first sentence must be longer than
+/// the repeat.
+pub(super) fn starts_over(tokens: &[u32], ends_sentence: impl Fn(u32) -> bool) -> Option<usize> {
+    let n = tokens.len();
+    if n < 2 * START_OVER + 2 {
+        return None;
+    }
+    let end = n - START_OVER - 1;
+    (ends_sentence(tokens[end]) && tokens[end + 1..] == tokens[..START_OVER]).then_some(end + 1)
+}
+
+/// Tokens of a text's beginning that, said again after its first sentence, are the decoder
+/// starting over (about two or three words).
+const START_OVER: usize = 3;
+
 /// Where to cut a finished text that is one block said twice ("Turn left. Turn left,"): the
 /// decoder's habit on short utterances, which beam search ranks high. The second copy may differ
 /// from the first by one token (a comma); a block of 4 tokens or more said twice in a row, word
@@ -131,6 +150,22 @@ mod tests {
         // Text with no repeat of 6 tokens is kept whole.
         let plain: Vec<u32> = (1..=30).chain([1, 2, 3, 4, 5]).collect();
         assert_eq!(cut_repeat(&plain), None);
+    }
+
+    #[test]
+    fn a_sentence_followed_by_its_own_first_words_is_cut_after_the_sentence() {
+        let full_stop = |t: u32| t == 99;
+        // "1 2 3 4 5 ." then "1 2 3": cut after the full stop, when the third arrives.
+        let mut t: Vec<u32> = vec![1, 2, 3, 4, 5, 99, 1, 2];
+        assert_eq!(starts_over(&t, full_stop), None);
+        t.push(3);
+        assert_eq!(starts_over(&t, full_stop), Some(6));
+        // Other words after the sentence, or no sentence end before them, are left alone.
+        assert_eq!(starts_over(&[1, 2, 3, 4, 5, 99, 1, 2, 7], full_stop), None);
+        assert_eq!(starts_over(&[1, 2, 3, 4, 5, 98, 1, 2, 3], full_stop), None);
+        // A first sentence no longer than the repeat is not the decoder starting over.
+        assert_eq!(starts_over(&[1, 2, 3, 99, 1, 2, 3], full_stop), None);
+        assert_eq!(starts_over(&[1, 2, 99, 1, 2, 99, 1], full_stop), None);
     }
 
     #[test]

@@ -152,6 +152,14 @@ impl Tokenizer {
         self.pieces.get(id as usize).map_or(&[], Vec::as_slice)
     }
 
+    /// Whether a text token ends a sentence (ends in `.`, `?`, `!` or their full-width forms).
+    pub fn ends_sentence(&self, id: u32) -> bool {
+        let bytes = self.bytes(id);
+        [".", "?", "!", "。", "？", "！"]
+            .iter()
+            .any(|end| bytes.ends_with(end.as_bytes()))
+    }
+
     /// Text of a token sequence; special tokens are skipped.
     pub fn decode(&self, ids: &[u32]) -> String {
         let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.bytes(id)).copied().collect();
