@@ -337,6 +337,44 @@ fn a_draft_changes_no_word_of_greedy_decoding() {
             "word times with draft: {label}"
         );
     }
+    // The engine decodes an interim's encoding again as the pause's final: the same text and
+    // word times as a final recognised from the audio.
+    let encoded = recognizer.encode_segment(&samples, &[]).unwrap();
+    let mut english = |_: &[(String, f64)]| "en".to_owned();
+    let interim = recognizer
+        .decode_segment(
+            &encoded,
+            Some("en"),
+            &mut english,
+            &[],
+            Pass::Interim {
+                stop: &[],
+                draft: &[],
+            },
+        )
+        .unwrap();
+    let again = recognizer
+        .decode_segment(
+            &encoded,
+            Some("en"),
+            &mut english,
+            &[],
+            Pass::Final {
+                draft: &interim.tokens,
+            },
+        )
+        .unwrap();
+    assert_eq!(again.tokens, plain.tokens);
+    assert_eq!(again.words.len(), plain.words.len());
+    for (a, p) in again.words.iter().zip(&plain.words) {
+        // Checked in one pass with the draft, a token's probability may differ in the sixth
+        // decimal from the one computed step by step.
+        assert_eq!((&a.text, a.start, a.end), (&p.text, p.start, p.end));
+        assert!(
+            (a.probability - p.probability).abs() < 1e-4,
+            "{a:?} vs {p:?}"
+        );
+    }
 }
 
 /// Pauses shorter than the voice detector's (0.6 s) but long enough for the engine to close the
