@@ -2,9 +2,10 @@
 //!
 //! Each stream is resampled to 16 kHz and cut into utterances by the voice-activity detector.
 //! While an utterance grows, it is re-recognised about every 0.5 s of new audio and an interim
-//! carries the words two successive hypotheses agree on (so grey text grows and does not flicker);
-//! at a pause (or `finalize`, `end`, or 28 s of speech) the utterance is recognised once more and
-//! sent as a final with word times and the language. Word times come from the alignment heads'
+//! carries the words two successive hypotheses agree on (so grey text grows and does not flicker),
+//! and again as soon as quiet follows the voice; at a pause (or `finalize`, `end`, or 28 s of
+//! speech) the utterance is decoded once more, from the last encoding when no voice came after
+//! it, and sent as a final with word times and the language. Word times come from the alignment heads'
 //! cross-attention and are approximate (about ±0.1 s).
 
 use std::sync::Arc;
