@@ -5,8 +5,8 @@
 //! carries the words two successive hypotheses agree on (so grey text grows and does not flicker),
 //! and again as soon as quiet follows the voice; at a pause (or `finalize`, `end`, or 28 s of
 //! speech) the utterance is decoded once more, from the last encoding when no voice came after
-//! it, and sent as a final with word times and the language. Word times come from the alignment heads'
-//! cross-attention and are approximate (about ±0.1 s).
+//! it, and sent as a final with word times and the language. Word times come from the alignment
+//! heads' cross-attention and are approximate (about ±0.1 s).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
