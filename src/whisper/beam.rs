@@ -10,7 +10,7 @@ use super::decode::{Recognizer, STOPPED, stopped};
 use super::fallback::Attempt;
 use super::greedy::BeamStart;
 use super::model::{DecoderState, log_softmax};
-use super::repeat::{cut_repeat, repetition, restart, starts_over};
+use super::repeat::cut_repeat;
 
 /// One hypothesis: its text tokens, each one's log-probability, and their sum (with the
 /// end-of-text token's, once finished).
@@ -115,10 +115,7 @@ impl Recognizer {
                 child.tokens.push(token);
                 child.logprobs.push(lp);
                 child.score = score;
-                if let Some(cut) = repetition(&child.tokens)
-                    .or_else(|| restart(&child.tokens))
-                    .or_else(|| starts_over(&child.tokens, |t| self.tokenizer.ends_sentence(t)))
-                {
+                if let Some(cut) = self.loop_cut(&child.tokens) {
                     // A loop: this hypothesis ends where it started.
                     child.truncate(cut);
                     finished.push(child);

@@ -208,18 +208,13 @@ impl Recognizer {
         previous: &[u32],
     ) -> Result<Recognition, ModelError> {
         let mut most_likely = super::language::LanguageTracker::most_likely;
-        let encoded = self.encode_segment(samples, &[])?;
-        self.decode_inner(
-            &encoded,
+        self.recognize_with(
+            samples,
             language,
             &mut most_likely,
             previous,
-            self.fallback,
-            self.beams,
-            &[],
-            &[],
+            Pass::Final { draft: &[] },
         )
-        .map_err(ModelError::Inference)
     }
 
     /// Recognises `samples` in `language`, or (when `None`) in the language `decide` picks from

@@ -373,8 +373,16 @@ impl WhisperSession {
         } else if self.audio.len() < self.decoded_len + every && !self.voice_ended() {
             return;
         }
+        // What a decoding of this audio gives way to: the client hurrying, and, when the audio
+        // ends in the voice, the quiet beginning (the voice's end is decoded instead).
+        let hurry = Arc::clone(&self.hurry);
+        let quieting = Arc::clone(&self.quieting);
+        let mut gives_way: Vec<&AtomicBool> = vec![&hurry];
+        if !ends_quiet {
+            gives_way.push(&quieting);
+        }
         let started = std::time::Instant::now();
-        let Some(encoded) = self.encoding(as_final, ends_quiet) else {
+        let Some(encoded) = self.encoding(as_final, &gives_way) else {
             return;
         };
         // A pause began while encoding audio that ends in quiet: decoded as the final now.
@@ -393,17 +401,15 @@ impl WhisperSession {
             .speculative
             .as_ref()
             .map_or(&[][..], |(_, r, _)| r.tokens.as_slice());
-        // An interim of audio that ends in the voice gives way as soon as the quiet begins: the
-        // voice's end is decoded instead.
-        let stop: &[&AtomicBool] = if ends_quiet {
-            &[&self.hurry, &self.paused]
-        } else {
-            &[&self.hurry, &self.paused, &self.quieting]
-        };
+        // An interim also gives way to the pause (its final is wanted).
+        gives_way.push(&self.paused);
         let pass = if as_final {
             Pass::Final { draft }
         } else {
-            Pass::Interim { stop, draft }
+            Pass::Interim {
+                stop: &gives_way,
+                draft,
+            }
         };
         let result = self.recognizer.decode_segment(
             &encoded,
@@ -444,10 +450,8 @@ impl WhisperSession {
     }
 
     /// The open utterance encoded: the last encoding again for the pause's final when no voice
-    /// came after it, else the audio so far. An encoding of audio that ends in the voice is
-    /// given up when the quiet begins (the voice's end is then encoded instead), one that ends
-    /// in quiet only when the client hurries. `None` when given up.
-    fn encoding(&mut self, as_final: bool, ends_quiet: bool) -> Option<Encoded> {
+    /// came after it, else the audio so far, given up (`None`) when one of `stop` is raised.
+    fn encoding(&mut self, as_final: bool, stop: &[&AtomicBool]) -> Option<Encoded> {
         let voiced = self.voiced_len;
         if let Some(e) = self
             .encoded
@@ -456,11 +460,6 @@ impl WhisperSession {
         {
             return Some(e);
         }
-        let stop: &[&AtomicBool] = if ends_quiet {
-            &[&self.hurry]
-        } else {
-            &[&self.hurry, &self.quieting]
-        };
         self.recognizer
             .encode_segment(&self.audio, stop)
             .inspect_err(|e| tracing::debug!(secs = Self::secs(self.audio.len() as u64), "{e}"))

@@ -42,6 +42,15 @@ pub(super) struct BeamStart {
 }
 
 impl Recognizer {
+    /// Where to cut text that has fallen into a loop, checked as it grows (greedy decoding
+    /// and each beam): a block repeated too often, the text starting over, or its first words
+    /// again right after its first sentence.
+    pub(super) fn loop_cut(&self, tokens: &[u32]) -> Option<usize> {
+        repetition(tokens)
+            .or_else(|| restart(tokens))
+            .or_else(|| starts_over(tokens, |t| self.tokenizer.ends_sentence(t)))
+    }
+
     /// One decoding after the prompt (`begun`) at `steps.temperature` (0: greedy). Greedy
     /// decoding checks `steps.draft` in one decoder pass first and goes on step by step from
     /// where the model disagrees with it (the same text, fewer passes). With `steps.doubt`, it
@@ -145,10 +154,7 @@ impl Recognizer {
             }
             tokens.push(next);
             token_logprobs.push(lp);
-            if let Some(cut) = repetition(&tokens)
-                .or_else(|| restart(&tokens))
-                .or_else(|| starts_over(&tokens, |t| self.tokenizer.ends_sentence(t)))
-            {
+            if let Some(cut) = self.loop_cut(&tokens) {
                 tokens.truncate(cut);
                 token_logprobs.truncate(cut);
                 for row in &mut rows {

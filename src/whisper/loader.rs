@@ -110,25 +110,19 @@ impl Loader<'_> {
         Ok((ln, FusedAttention { qkv, out, n_heads }))
     }
 
-    /// A layer's self-attention: its layer norm and the fused q/k/v projection split in three
-    /// (`compact` for the decoder's, see [`Self::compact_tensor`]).
+    /// A decoder layer's self-attention: its layer norm and the fused q/k/v projection split in
+    /// three, kept compact (see [`Self::compact_tensor`]).
     pub(super) fn self_attention(
         &mut self,
         layer: &str,
         n_heads: usize,
-        compact: bool,
     ) -> Result<(LayerNorm, Attention)> {
-        let qkv = self.split_linear(&format!("{layer}/self_attention/linear_0"), 3, compact)?;
+        let qkv = self.split_linear(&format!("{layer}/self_attention/linear_0"), 3, true)?;
         let [q, k, v]: [Projection; 3] = qkv
             .try_into()
             .map_err(|_| "a fused projection did not split in three".to_string())?;
         let ln = self.layer_norm(&format!("{layer}/self_attention/layer_norm"))?;
-        let out_name = format!("{layer}/self_attention/linear_1");
-        let out = if compact {
-            self.compact_linear(&out_name)?
-        } else {
-            self.linear(&out_name)?
-        };
+        let out = self.compact_linear(&format!("{layer}/self_attention/linear_1"))?;
         Ok((
             ln,
             Attention {

@@ -279,7 +279,7 @@ impl Whisper {
         let mut decoder = Vec::with_capacity(decoder_layers);
         for i in 0..decoder_layers {
             let p = format!("decoder/layer_{i}");
-            let (attn_ln, attn) = l.self_attention(&p, n_heads, true)?;
+            let (attn_ln, attn) = l.self_attention(&p, n_heads)?;
             // The audio's keys and values: many rows, once per segment.
             let kv = l.split_linear(&format!("{p}/attention/linear_1"), 2, false)?;
             let [ck, cv]: [Projection; 2] = kv
