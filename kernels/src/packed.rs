@@ -15,8 +15,8 @@ use crate::widen;
 
 /// Output columns per block (one 8-lane vector of f32).
 const LANES: usize = 8;
-/// Input rows multiplied together against a widened block.
-const TILE: usize = 6;
+/// Input rows multiplied together against widened blocks.
+const TILE: usize = 5;
 /// Weights up to which a product stays on the calling thread: waking another costs more than
 /// it saves (a 512 × 512 product of five rows takes ~50 µs on one core).
 const SMALL: usize = 1 << 20;
@@ -135,25 +135,66 @@ impl Packed {
 /// `[block][row][8]`. AVX2 and FMA where the CPU has them, else plain loops.
 fn blocks_product(x: &[f32], rows: usize, k: usize, bits: &[u16], out: &mut [f32]) {
     if let Some(simd) = V3::try_new() {
-        simd.vectorize(|| {
-            let blocks: &[i16x8] = pulp::bytemuck::cast_slice(bits);
-            let mut r = 0;
-            while r < rows {
-                let take = TILE.min(rows - r);
-                let x = &x[r * k..(r + take) * k];
-                match take {
-                    6 => tile_v3::<6>(simd, x, k, blocks, rows, r, out),
-                    5 => tile_v3::<5>(simd, x, k, blocks, rows, r, out),
-                    4 => tile_v3::<4>(simd, x, k, blocks, rows, r, out),
-                    3 => tile_v3::<3>(simd, x, k, blocks, rows, r, out),
-                    2 => tile_v3::<2>(simd, x, k, blocks, rows, r, out),
-                    _ => tile_v3::<1>(simd, x, k, blocks, rows, r, out),
-                }
-                r += take;
-            }
+        let blocks: &[i16x8] = pulp::bytemuck::cast_slice(bits);
+        simd.vectorize(BlocksV3 {
+            simd,
+            x,
+            rows,
+            k,
+            blocks,
+            out,
         });
     } else {
         blocks_product_plain(x, rows, k, bits, out);
+    }
+}
+
+/// [`blocks_v3`]'s arguments, called inlined inside [`V3::vectorize`] (a closure doing the same
+/// is not always inlined there, and its vector instructions then become calls).
+struct BlocksV3<'a> {
+    simd: V3,
+    x: &'a [f32],
+    rows: usize,
+    k: usize,
+    blocks: &'a [i16x8],
+    out: &'a mut [f32],
+}
+
+impl pulp::NullaryFnOnce for BlocksV3<'_> {
+    type Output = ();
+
+    #[allow(
+        clippy::inline_always,
+        reason = "runs inside V3::vectorize, which needs its callees inlined"
+    )]
+    #[inline(always)]
+    fn call(self) {
+        blocks_v3(self.simd, self.x, self.rows, self.k, self.blocks, self.out);
+    }
+}
+
+/// [`blocks_product`] with AVX2 vectors: the rows in tiles of rows × blocks multiplied
+/// together, enough independent sums in flight to hide the multiply-add's latency (one row
+/// alone waited on it at every weight), few enough to stay in the 16 vector registers.
+#[allow(
+    clippy::inline_always,
+    reason = "runs inside V3::vectorize, which needs its callees inlined"
+)]
+#[inline(always)]
+fn blocks_v3(simd: V3, x: &[f32], rows: usize, k: usize, blocks: &[i16x8], out: &mut [f32]) {
+    let mut r = 0;
+    while r < rows {
+        let take = TILE.min(rows - r);
+        let x = &x[r * k..(r + take) * k];
+        let tile = Tile { k, rows, first: r };
+        match take {
+            5 => tile_v3::<5, 1>(simd, x, blocks, tile, out),
+            4 => tile_v3::<4, 2>(simd, x, blocks, tile, out),
+            3 => tile_v3::<3, 3>(simd, x, blocks, tile, out),
+            2 => tile_v3::<2, 4>(simd, x, blocks, tile, out),
+            _ => tile_v3::<1, 4>(simd, x, blocks, tile, out),
+        }
+        r += take;
     }
 }
 
@@ -173,41 +214,88 @@ fn blocks_product_plain(x: &[f32], rows: usize, k: usize, bits: &[u16], out: &mu
     }
 }
 
-/// `R` input rows (`x`, rows of `k`, the first being row `first` of `rows`) times every block:
-/// for each input position one vector of eight f16 weights widened and multiplied with each
-/// row's value broadcast.
+/// Where a tile's rows lie: the input width, the product's row count, and the tile's first row.
+#[derive(Clone, Copy)]
+struct Tile {
+    k: usize,
+    rows: usize,
+    first: usize,
+}
+
+/// Eight f16 values widened to f32 (see [`tile_v3`]).
 #[allow(
     clippy::inline_always,
     reason = "runs inside V3::vectorize, which needs its callees inlined"
 )]
 #[inline(always)]
-fn tile_v3<const R: usize>(
+fn widen8(simd: V3, h: i16x8, mask: u32x8, scale: f32x8) -> f32x8 {
+    let wide: i32x8 = simd.convert_i16x8_to_i32x8(h);
+    let shifted: u32x8 = cast(simd.shl_const_i32x8::<13>(wide));
+    simd.mul_f32s(cast(simd.and_u32s(shifted, mask)), scale)
+}
+
+/// `R` input rows (`x`, rows of `k`, the first being row `tile.first` of `tile.rows`) times
+/// every block, `B` blocks at a time: for each input position one vector of eight f16 weights
+/// per block widened, and multiplied with each row's value broadcast.
+#[allow(
+    clippy::inline_always,
+    reason = "runs inside V3::vectorize, which needs its callees inlined"
+)]
+#[inline(always)]
+fn tile_v3<const R: usize, const B: usize>(
     simd: V3,
     x: &[f32],
-    k: usize,
     blocks: &[i16x8],
-    rows: usize,
-    first: usize,
+    tile: Tile,
     out: &mut [f32],
 ) {
+    let Tile { k, rows, first } = tile;
     // Sign-extended and shifted by 13, an f16's sign lands on bit 31 (and copies of it on
     // 30..28, cleared by the mask) and its exponent and mantissa on an f32's low fields: that
     // f32 times 2^112 is the f16's value (subnormals included; the weights are finite).
     let mask = simd.splat_u32s(0x8fff_e000);
     let scale = simd.splat_f32s(f32::from_bits((127 + 112) << 23));
-    let xs: [&[f32]; R] = std::array::from_fn(|r| &x[r * k..(r + 1) * k]);
-    for (block, out) in blocks
+    // The rows' values side by side per input position: one bounds check per position.
+    let xt: Vec<[f32; R]> = (0..k)
+        .map(|i| std::array::from_fn(|r| x[r * k + i]))
+        .collect();
+    let mut groups = blocks
+        .chunks_exact(k * B)
+        .zip(out.chunks_exact_mut(rows * LANES * B));
+    for (group, out) in &mut groups {
+        let ws: [&[i16x8]; B] = std::array::from_fn(|b| &group[b * k..(b + 1) * k]);
+        if ws.iter().any(|w| w.len() != xt.len()) {
+            return;
+        }
+        let mut acc = [[simd.splat_f32s(0.0); R]; B];
+        for (i, xi) in xt.iter().enumerate() {
+            let xv: [f32x8; R] = std::array::from_fn(|r| simd.splat_f32s(xi[r]));
+            for b in 0..B {
+                let w = widen8(simd, ws[b][i], mask, scale);
+                for r in 0..R {
+                    acc[b][r] = simd.mul_add_e_f32s(xv[r], w, acc[b][r]);
+                }
+            }
+        }
+        for (b, acc) in acc.iter().enumerate() {
+            let out = &mut out[b * rows * LANES..(b + 1) * rows * LANES];
+            for (r, a) in acc.iter().enumerate() {
+                let values: [f32; LANES] = cast(*a);
+                out[(first + r) * LANES..(first + r + 1) * LANES].copy_from_slice(&values);
+            }
+        }
+    }
+    // The blocks short of a whole group, one at a time.
+    let done = blocks.len() / (k * B) * B;
+    for (block, out) in blocks[done * k..]
         .chunks_exact(k)
-        .zip(out.chunks_exact_mut(rows * LANES))
+        .zip(out[done * rows * LANES..].chunks_exact_mut(rows * LANES))
     {
         let mut acc = [simd.splat_f32s(0.0); R];
-        for (i, h) in block.iter().enumerate() {
-            let wide: i32x8 = simd.convert_i16x8_to_i32x8(*h);
-            let shifted: u32x8 = cast(simd.shl_const_i32x8::<13>(wide));
-            let w: f32x8 = cast(simd.and_u32s(shifted, mask));
-            let w = simd.mul_f32s(w, scale);
+        for (&h, xi) in block.iter().zip(&xt) {
+            let w = widen8(simd, h, mask, scale);
             for r in 0..R {
-                acc[r] = simd.mul_add_e_f32s(simd.splat_f32s(xs[r][i]), w, acc[r]);
+                acc[r] = simd.mul_add_e_f32s(simd.splat_f32s(xi[r]), w, acc[r]);
             }
         }
         for (r, a) in acc.iter().enumerate() {
