@@ -68,7 +68,7 @@ fn gelu(x: f32) -> f32 {
     reason = "inlined into each multiversion target's loop, so that it is vectorised there"
 )]
 #[inline(always)]
-fn exp_neg(y: f32) -> f32 {
+pub(crate) fn exp_neg(y: f32) -> f32 {
     // e^(−y) = 2^a, a = −y·log₂e, split into a whole n (rounded to nearest) and f in [−½, ½].
     let a = (-y * std::f32::consts::LOG2_E).max(-126.0);
     let n = (a + ROUND) - ROUND;

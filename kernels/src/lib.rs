@@ -11,6 +11,7 @@
 //! multiplied with every input row while it is in cache. Blocks of output columns are split
 //! between the threads. Written for few rows: with many, a packing matrix library does better.
 
+mod attention;
 mod gelu;
 mod packed;
 
@@ -19,6 +20,7 @@ use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 use rayon::prelude::{IndexedParallelIterator, ParallelIterator, ParallelSlice, ParallelSliceMut};
 
+pub use attention::{Span, attention};
 pub use gelu::gelu_erf;
 pub use packed::Packed;
 

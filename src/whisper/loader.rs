@@ -5,8 +5,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::LayerNorm;
 
 use super::ct2::{Ct2Model, Variable};
+use super::decoder::Norm;
 use super::matmul::Projection;
-use super::model::{Attention, FusedAttention, Result, err};
+use super::model::{FusedAttention, Result, err};
 
 /// Takes a CTranslate2 model's variables out one by one as the network's layers.
 pub(super) struct Loader<'a> {
@@ -50,6 +51,13 @@ impl Loader<'_> {
         let w = self.compact_tensor(&format!("{prefix}/weight"))?;
         let b = self.tensor(&format!("{prefix}/bias")).ok();
         Ok(Projection::new(w, b))
+    }
+
+    /// A layer norm's scale and shift as plain values (the decoder's).
+    pub(super) fn norm(&mut self, prefix: &str) -> Result<Norm> {
+        let g = self.var(&format!("{prefix}/gamma"))?;
+        let b = self.var(&format!("{prefix}/beta"))?;
+        Norm::new(g.data, b.data)
     }
 
     pub(super) fn layer_norm(&mut self, prefix: &str) -> Result<LayerNorm> {
@@ -108,30 +116,5 @@ impl Loader<'_> {
         let out = self.linear(&format!("{layer}/self_attention/linear_1"))?;
         let ln = self.layer_norm(&format!("{layer}/self_attention/layer_norm"))?;
         Ok((ln, FusedAttention { qkv, out, n_heads }))
-    }
-
-    /// A decoder layer's self-attention: its layer norm and the fused q/k/v projection split in
-    /// three, kept compact (see [`Self::compact_tensor`]).
-    pub(super) fn self_attention(
-        &mut self,
-        layer: &str,
-        n_heads: usize,
-    ) -> Result<(LayerNorm, Attention)> {
-        let qkv = self.split_linear(&format!("{layer}/self_attention/linear_0"), 3, true)?;
-        let [q, k, v]: [Projection; 3] = qkv
-            .try_into()
-            .map_err(|_| "a fused projection did not split in three".to_string())?;
-        let ln = self.layer_norm(&format!("{layer}/self_attention/layer_norm"))?;
-        let out = self.compact_linear(&format!("{layer}/self_attention/linear_1"))?;
-        Ok((
-            ln,
-            Attention {
-                q,
-                k,
-                v,
-                out,
-                n_heads,
-            },
-        ))
     }
 }

@@ -25,6 +25,8 @@ pub(super) const FEW_ROWS: usize = 64;
 pub(super) struct Projection {
     weight: Weight,
     bias: Option<Tensor>,
+    /// The bias's values, for products on plain vectors.
+    bias_values: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,7 +41,37 @@ impl Projection {
             Some(packed) => Weight::Packed(Arc::new(packed), weight.device().clone()),
             None => Weight::Plain(weight),
         };
-        Self { weight, bias }
+        let bias_values = bias
+            .as_ref()
+            .and_then(|b| b.flatten_all().and_then(|b| b.to_vec1::<f32>()).ok());
+        Self {
+            weight,
+            bias,
+            bias_values,
+        }
+    }
+
+    /// `x · weightᵀ (+ bias)` for `rows` rows of plain values: a few rows of a packed weight
+    /// straight through [`Packed::product`], anything else as a tensor through
+    /// [`Self::forward`].
+    pub(super) fn apply(&self, x: &[f32], rows: usize) -> candle_core::Result<Vec<f32>> {
+        if rows == 0 || !x.len().is_multiple_of(rows) {
+            candle_core::bail!("{} values are not {rows} rows", x.len());
+        }
+        let k = x.len() / rows;
+        if let Weight::Packed(packed, _) = &self.weight
+            && rows <= FEW_ROWS
+        {
+            if packed.k() != k {
+                candle_core::bail!(
+                    "projection of width {k} by a weight of width {}",
+                    packed.k()
+                );
+            }
+            return Ok(packed.product(x, rows, self.bias_values.as_deref()));
+        }
+        let x = Tensor::from_slice(x, (rows, k), &Device::Cpu)?;
+        self.forward(&x)?.flatten_all()?.to_vec1::<f32>()
     }
 
     /// `x · weightᵀ (+ bias)` over `x`'s last dimension.
@@ -61,12 +93,17 @@ impl Projection {
                     return Linear::new(weight, self.bias.clone()).forward(x);
                 }
                 let input = x.flatten_all()?.to_vec1::<f32>()?;
-                let bias = self.bias.as_ref().map(Tensor::to_vec1::<f32>).transpose()?;
-                let out = packed.product(&input, rows, bias.as_deref());
+                let out = packed.product(&input, rows, self.bias_values.as_deref());
                 shaped(out, rows, packed.n(), x)
             }
             Weight::Plain(weight) => project(x, weight, self.bias.as_ref()),
         }
+    }
+
+    /// Rows `ids` of the weight, widened, one after the other: the weight used as an embedding
+    /// table.
+    pub(super) fn row_values(&self, ids: &[u32]) -> candle_core::Result<Vec<f32>> {
+        self.rows(ids)?.flatten_all()?.to_vec1::<f32>()
     }
 
     /// Rows `ids` of the weight, as f32 `(ids, in)`: the weight used as an embedding table.

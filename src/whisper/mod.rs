@@ -5,6 +5,7 @@ pub mod align;
 mod beam;
 pub mod ct2;
 pub mod decode;
+mod decoder;
 mod decoder_state;
 pub mod engine;
 pub mod fallback;

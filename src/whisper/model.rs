@@ -2,12 +2,13 @@
 //! as many frames as the audio needs (not always 30 s), and a decoder with cached self-attention
 //! keys/values and cross-attention keys/values computed once per encoded segment.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
 use super::matmul::Projection;
 
 use super::ct2::Ct2Model;
+use super::decoder::TextDecoder;
 pub use super::decoder_state::DecoderState;
 use super::loader::Loader;
 
@@ -33,38 +34,6 @@ pub type HeadWeights = Vec<Vec<Vec<f32>>>;
 
 pub(super) fn err(e: candle_core::Error) -> String {
     e.to_string()
-}
-
-pub(super) struct Attention {
-    pub(super) q: Projection,
-    pub(super) k: Projection,
-    pub(super) v: Projection,
-    pub(super) out: Projection,
-    pub(super) n_heads: usize,
-}
-
-impl Attention {
-    /// Splits (B, T, C) into heads: (B, H, T, C/H).
-    fn heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
-        x.reshape((b, t, self.n_heads, c / self.n_heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
-    /// Attention of `q` (B, H, Tq, Dh) over `k`, `v` (B, H, Tk, Dh); returns (B, Tq, C) and,
-    /// when asked, the attention weights.
-    fn attend(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: Option<&Tensor>,
-        keep_weights: bool,
-    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
-        let (out, weights) = attend(q, k, v, mask)?;
-        Ok((self.out.forward(&out)?, keep_weights.then_some(weights)))
-    }
 }
 
 /// Scaled dot-product attention of `q` (B, H, Tq, Dh) over `k`, `v` (B, H, Tk, Dh): the heads'
@@ -119,16 +88,6 @@ struct EncoderLayer {
     fc2: Projection,
 }
 
-struct DecoderLayer {
-    attn_ln: LayerNorm,
-    attn: Attention,
-    cross_ln: LayerNorm,
-    cross: Attention,
-    mlp_ln: LayerNorm,
-    fc1: Projection,
-    fc2: Projection,
-}
-
 fn mlp(
     ln: &LayerNorm,
     fc1: &Projection,
@@ -155,11 +114,7 @@ pub struct Whisper {
     enc_pos: Tensor,
     encoder: Vec<EncoderLayer>,
     enc_ln: LayerNorm,
-    /// The token embeddings, also the output projection (tied).
-    embed: Projection,
-    dec_pos: Tensor,
-    decoder: Vec<DecoderLayer>,
-    dec_ln: LayerNorm,
+    decoder: TextDecoder,
 }
 
 impl std::fmt::Debug for Whisper {
@@ -276,34 +231,7 @@ impl Whisper {
             });
         }
         let enc_ln = l.layer_norm("encoder/layer_norm")?;
-        let mut decoder = Vec::with_capacity(decoder_layers);
-        for i in 0..decoder_layers {
-            let p = format!("decoder/layer_{i}");
-            let (attn_ln, attn) = l.self_attention(&p, n_heads)?;
-            // The audio's keys and values: many rows, once per segment.
-            let kv = l.split_linear(&format!("{p}/attention/linear_1"), 2, false)?;
-            let [ck, cv]: [Projection; 2] = kv
-                .try_into()
-                .map_err(|_| "a fused projection did not split in two".to_string())?;
-            decoder.push(DecoderLayer {
-                attn_ln,
-                attn,
-                cross_ln: l.layer_norm(&format!("{p}/attention/layer_norm"))?,
-                cross: Attention {
-                    q: l.compact_linear(&format!("{p}/attention/linear_0"))?,
-                    k: ck,
-                    v: cv,
-                    out: l.compact_linear(&format!("{p}/attention/linear_2"))?,
-                    n_heads,
-                },
-                mlp_ln: l.layer_norm(&format!("{p}/ffn/layer_norm"))?,
-                fc1: l.compact_linear(&format!("{p}/ffn/linear_0"))?,
-                fc2: l.compact_linear(&format!("{p}/ffn/linear_1"))?,
-            });
-        }
-        let dec_ln = l.layer_norm("decoder/layer_norm")?;
-        let embed = Projection::new(l.compact_tensor("decoder/embeddings/weight")?, None);
-        let dec_pos = l.tensor("decoder/position_encodings/encodings")?;
+        let decoder = TextDecoder::load(&mut l, &dims)?;
         Ok(Self {
             dims,
             device,
@@ -312,10 +240,7 @@ impl Whisper {
             enc_pos,
             encoder,
             enc_ln,
-            embed,
-            dec_pos,
             decoder,
-            dec_ln,
         })
     }
 
@@ -362,21 +287,7 @@ impl Whisper {
 
     /// A decoder state for one encoded segment: cross-attention keys/values computed once.
     pub fn start_decoding(&self, audio: &Tensor) -> Result<DecoderState> {
-        let cross = self
-            .decoder
-            .iter()
-            .map(|layer| {
-                let k = layer.cross.heads(&layer.cross.k.forward(audio)?)?;
-                let v = layer.cross.heads(&layer.cross.v.forward(audio)?)?;
-                Ok((k, v))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(err)?;
-        Ok(DecoderState {
-            cross,
-            cache: vec![None; self.decoder.len()],
-            position: 0,
-        })
+        self.decoder.start(audio)
     }
 
     /// Runs new tokens through the decoder, extending `state`'s caches. Returns the logits of
@@ -389,12 +300,12 @@ impl Whisper {
         attention_heads: &[(usize, usize)],
     ) -> Result<(Vec<f32>, HeadWeights)> {
         let (logits, weights) = self
-            .forward(state, tokens, 1, attention_heads, false)
-            .map_err(err)?;
+            .decoder
+            .forward(state, tokens, 1, attention_heads, false)?;
         let logits = logits
-            .squeeze(0)
-            .and_then(|l| l.to_vec1::<f32>())
-            .map_err(err)?;
+            .into_iter()
+            .next()
+            .ok_or("the decoder gave no logits")?;
         Ok((logits, weights))
     }
 
@@ -407,111 +318,16 @@ impl Whisper {
         tokens: &[u32],
         attention_heads: &[(usize, usize)],
     ) -> Result<(Vec<Vec<f32>>, HeadWeights)> {
-        let (logits, weights) = self
+        self.decoder
             .forward(state, tokens, 1, attention_heads, true)
-            .map_err(err)?;
-        let logits = logits.to_vec2::<f32>().map_err(err)?;
-        Ok((logits, weights))
     }
 
     /// Runs one new token per hypothesis through a state made by [`DecoderState::beams`]
     /// (`tokens[i]` extends hypothesis `i`); returns each hypothesis's logits.
     pub fn decode_beams(&self, state: &mut DecoderState, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
-        self.forward(state, tokens, tokens.len(), &[], false)
-            .and_then(|(logits, _)| logits.to_vec2::<f32>())
-            .map_err(err)
-    }
-
-    /// The decoder on `batch` hypotheses of `tokens.len() / batch` new tokens each (row-major).
-    /// Returns the logits of each hypothesis's last token (batch, n_vocab), or with `every` (a
-    /// batch of one) of each new token (n, n_vocab), and, for a batch of one, the
-    /// cross-attention weights of `attention_heads`.
-    fn forward(
-        &self,
-        state: &mut DecoderState,
-        tokens: &[u32],
-        batch: usize,
-        attention_heads: &[(usize, usize)],
-        every: bool,
-    ) -> candle_core::Result<(Tensor, HeadWeights)> {
-        if tokens.is_empty() || batch == 0 || !tokens.len().is_multiple_of(batch) {
-            candle_core::bail!("no tokens to decode");
-        }
-        let n = tokens.len() / batch;
-        if state.position + n > self.dims.n_text_ctx {
-            candle_core::bail!("the decoder's context is full");
-        }
-        let x = self
-            .embed
-            .rows(tokens)?
-            .reshape((batch, n, self.dims.d_model))?;
-        let pos = self.dec_pos.narrow(0, state.position, n)?;
-        let mut x = x.broadcast_add(&pos)?;
-        let past = state.position;
-        let mask = if n > 1 {
-            let total = past + n;
-            let values: Vec<f32> = (0..n)
-                .flat_map(|i| {
-                    (0..total).map(move |j| if j > past + i { f32::NEG_INFINITY } else { 0.0 })
-                })
-                .collect();
-            Some(Tensor::from_vec(values, (n, total), &self.device)?)
-        } else {
-            None
-        };
-        let mut weights_out: HeadWeights = Vec::new();
-        for (li, layer) in self.decoder.iter().enumerate() {
-            let h = layer.attn_ln.forward(&x)?;
-            let q = layer.attn.heads(&layer.attn.q.forward(&h)?)?;
-            let k_new = layer.attn.heads(&layer.attn.k.forward(&h)?)?;
-            let v_new = layer.attn.heads(&layer.attn.v.forward(&h)?)?;
-            let (k, v) = match &state.cache[li] {
-                Some((k_old, v_old)) => (
-                    Tensor::cat(&[k_old, &k_new], 2)?,
-                    Tensor::cat(&[v_old, &v_new], 2)?,
-                ),
-                None => (k_new, v_new),
-            };
-            let (a, _) = layer.attn.attend(&q, &k, &v, mask.as_ref(), false)?;
-            state.cache[li] = Some((k, v));
-            x = (x + a)?;
-            let h = layer.cross_ln.forward(&x)?;
-            let q = layer.cross.heads(&layer.cross.q.forward(&h)?)?;
-            let (ck, cv) = &state.cross[li];
-            let wanted: Vec<usize> = attention_heads
-                .iter()
-                .filter(|(l, _)| *l == li && batch == 1)
-                .map(|(_, h)| *h)
-                .collect();
-            // Every hypothesis attends to the same audio: their queries are folded into one
-            // batch of batch * n rows rather than the audio's keys copied per hypothesis.
-            let (heads, dh) = (q.dim(1)?, q.dim(3)?);
-            let folded = q
-                .transpose(0, 1)?
-                .contiguous()?
-                .reshape((1, heads, batch * n, dh))?;
-            let (a, weights) = layer
-                .cross
-                .attend(&folded, ck, cv, None, !wanted.is_empty())?;
-            let a = a.reshape((batch, n, self.dims.d_model))?;
-            if let Some(weights) = weights {
-                // (1, H, n, audio)
-                for head in wanted {
-                    let rows = weights.get(0)?.get(head)?.to_vec2::<f32>()?;
-                    weights_out.push(rows);
-                }
-            }
-            x = (x + a)?;
-            x = (&x + mlp(&layer.mlp_ln, &layer.fc1, &layer.fc2, &x)?)?;
-        }
-        state.position += n;
-        let last = if every && batch == 1 {
-            self.dec_ln.forward(&x.squeeze(0)?)?
-        } else {
-            self.dec_ln.forward(&x.narrow(1, n - 1, 1)?.squeeze(1)?)?
-        };
-        let logits = self.embed.forward(&last)?;
-        Ok((logits.to_dtype(DType::F32)?, weights_out))
+        self.decoder
+            .forward(state, tokens, tokens.len(), &[], false)
+            .map(|(logits, _)| logits)
     }
 }
 
