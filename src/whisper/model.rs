@@ -1,6 +1,7 @@
-//! The Whisper network in candle, built from a CTranslate2 model: an encoder that runs on only
-//! as many frames as the audio needs (not always 30 s), and a decoder with cached self-attention
-//! keys/values and cross-attention keys/values computed once per encoded segment.
+//! The Whisper network built from a CTranslate2 model: an encoder in candle that runs on only as
+//! many frames as the audio needs (not always 30 s), and the text decoder (`decoder.rs`, on plain
+//! vectors) with cached self-attention keys/values and cross-attention keys/values computed once
+//! per encoded segment.
 
 use candle_core::{Device, Module, Tensor};
 use candle_nn::LayerNorm;
