@@ -6,8 +6,9 @@
 //! `e^x` branch-free, so that it vectorises), and the weighted sum of the values. Rows × heads
 //! are split between the threads when there is enough work.
 
-use multiversion::multiversion;
-use multiversion::target::target_cfg_f;
+use pulp::bytemuck::cast;
+use pulp::x86::V3;
+use pulp::{Simd, f32x8};
 use rayon::prelude::{IntoParallelIterator, ParallelIterator};
 
 use crate::gelu::exp_neg;
@@ -60,17 +61,14 @@ pub fn attention(
             .flat_map(|row| &row[offset..offset + dh])
             .copied()
             .collect();
-        let keys: Vec<&[f32]> = spans
-            .iter()
-            .flat_map(|s| s.keys.chunks_exact(width))
-            .map(|row| &row[offset..offset + dh])
-            .collect();
-        let values: Vec<&[f32]> = spans
-            .iter()
-            .flat_map(|s| s.values.chunks_exact(width))
-            .map(|row| &row[offset..offset + dh])
-            .collect();
-        attend_head(&query, &keys, &values, &seen)
+        let head = HeadColumns {
+            spans,
+            offset,
+            width,
+            dh,
+            total,
+        };
+        attend_head(&query, head, &seen)
     };
     let per_head: Vec<(Vec<f32>, Vec<f32>)> = if rows * total * width >= PARALLEL {
         (0..heads).into_par_iter().map(task).collect()
@@ -91,42 +89,67 @@ pub fn attention(
     (out, weights)
 }
 
-/// One head: `query` (rows of the head's width) over `keys` and `values` (one slice per
-/// position), row `r` seeing the first `seen[r]` positions. Returns the outputs (rows of the
-/// head's width) and the weights (rows of every position). Whisper's heads are 64 wide: that
-/// width runs with its rows held in vector registers.
-fn attend_head(
-    query: &[f32],
-    keys: &[&[f32]],
-    values: &[&[f32]],
-    seen: &[usize],
-) -> (Vec<f32>, Vec<f32>) {
-    let dh = query.len() / seen.len().max(1);
-    if dh == 64
-        && let (Some(keys), Some(values)) = (fixed(keys), fixed(values))
-    {
-        return attend_64(query, &keys, &values, seen);
+/// Where one head's columns lie in the rows of keys and values.
+#[derive(Clone, Copy)]
+struct HeadColumns<'a> {
+    spans: &'a [Span<'a>],
+    offset: usize,
+    width: usize,
+    dh: usize,
+    total: usize,
+}
+
+impl<'a> HeadColumns<'a> {
+    /// The head's part of each position's key (`values`: value), in order.
+    fn rows(self, values: bool) -> impl Iterator<Item = &'a [f32]> {
+        let Self {
+            offset, width, dh, ..
+        } = self;
+        self.spans
+            .iter()
+            .flat_map(move |s| if values { s.values } else { s.keys }.chunks_exact(width))
+            .map(move |row| &row[offset..offset + dh])
     }
-    let total = keys.len();
+}
+
+/// One head: `query` (rows of the head's width) over its keys and values, row `r` seeing the
+/// first `seen[r]` positions. Returns the outputs (rows of the head's width) and the weights
+/// (rows of every position). Whisper's heads are 64 wide: with AVX2 that width runs with its
+/// rows held in vector registers.
+fn attend_head(query: &[f32], head: HeadColumns<'_>, seen: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let HeadColumns { dh, total, .. } = head;
+    let mut weights = vec![0f32; seen.len() * total];
+    let mut out = vec![0f32; query.len()];
+    if dh == 64
+        && let Some(simd) = V3::try_new()
+    {
+        simd.vectorize(Head64 {
+            simd,
+            query,
+            head,
+            seen,
+            weights: &mut weights,
+            out: &mut out,
+        });
+        return (out, weights);
+    }
     #[allow(
         clippy::cast_precision_loss,
         reason = "a head's width, a small whole number"
     )]
     let scale = 1.0 / (dh as f32).sqrt();
-    let mut weights = vec![0f32; seen.len() * total];
-    let mut out = vec![0f32; query.len()];
     for ((q, &seen), (weights, out)) in query.chunks_exact(dh).zip(seen).zip(
         weights
             .chunks_exact_mut(total)
             .zip(out.chunks_exact_mut(dh)),
     ) {
         let scores = &mut weights[..seen];
-        for (s, k) in scores.iter_mut().zip(keys) {
-            *s = q.iter().zip(*k).map(|(a, b)| a * b).sum::<f32>() * scale;
+        for (s, k) in scores.iter_mut().zip(head.rows(false)) {
+            *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
         }
         softmax(scores);
-        for (&w, v) in scores.iter().zip(values) {
-            for (o, v) in out.iter_mut().zip(*v) {
+        for (&w, v) in scores.iter().zip(head.rows(true)) {
+            for (o, v) in out.iter_mut().zip(v) {
                 *o += w * v;
             }
         }
@@ -134,79 +157,93 @@ fn attend_head(
     (out, weights)
 }
 
-/// Rows 64 wide as arrays (`None` when one is not).
-fn fixed<'a>(rows: &[&'a [f32]]) -> Option<Vec<&'a [f32; 64]>> {
-    rows.iter()
-        .map(|r| <&[f32; 64]>::try_from(*r).ok())
-        .collect()
+/// A head's row 64 wide as eight vectors (zeros if it is not 64 wide, which the caller rules
+/// out).
+#[allow(
+    clippy::inline_always,
+    reason = "runs inside V3::vectorize, which needs its callees inlined"
+)]
+#[inline(always)]
+fn vectors(row: &[f32]) -> [f32x8; 8] {
+    cast(<[f32; 64]>::try_from(row).unwrap_or([0.0; 64]))
 }
 
-/// [`attend_head`] for heads 64 wide.
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "x86_64+avx"))]
-fn attend_64(
-    query: &[f32],
-    keys: &[&[f32; 64]],
-    values: &[&[f32; 64]],
-    seen: &[usize],
-) -> (Vec<f32>, Vec<f32>) {
-    let fused = target_cfg_f!(target_feature = "fma");
-    let total = keys.len();
-    let scale = 1.0 / 8.0;
-    let mut weights = vec![0f32; seen.len() * total];
-    let mut out = vec![0f32; query.len()];
-    let (queries, _) = query.as_chunks::<64>();
-    for ((q, &seen), (weights, out)) in queries.iter().zip(seen).zip(
-        weights
-            .chunks_exact_mut(total)
-            .zip(out.chunks_exact_mut(64)),
-    ) {
-        let scores = &mut weights[..seen];
-        // Each position's score is independent of the last: the out-of-order core overlaps
-        // several, each summed in two 8-lane halves.
-        let q = eights(q);
-        for (s, k) in scores.iter_mut().zip(keys) {
-            let k = eights(k);
-            let mut halves = [[0f32; 8]; 2];
-            for c in 0..8 {
-                let half = &mut halves[c % 2];
-                for l in 0..8 {
-                    half[l] = fma(fused, q[c][l], k[c][l], half[l]);
+/// [`attend_head`] for heads 64 wide, with AVX2 vectors, called inlined inside
+/// [`V3::vectorize`].
+struct Head64<'a> {
+    simd: V3,
+    query: &'a [f32],
+    head: HeadColumns<'a>,
+    seen: &'a [usize],
+    weights: &'a mut [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::NullaryFnOnce for Head64<'_> {
+    type Output = ();
+
+    #[allow(
+        clippy::inline_always,
+        reason = "runs inside V3::vectorize, which needs its callees inlined"
+    )]
+    #[inline(always)]
+    fn call(self) {
+        let Head64 {
+            simd,
+            query,
+            head,
+            seen,
+            weights,
+            out,
+        } = self;
+        for ((q, &seen), (weights, out)) in query.chunks_exact(64).zip(seen).zip(
+            weights
+                .chunks_exact_mut(head.total)
+                .zip(out.chunks_exact_mut(64)),
+        ) {
+            let q = vectors(q);
+            let scores = &mut weights[..seen];
+            // Each position's score is independent of the last, so the core overlaps several;
+            // each is summed in two vectors. (Plain loops over the spans: an iterator chain's
+            // steps are calls here, outside the vectorised code.)
+            let mut p = 0;
+            for span in head.spans {
+                for row in span.keys.chunks_exact(head.width) {
+                    if p >= scores.len() {
+                        break;
+                    }
+                    let k = vectors(&row[head.offset..head.offset + 64]);
+                    let mut a = simd.mul_f32s(q[0], k[0]);
+                    let mut b = simd.mul_f32s(q[1], k[1]);
+                    for c in (2..8).step_by(2) {
+                        a = simd.mul_add_e_f32s(q[c], k[c], a);
+                        b = simd.mul_add_e_f32s(q[c + 1], k[c + 1], b);
+                    }
+                    scores[p] = simd.reduce_sum_f32s(simd.add_f32s(a, b)) * 0.125;
+                    p += 1;
                 }
             }
-            let lanes: [f32; 8] = std::array::from_fn(|l| halves[0][l] + halves[1][l]);
-            *s = lanes.iter().sum::<f32>() * scale;
-        }
-        softmax(scores);
-        // The weighted values: 64 sums, in registers.
-        let mut acc = [0f32; 64];
-        for (&w, v) in scores.iter().zip(values) {
-            for l in 0..64 {
-                acc[l] = fma(fused, w, v[l], acc[l]);
+            softmax(scores);
+            // The weighted values: eight vectors of sums, in registers.
+            let mut acc = [simd.splat_f32s(0.0); 8];
+            let mut p = 0;
+            for span in head.spans {
+                for row in span.values.chunks_exact(head.width) {
+                    if p >= scores.len() {
+                        break;
+                    }
+                    let v = vectors(&row[head.offset..head.offset + 64]);
+                    let w = simd.splat_f32s(scores[p]);
+                    for c in 0..8 {
+                        acc[c] = simd.mul_add_e_f32s(w, v[c], acc[c]);
+                    }
+                    p += 1;
+                }
             }
+            let acc: [f32; 64] = cast(acc);
+            out.copy_from_slice(&acc);
         }
-        out.copy_from_slice(&acc);
     }
-    (out, weights)
-}
-
-/// `a · b + c`, fused where the CPU has it (elsewhere `mul_add` is a library call).
-#[allow(
-    clippy::inline_always,
-    reason = "compiled into each of the caller's target-feature versions"
-)]
-#[inline(always)]
-fn fma(fused: bool, a: f32, b: f32, c: f32) -> f32 {
-    if fused { a.mul_add(b, c) } else { a * b + c }
-}
-
-/// A row 64 wide as eight vectors of eight.
-#[allow(
-    clippy::inline_always,
-    reason = "compiled into each of the caller's target-feature versions"
-)]
-#[inline(always)]
-fn eights(row: &[f32; 64]) -> [[f32; 8]; 8] {
-    std::array::from_fn(|c| std::array::from_fn(|l| row[c * 8 + l]))
 }
 
 /// Scores turned into weights in place: `e^(s − max)` normalised.
