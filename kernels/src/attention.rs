@@ -196,48 +196,48 @@ impl pulp::NullaryFnOnce for Head64<'_> {
             weights,
             out,
         } = self;
-        for ((q, &seen), (weights, out)) in query.chunks_exact(64).zip(seen).zip(
+        for ((row_query, &seen), (weights, out)) in query.chunks_exact(64).zip(seen).zip(
             weights
                 .chunks_exact_mut(head.total)
                 .zip(out.chunks_exact_mut(64)),
         ) {
-            let q = vectors(q);
+            let query = vectors(row_query);
             let scores = &mut weights[..seen];
             // Each position's score is independent of the last, so the core overlaps several;
             // each is summed in two vectors. (Plain loops over the spans: an iterator chain's
             // steps are calls here, outside the vectorised code.)
-            let mut p = 0;
+            let mut at = 0;
             for span in head.spans {
                 for row in span.keys.chunks_exact(head.width) {
-                    if p >= scores.len() {
+                    if at >= scores.len() {
                         break;
                     }
-                    let k = vectors(&row[head.offset..head.offset + 64]);
-                    let mut a = simd.mul_f32s(q[0], k[0]);
-                    let mut b = simd.mul_f32s(q[1], k[1]);
+                    let key = vectors(&row[head.offset..head.offset + 64]);
+                    let mut even = simd.mul_f32s(query[0], key[0]);
+                    let mut odd = simd.mul_f32s(query[1], key[1]);
                     for c in (2..8).step_by(2) {
-                        a = simd.mul_add_e_f32s(q[c], k[c], a);
-                        b = simd.mul_add_e_f32s(q[c + 1], k[c + 1], b);
+                        even = simd.mul_add_e_f32s(query[c], key[c], even);
+                        odd = simd.mul_add_e_f32s(query[c + 1], key[c + 1], odd);
                     }
-                    scores[p] = simd.reduce_sum_f32s(simd.add_f32s(a, b)) * 0.125;
-                    p += 1;
+                    scores[at] = simd.reduce_sum_f32s(simd.add_f32s(even, odd)) * 0.125;
+                    at += 1;
                 }
             }
             softmax(scores);
             // The weighted values: eight vectors of sums, in registers.
             let mut acc = [simd.splat_f32s(0.0); 8];
-            let mut p = 0;
+            let mut at = 0;
             for span in head.spans {
                 for row in span.values.chunks_exact(head.width) {
-                    if p >= scores.len() {
+                    if at >= scores.len() {
                         break;
                     }
-                    let v = vectors(&row[head.offset..head.offset + 64]);
-                    let w = simd.splat_f32s(scores[p]);
+                    let value = vectors(&row[head.offset..head.offset + 64]);
+                    let weight = simd.splat_f32s(scores[at]);
                     for c in 0..8 {
-                        acc[c] = simd.mul_add_e_f32s(w, v[c], acc[c]);
+                        acc[c] = simd.mul_add_e_f32s(weight, value[c], acc[c]);
                     }
-                    p += 1;
+                    at += 1;
                 }
             }
             let acc: [f32; 64] = cast(acc);
