@@ -174,11 +174,14 @@ impl TextDecoder {
         if tokens.is_empty() || batch == 0 || !tokens.len().is_multiple_of(batch) {
             return Err("no tokens to decode".into());
         }
-        if state.hypotheses() != batch || state.width != self.width {
+        if state.hypotheses() != batch {
             return Err(format!(
                 "{batch} hypotheses given to a decoder state of {}",
                 state.hypotheses()
             ));
+        }
+        if state.width != self.width || state.audio.len() != self.layers.len() {
+            return Err("a decoder state made for another model".into());
         }
         let (n, d, rows) = (tokens.len() / batch, self.width, tokens.len());
         let past = state.position;
