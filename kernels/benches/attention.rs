@@ -26,7 +26,7 @@ fn main() {
         let mut sink = 0.0;
         let started = Instant::now();
         for _ in 0..reps {
-            sink += attention(&q, 8, width, &spans, &|_| usize::MAX)
+            sink += attention(&q, 8, width, &spans, &|_| usize::MAX, false)
                 .0
                 .first()
                 .copied()

@@ -3,7 +3,7 @@
 //! nothing is transposed into heads, and a cache grows by appending rows.
 //!
 //! Per query row and head: the scores against every position it may see, a softmax (its
-//! `e^x` branch-free, so that it vectorises), and the weighted sum of the values. Rows × heads
+//! `e^x` branch-free, so that it vectorises), and the weighted sum of the values. The heads
 //! are split between the threads when there is enough work.
 
 use pulp::bytemuck::cast;
@@ -25,9 +25,9 @@ pub struct Span<'a> {
 
 /// Attention of `queries` (rows of `width` = `heads` × head width) over the positions of
 /// `spans`, in order; query row `i` sees the first `seen(i)` positions (all of them when that
-/// is more). Returns the outputs (rows of `width`) and the attention weights,
-/// `[row][head][position]` (zero past what a row sees). Empty outputs when the sizes do not
-/// fit together.
+/// is more). Returns the outputs (rows of `width`) and, with `keep_weights`, the attention
+/// weights, `[row][head][position]` (zero past what a row sees; else empty). Empty outputs when
+/// the sizes do not fit together.
 #[must_use]
 pub fn attention(
     queries: &[f32],
@@ -35,6 +35,7 @@ pub fn attention(
     width: usize,
     spans: &[Span<'_>],
     seen: &(dyn Fn(usize) -> usize + Sync),
+    keep_weights: bool,
 ) -> (Vec<f32>, Vec<f32>) {
     if heads == 0
         || width == 0
@@ -75,15 +76,19 @@ pub fn attention(
     } else {
         (0..heads).map(task).collect()
     };
-    let mut weights = vec![0f32; rows * heads * total];
+    let mut weights = if keep_weights {
+        vec![0f32; rows * heads * total]
+    } else {
+        Vec::new()
+    };
     for (head, (head_out, head_weights)) in per_head.iter().enumerate() {
-        for (r, (o, w)) in head_out
-            .chunks_exact(dh)
-            .zip(head_weights.chunks_exact(total))
-            .enumerate()
-        {
+        for (r, o) in head_out.chunks_exact(dh).enumerate() {
             out[r * width + head * dh..][..dh].copy_from_slice(o);
-            weights[(r * heads + head) * total..][..total].copy_from_slice(w);
+        }
+        if keep_weights {
+            for (r, w) in head_weights.chunks_exact(total).enumerate() {
+                weights[(r * heads + head) * total..][..total].copy_from_slice(w);
+            }
         }
     }
     (out, weights)
@@ -364,7 +369,7 @@ mod tests {
             let causal = move |i: usize| total - rows + i + 1;
             let all = |_: usize| usize::MAX;
             for seen in [&causal as &(dyn Fn(usize) -> usize + Sync), &all] {
-                let (out, weights) = attention(&q, heads, width, &spans, seen);
+                let (out, weights) = attention(&q, heads, width, &spans, seen, true);
                 let (expected_out, expected_weights) =
                     textbook(&q, &keys, &vals, heads, width, seen);
                 assert!(
@@ -387,14 +392,14 @@ mod tests {
             keys: &kv,
             values: &kv,
         }];
-        assert!(attention(&q, 3, 8, &span, &|_| 1).0.is_empty());
-        assert!(attention(&q[..7], 2, 8, &span, &|_| 1).0.is_empty());
+        assert!(attention(&q, 3, 8, &span, &|_| 1, true).0.is_empty());
+        assert!(attention(&q[..7], 2, 8, &span, &|_| 1, true).0.is_empty());
         let short = [Span {
             keys: &kv,
             values: &kv[..8],
         }];
-        assert!(attention(&q, 2, 8, &short, &|_| 1).0.is_empty());
-        let (out, weights) = attention(&q, 2, 8, &[], &|_| 1);
+        assert!(attention(&q, 2, 8, &short, &|_| 1, true).0.is_empty());
+        let (out, weights) = attention(&q, 2, 8, &[], &|_| 1, true);
         assert_eq!(out, vec![0.0; 8]);
         assert!(weights.is_empty());
     }

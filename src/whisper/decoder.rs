@@ -222,7 +222,7 @@ impl TextDecoder {
                         values: &own.values,
                     },
                 ];
-                let (out, _) = attention(&q[new], self.heads, d, &spans, &|i| past + i + 1);
+                let (out, _) = attention(&q[new], self.heads, d, &spans, &|i| past + i + 1, false);
                 heads_out.extend(out);
             }
             add(
@@ -240,8 +240,9 @@ impl TextDecoder {
                 keys: &audio.keys,
                 values: &audio.values,
             }];
-            let (out, weights) = attention(&q, self.heads, d, &span, &|_| usize::MAX);
-            if batch == 1 {
+            let keep = batch == 1 && attention_heads.iter().any(|&(l, _)| l == li);
+            let (out, weights) = attention(&q, self.heads, d, &span, &|_| usize::MAX, keep);
+            if keep {
                 let positions = audio.keys.len() / d;
                 for &(_, head) in attention_heads.iter().filter(|(l, _)| *l == li) {
                     let rows_of_head = (0..n)
