@@ -218,7 +218,7 @@ fn non_ascii_text_is_typed_right_under_a_german_layout() {
     )
     .unwrap();
     inserter.insert(text);
-    inserter.finish();
+    inserter.finish().unwrap();
     assert_eq!(wait_for_text(&typed, text, Duration::from_secs(10)), text);
 }
 

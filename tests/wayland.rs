@@ -8,16 +8,20 @@
 )]
 
 mod common;
+#[path = "common/portal.rs"]
+mod portal;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::dbus::SessionBus;
 use common::vmic::{DEVICE, VirtualMic};
 use common::xserver::Killed;
 use common::*;
 use lightning_dictate::audio::wav::WavFormat;
 use lightning_dictate::server::{BackgroundServer, ServerConfig};
+use portal::{Answer, MockPortal};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 
@@ -274,4 +278,76 @@ fn toggle_types_the_dictation_into_the_focused_wayland_terminal() {
         expected
     );
     assert_eq!(sway.focused().as_deref(), Some("foot"));
+}
+
+/// `lightning-dictate type` on a Wayland desktop with the RemoteDesktop portal (a stand-in on a
+/// private bus; no `wtype` on PATH, no X display): the app registers its id, asks for a keyboard
+/// that persists, keeps the desktop's token (mode 0600) and gives it back next time, and types
+/// every character as a keysym pressed and released. Refused, or with no portal, it says so.
+#[test]
+fn the_remote_desktop_portal_types_and_keeps_its_permission() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(dir.path());
+    let portal = MockPortal::start(&bus.address);
+    let data = dir.path().join("data");
+    let run = |address: &str, text: &str| {
+        Command::new(BIN)
+            .args(["type", "--", text])
+            .env("WAYLAND_DISPLAY", "wayland-test")
+            .env("DBUS_SESSION_BUS_ADDRESS", address)
+            .env("XDG_DATA_HOME", &data)
+            .env("PATH", "/nonexistent")
+            .env_remove("DISPLAY")
+            .output()
+            .unwrap()
+    };
+    let first = "-5 degrees in Köln, señor: Grüße! 100 €";
+    let out = run(&bus.address, first);
+    assert!(out.status.success(), "{out:?}");
+    let log = portal.log();
+    assert_eq!(log.typed(), first);
+    assert!(
+        log.balanced(),
+        "every key released after its press: {log:?}"
+    );
+    assert_eq!(
+        log.registered,
+        ["dev.lightning_dictate.LightningDictate"],
+        "the app id, registered first"
+    );
+    // A keyboard (1), kept until revoked (2), no token yet.
+    assert_eq!(log.selected, [(Some(1), Some(2), None)]);
+    let token = data.join("lightning-dictate/portal-restore-token");
+    assert_eq!(std::fs::read_to_string(&token).unwrap(), "mock-token-1");
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let out = run(&bus.address, " and again");
+    assert!(out.status.success(), "{out:?}");
+    let log = portal.log();
+    assert_eq!(log.typed(), format!("{first} and again"));
+    assert_eq!(
+        log.selected[1].2.as_deref(),
+        Some("mock-token-1"),
+        "the kept token given back"
+    );
+    assert_eq!(std::fs::read_to_string(&token).unwrap(), "mock-token-2");
+    assert_eq!(log.closed.len(), 2, "each session closed: {log:?}");
+
+    portal.answer(Answer::Refuse);
+    let out = run(&bus.address, "never");
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did not allow"), "{stderr}");
+    assert!(!portal.log().typed().contains("never"));
+
+    // A bus with no portal on it: one line that says so.
+    let other = tempfile::tempdir().unwrap();
+    let empty = SessionBus::start(other.path());
+    let out = run(&empty.address, "never");
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no RemoteDesktop portal"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

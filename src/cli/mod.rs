@@ -168,8 +168,10 @@ fn type_text(text: &str) -> u8 {
     match Inserter::start_on(None, InsertMethod::Type) {
         Ok(inserter) => {
             inserter.insert(text);
-            inserter.finish();
-            exit::OK
+            match inserter.finish() {
+                Ok(()) => exit::OK,
+                Err(e) => fail(exit::USAGE, e),
+            }
         }
         Err(e) => fail(exit::USAGE, e),
     }

@@ -1,9 +1,11 @@
 //! The desktop around the app: typing dictated text into the app that has the keyboard focus, and
-//! the global shortcut. X11 today (XTest and a passive key grab, `x11.rs`); on Wayland neither
-//! exists for ordinary clients, and the control socket (`lightning-dictate toggle`, bound to a key
-//! in the compositor) is the way in.
+//! the global shortcut. On X11: XTest and a passive key grab (`x11.rs`). On Wayland, where
+//! ordinary clients have neither: the desktop portals (`portal.rs`: GNOME, KDE), else `wtype` or
+//! `ydotool` for typing; and the control socket (`lightning-dictate toggle`, bound to a key in the
+//! compositor) is always a way in.
 
 pub mod entry;
+pub mod portal;
 pub mod tray;
 pub mod x11;
 
@@ -36,6 +38,19 @@ pub enum DesktopError {
     /// The tray icon could not be published (no session bus).
     #[error("no tray icon: {0}")]
     Tray(String),
+    /// On Wayland: the portal cannot type (why: the first field), no typing program is
+    /// installed, and there is no X display either.
+    #[error("{0}, neither wtype nor ydotool is installed, and there is no X display")]
+    NothingTypes(String),
+    /// The desktop has no portal with this interface (or no session bus to ask on).
+    #[error("the desktop offers no {0} portal")]
+    NoPortal(String),
+    /// The user (or the desktop) said no to the portal's request.
+    #[error("the desktop did not allow it ({0} portal)")]
+    PortalRefused(String),
+    /// The portal failed otherwise.
+    #[error("the desktop portal: {0}")]
+    Portal(String),
 }
 
 /// How text reaches the focused app.
@@ -51,6 +66,8 @@ pub enum InsertMethod {
 /// Inserts text into the focused app from a thread of its own, in order.
 pub struct Inserter {
     texts: Sender<String>,
+    /// What went wrong on the typing thread (each failure once).
+    errors: crossbeam_channel::Receiver<DesktopError>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -59,65 +76,85 @@ pub struct Inserter {
 const PASTE_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl Inserter {
-    /// Connects to `display` (`None`: `$DISPLAY`), inserting by `method`.
+    /// Connects to `display` (`None`: `$DISPLAY`), inserting by `method`. On Wayland: the
+    /// desktop's RemoteDesktop portal (asked on the typing thread: the desktop may show a
+    /// dialog), else `wtype` or `ydotool`, else XTest into the X11 apps of Xwayland.
     pub fn start_on(display: Option<&str>, method: InsertMethod) -> Result<Inserter, DesktopError> {
-        let mut typist = match x11::Typist::connect(display) {
+        let x11 = || x11::Typist::connect(display);
+        if on_wayland() {
+            let program = wayland_typer();
+            let fallback = match program {
+                Some(program) => Fallback::Program(program),
+                None => match x11() {
+                    Ok(typist) => Fallback::X11(Box::new(typist)),
+                    Err(_) => Fallback::Nothing,
+                },
+            };
+            return Inserter::spawn(method, move || match portal::Keyboard::connect() {
+                Ok(keyboard) => Ok(Typer::Portal(keyboard)),
+                Err(e) => {
+                    tracing::info!("{e}; typing another way");
+                    match fallback {
+                        Fallback::Program(program) => Ok(Typer::Program(program)),
+                        Fallback::X11(typist) => Ok(Typer::X11(typist)),
+                        Fallback::Nothing => Err(DesktopError::NothingTypes(e.to_string())),
+                    }
+                }
+            });
+        }
+        let typist = match x11() {
             Ok(typist) => typist,
-            // A Wayland session with no X display: a typing tool, if one is installed.
-            Err(DesktopError::NoDisplay(why)) => match wayland_typer() {
-                Some(program) => return Inserter::with_program(program),
-                None => return Err(DesktopError::NoTyping(why)),
-            },
+            Err(DesktopError::NoDisplay(why)) => return Err(DesktopError::NoTyping(why)),
             Err(e) => return Err(e),
         };
+        Inserter::spawn(method, move || Ok(Typer::X11(Box::new(typist))))
+    }
+
+    /// The typing thread: makes its typer with `typer`, then inserts every text queued, in
+    /// order.
+    fn spawn(
+        method: InsertMethod,
+        typer: impl FnOnce() -> Result<Typer, DesktopError> + Send + 'static,
+    ) -> Result<Inserter, DesktopError> {
         let (texts, queue) = crossbeam_channel::unbounded::<String>();
+        let (failed, errors) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("type".to_owned())
             .spawn(move || {
+                let mut typer = match typer() {
+                    Ok(typer) => typer,
+                    Err(e) => {
+                        // The texts are in the window's transcript and the history; the owner
+                        // of the inserter says what failed (the window, or `type`'s exit).
+                        tracing::debug!("cannot type into the focused app: {e}");
+                        let _ = failed.send(e);
+                        return;
+                    }
+                };
                 // The clipboard lives on this thread: X11 serves the selection from its owner.
-                let mut clipboard = match method {
-                    InsertMethod::Paste => arboard::Clipboard::new()
-                        .map_err(|e| tracing::error!("no clipboard: {e}"))
-                        .ok(),
-                    InsertMethod::Type => None,
+                let mut clipboard = match (method, &typer) {
+                    (InsertMethod::Paste, Typer::X11(_) | Typer::Portal(_)) => {
+                        arboard::Clipboard::new()
+                            .map_err(|e| tracing::error!("no clipboard: {e}"))
+                            .ok()
+                    }
+                    _ => None,
                 };
                 for text in &queue {
                     let done = match clipboard.as_mut() {
-                        Some(clipboard) => paste(&mut typist, clipboard, &text),
-                        None => typist.type_text(&text),
+                        Some(clipboard) => paste(&mut typer, clipboard, &text),
+                        None => typer.type_text(&text),
                     };
                     if let Err(e) = done {
-                        tracing::error!("inserting into the focused app failed: {e}");
+                        tracing::debug!("inserting into the focused app failed: {e}");
+                        let _ = failed.send(e);
                     }
                 }
             })
             .map_err(|e| DesktopError::X11(e.to_string()))?;
         Ok(Inserter {
             texts,
-            thread: Some(thread),
-        })
-    }
-
-    /// Types with an external program (`wtype TEXT` or `ydotool type TEXT`), for Wayland.
-    fn with_program(program: TypingProgram) -> Result<Inserter, DesktopError> {
-        let (texts, queue) = crossbeam_channel::unbounded::<String>();
-        let thread = std::thread::Builder::new()
-            .name("type".to_owned())
-            .spawn(move || {
-                for text in &queue {
-                    let status = std::process::Command::new(program.program)
-                        .args(program.args)
-                        .arg(&text)
-                        .stdout(std::process::Stdio::null())
-                        .status();
-                    if !status.is_ok_and(|s| s.success()) {
-                        tracing::error!("{} could not type into the focused app", program.program);
-                    }
-                }
-            })
-            .map_err(|e| DesktopError::NoTyping(e.to_string()))?;
-        Ok(Inserter {
-            texts,
+            errors,
             thread: Some(thread),
         })
     }
@@ -128,11 +165,21 @@ impl Inserter {
         let _ = self.texts.send(text.to_owned());
     }
 
-    /// Waits until everything queued is typed (the typing thread ends with this handle).
-    pub fn finish(self) {
+    /// A failure on the typing thread since the last asked, if any.
+    pub fn failure(&self) -> Option<DesktopError> {
+        self.errors.try_recv().ok()
+    }
+
+    /// Waits until everything queued is typed (the typing thread ends with this handle); the
+    /// first failure, if any.
+    pub fn finish(self) -> Result<(), DesktopError> {
         drop(self.texts);
         if let Some(thread) = self.thread {
             let _ = thread.join();
+        }
+        match self.errors.try_recv() {
+            Ok(e) => Err(e),
+            Err(_) => Ok(()),
         }
     }
 }
@@ -141,10 +188,45 @@ const CONTROL_L: u32 = 0xffe3;
 const SHIFT_L: u32 = 0xffe1;
 const V: u32 = 0x76;
 
+/// What types: XTest, the portal's keyboard, or a typing program.
+enum Typer {
+    X11(Box<x11::Typist>),
+    Portal(portal::Keyboard),
+    Program(TypingProgram),
+}
+
+/// What types on Wayland when the portal does not.
+enum Fallback {
+    Program(TypingProgram),
+    X11(Box<x11::Typist>),
+    Nothing,
+}
+
+impl Typer {
+    fn type_text(&mut self, text: &str) -> Result<(), DesktopError> {
+        match self {
+            Typer::X11(typist) => typist.type_text(text),
+            Typer::Portal(keyboard) => keyboard.type_text(text),
+            Typer::Program(program) => program.type_text(text),
+        }
+    }
+
+    fn press_combo(&mut self, keysyms: &[u32]) -> Result<(), DesktopError> {
+        match self {
+            Typer::X11(typist) => typist.press_combo(keysyms),
+            Typer::Portal(keyboard) => keyboard.press_combo(keysyms),
+            Typer::Program(program) => Err(DesktopError::NoTyping(format!(
+                "{} does not paste",
+                program.program
+            ))),
+        }
+    }
+}
+
 /// Pastes `text` through the clipboard, then puts the previous content back if the clipboard
 /// still holds ours.
 fn paste(
-    typist: &mut x11::Typist,
+    typist: &mut Typer,
     clipboard: &mut arboard::Clipboard,
     text: &str,
 ) -> Result<(), DesktopError> {
@@ -184,6 +266,24 @@ fn paste(
 struct TypingProgram {
     program: &'static str,
     args: &'static [&'static str],
+}
+
+impl TypingProgram {
+    fn type_text(self, text: &str) -> Result<(), DesktopError> {
+        let status = std::process::Command::new(self.program)
+            .args(self.args)
+            .arg(text)
+            .stdout(std::process::Stdio::null())
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            Ok(())
+        } else {
+            Err(DesktopError::NoTyping(format!(
+                "{} could not type into the focused app",
+                self.program
+            )))
+        }
+    }
 }
 
 /// Whether the app's windows are Wayland windows (winit takes Wayland whenever a Wayland display

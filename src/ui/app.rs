@@ -278,6 +278,7 @@ impl DictationApp {
                 // Toggle on the press; a release is for hold-to-talk (not yet).
                 Inbox::Shortcut(ShortcutEvent::Pressed) => self.shortcut_pressed(),
                 Inbox::Shortcut(ShortcutEvent::Released) => self.shortcut_released(),
+                Inbox::ShortcutBound(answer) => self.shortcut_bound(answer),
                 Inbox::Tray(TrayAction::Toggle) => self.toggle_from_outside(),
                 Inbox::OverlayClicked if self.is_dictating() => self.toggle_from_outside(),
                 Inbox::OverlayClicked => {}
@@ -331,6 +332,9 @@ impl DictationApp {
                 }
                 if let SessionEvent::Final(segment) = &event {
                     self.outside.on_final(segment);
+                    if let Some(notice) = self.outside.typing_failure() {
+                        self.status.notify(notice, 0.0, f64::INFINITY);
+                    }
                     if self.overlay.is_some() && !segment.text.trim().is_empty() {
                         if !self.overlay_text.is_empty() {
                             self.overlay_text.push(' ');
@@ -348,6 +352,9 @@ impl DictationApp {
                     // The last final is in: the overlay goes.
                     self.close_overlay();
                     self.outside.end();
+                    if let Some(notice) = self.outside.typing_failure() {
+                        self.status.notify(notice, 0.0, f64::INFINITY);
+                    }
                     self.backend.stop();
                     if let Err(e) = outcome {
                         self.lifecycle = self.failed(Failure::session(e));

@@ -24,6 +24,9 @@ pub(crate) enum Inbox {
     Control(control::Request),
     /// The global shortcut.
     Shortcut(ShortcutEvent),
+    /// The desktop's portal answered the request for the global shortcut (Wayland): the trigger
+    /// as the desktop describes it, or why there is none.
+    ShortcutBound(Result<String, String>),
     /// The tray icon's menu.
     Tray(TrayAction),
     /// A click on the overlay.

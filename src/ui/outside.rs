@@ -38,6 +38,8 @@ pub struct Outside {
     pressed_at: Option<std::time::Instant>,
     /// The active global shortcut (dropping it releases the keys).
     grab: Option<crate::desktop::x11::ShortcutGrab>,
+    /// On Wayland: the global shortcut held by the desktop's portal (dropping it gives it back).
+    portal: Option<crate::desktop::portal::PortalShortcut>,
     /// Settings is waiting for the keys of a new shortcut.
     pub recording: bool,
 }
@@ -87,6 +89,27 @@ impl Outside {
         self.typed = 0;
     }
 
+    /// Why typing failed since the last asked (the typing thread reports it), as the window
+    /// says it. A typer that could not start is dropped: the next dictation asks again.
+    pub fn typing_failure(&mut self) -> Option<String> {
+        let (_, inserter) = self.inserter.as_ref()?;
+        let e = inserter.failure()?;
+        let message = typing_unavailable(&e);
+        if matches!(
+            e,
+            DesktopError::NoTyping(_)
+                | DesktopError::NothingTypes(_)
+                | DesktopError::NoPortal(_)
+                | DesktopError::PortalRefused(_)
+                | DesktopError::Portal(_)
+        ) {
+            self.inserter = None;
+            self.inserting = false;
+        }
+        self.typing_error = Some(message.clone());
+        Some(message)
+    }
+
     /// Types a final into the focused app: single spaces between segments, each once.
     pub fn on_final(&mut self, segment: &FinalSegment) {
         let text = segment.text.trim();
@@ -115,6 +138,13 @@ impl Outside {
     }
 }
 
+/// Why there is no global shortcut, and what to do instead.
+fn bind_instead(why: &dyn std::fmt::Display) -> String {
+    format!(
+        "{why}: bind `lightning-dictate toggle` to a key in your desktop's keyboard settings instead"
+    )
+}
+
 fn typing_unavailable(e: &DesktopError) -> String {
     format!("Cannot type into other apps: {e}: the text is in this window; use Copy")
 }
@@ -135,7 +165,9 @@ impl DictationApp {
         if starting {
             // Never typed into our own window: its text is there already.
             let focus = crate::desktop::focus();
-            let ours = focus.is_some_and(|f| f.pid == Some(std::process::id()));
+            // On Wayland nobody is told who has the focus, but a window knows whether it has.
+            let ours = focus.is_some_and(|f| f.pid == Some(std::process::id()))
+                || (crate::desktop::on_wayland() && self.window_focused());
             let focused = focus.map(|f| f.window);
             if let Some(notice) = self.outside.begin(ours, focused, self.settings.insert_into) {
                 self.status.notify(notice, 0.0, f64::INFINITY);
@@ -147,16 +179,41 @@ impl DictationApp {
         }
     }
 
+    /// Whether our window has the keyboard focus.
+    fn window_focused(&self) -> bool {
+        self.ctx
+            .get()
+            .is_some_and(|ctx| ctx.input(|i| i.viewport().focused.unwrap_or(false)))
+    }
+
     /// Grabs the shortcut of the settings (default ctrl+alt+space); on failure, Settings says why
-    /// and what to bind instead. Returns whether it is active.
+    /// and what to bind instead. Returns whether it is active (on Wayland: asked for; the
+    /// desktop's answer comes later, to `shortcut_bound`).
     pub fn grab_shortcut(&mut self) -> bool {
         self.outside.grab = None;
+        self.outside.portal = None;
         let keys = self
             .settings
             .shortcut
             .clone()
             .unwrap_or_else(|| crate::desktop::DEFAULT_SHORTCUT.to_owned());
         let sink = self.shortcut_sink();
+        if crate::desktop::on_wayland() {
+            let bound = waking(&self.inbox_tx, &self.ctx).map(Inbox::ShortcutBound);
+            self.outside.shortcut = None;
+            return match crate::desktop::portal::bind_shortcut(&keys, sink, bound) {
+                Ok(portal) => {
+                    self.outside.portal = Some(portal);
+                    self.outside.shortcut_error =
+                        Some("asking the desktop for the shortcut…".to_owned());
+                    true
+                }
+                Err(e) => {
+                    self.outside.shortcut_error = Some(bind_instead(&e));
+                    false
+                }
+            };
+        }
         match crate::desktop::Shortcut::parse(&keys)
             .and_then(|shortcut| crate::desktop::x11::grab(&shortcut, sink))
         {
@@ -168,10 +225,33 @@ impl DictationApp {
             }
             Err(e) => {
                 self.outside.shortcut = None;
-                self.outside.shortcut_error = Some(format!(
-                    "{e}: bind `lightning-dictate toggle` to a key in your desktop's keyboard settings instead"
-                ));
+                self.outside.shortcut_error = Some(bind_instead(&e));
                 false
+            }
+        }
+    }
+
+    /// The desktop's portal answered the request for the shortcut: the trigger as the desktop
+    /// describes it, or why there is none.
+    pub(super) fn shortcut_bound(&mut self, answer: Result<String, String>) {
+        match answer {
+            Ok(description) => {
+                let keys = self
+                    .settings
+                    .shortcut
+                    .clone()
+                    .unwrap_or_else(|| crate::desktop::DEFAULT_SHORTCUT.to_owned());
+                self.outside.shortcut = Some(if description.trim().is_empty() {
+                    keys
+                } else {
+                    description
+                });
+                self.outside.shortcut_error = None;
+            }
+            Err(why) => {
+                self.outside.portal = None;
+                self.outside.shortcut = None;
+                self.outside.shortcut_error = Some(bind_instead(&why));
             }
         }
     }
