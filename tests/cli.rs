@@ -391,22 +391,28 @@ fn install_desktop_adds_the_launcher_entry_and_uninstall_removes_it() {
             .output()
             .unwrap()
     };
+    // An entry under the name it had before goes: one app in the launcher.
+    let old = data.join("applications/lightning-dictate.desktop");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::write(&old, "[Desktop Entry]\n").unwrap();
     let out = run("install-desktop");
     assert!(out.status.success(), "{}", stderr(&out));
-    let entry =
-        std::fs::read_to_string(data.join("applications/lightning-dictate.desktop")).unwrap();
+    assert!(!old.exists());
+    // Named after the app id (GNOME ties the window and the portals' permissions to it).
+    let file = "applications/dev.lightning_dictate.LightningDictate.desktop";
+    let entry = std::fs::read_to_string(data.join(file)).unwrap();
     assert!(entry.contains(&format!("Exec=\"{BIN}\"\n")), "{entry}");
     assert!(
         data.join("icons/hicolor/64x64/apps/lightning-dictate.png")
             .is_file()
     );
     // The login entry (written by Settings → Start at login) goes too.
-    let autostart = config.join("autostart/lightning-dictate.desktop");
+    let autostart = config.join("autostart/dev.lightning_dictate.LightningDictate.desktop");
     std::fs::create_dir_all(autostart.parent().unwrap()).unwrap();
     std::fs::write(&autostart, "[Desktop Entry]\n").unwrap();
     let out = run("uninstall-desktop");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!data.join("applications/lightning-dictate.desktop").exists());
+    assert!(!data.join(file).exists());
     assert!(!autostart.exists());
     assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
 }

@@ -351,3 +351,82 @@ fn the_remote_desktop_portal_types_and_keeps_its_permission() {
     assert!(stderr.contains("no RemoteDesktop portal"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// The app in the background on a Wayland desktop whose portals (a stand-in on a private bus)
+/// give it the global shortcut and a keyboard: it asks for Ctrl+Alt+Space in the portal's
+/// notation; the desktop's `Activated` (the user pressing the keys in another app) starts a
+/// dictation, the next stops it; the words are typed through the portal's keyboard, in order,
+/// once; foot keeps the focus throughout.
+#[test]
+fn the_portal_shortcut_dictates_through_the_portal_keyboard() {
+    let sway = Sway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(dir.path());
+    let portal = MockPortal::start(&bus.address);
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let _app = Killed(
+        mic.command(BIN)
+            .args(["--background", "--device", DEVICE, "--url", server.url()])
+            .env("WAYLAND_DISPLAY", &sway.socket)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env_remove("DISPLAY")
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let log = portal.wait(Duration::from_secs(20), |log| !log.shortcuts.is_empty());
+    assert_eq!(
+        log.shortcuts,
+        [(
+            "toggle-dictation".to_owned(),
+            Some("CTRL+ALT+space".to_owned())
+        )]
+    );
+    let status = |mic: &VirtualMic| {
+        let out = mic.command(BIN).arg("status").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // sway tiles the app's window beside the terminal; the user clicks back into the terminal.
+    std::thread::sleep(Duration::from_secs(1));
+    let focus = sway.swaymsg(&["[app_id=foot]", "focus"]);
+    assert!(focus.status.success(), "{focus:?}");
+    assert_eq!(sway.focused().as_deref(), Some("foot"));
+
+    // A tap: pressed and let go at once (toggle).
+    portal.press();
+    portal.release();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !status(&mic).contains("listening") {
+        assert!(
+            Instant::now() < deadline,
+            "the shortcut never started a dictation"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let audio = tempfile::tempdir().unwrap();
+    mic.play(&tone_file(
+        audio.path(),
+        "a.wav",
+        &[&["lightning", "dictate", "streams"], &["every", "word"]],
+    ));
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(800));
+    portal.press();
+    portal.release();
+    let expected = "lightning dictate streams every word";
+    let log = portal.wait(Duration::from_secs(15), |log| log.typed() == expected);
+    assert_eq!(log.typed(), expected);
+    assert!(log.balanced());
+    assert_eq!(log.started, 1, "one keyboard asked for");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&mic) != "idle" {
+        assert!(Instant::now() < deadline, "the dictation never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sway.focused().as_deref(), Some("foot"));
+}

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 /// The launcher entry, with `{exec}` for the binary's path and `{args}` for its arguments.
 const ENTRY: &str = include_str!("../../assets/lightning-dictate.desktop");
 const ICON: &[u8] = include_bytes!("../../assets/icon.png");
-const FILE: &str = "lightning-dictate.desktop";
+/// Named after the app id: GNOME ties a Wayland window, and a portal's permissions, to the
+/// `.desktop` file of that name.
+const FILE: &str = "dev.lightning_dictate.LightningDictate.desktop";
+/// The name the entries had before (removed when found).
+const OLD_FILE: &str = "lightning-dictate.desktop";
 
 /// Why an entry could not be written or removed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,7 @@ pub fn install(exec: &Path) -> Result<Vec<PathBuf>, EntryError> {
     let icon = data.join("icons/hicolor/64x64/apps/lightning-dictate.png");
     write(&entry, entry_text(exec, "").as_bytes())?;
     write(&icon, ICON)?;
+    remove(&data.join("applications").join(OLD_FILE))?;
     Ok(vec![entry, icon])
 }
 
@@ -78,8 +83,10 @@ pub fn uninstall() -> Result<Vec<PathBuf>, EntryError> {
     let mut removed = Vec::new();
     for path in [
         data.join("applications").join(FILE),
+        data.join("applications").join(OLD_FILE),
         data.join("icons/hicolor/64x64/apps/lightning-dictate.png"),
         autostart_path()?,
+        autostart_dir()?.join(OLD_FILE),
     ] {
         if remove(&path)? {
             removed.push(path);
@@ -88,21 +95,25 @@ pub fn uninstall() -> Result<Vec<PathBuf>, EntryError> {
     Ok(removed)
 }
 
-fn autostart_path() -> Result<PathBuf, EntryError> {
+fn autostart_dir() -> Result<PathBuf, EntryError> {
     Ok(crate::paths::config_home()
         .ok_or(EntryError::NoHome)?
-        .join("autostart")
-        .join(FILE))
+        .join("autostart"))
+}
+
+fn autostart_path() -> Result<PathBuf, EntryError> {
+    Ok(autostart_dir()?.join(FILE))
 }
 
 /// Whether the app starts at login.
 pub fn starts_at_login() -> bool {
-    autostart_path().is_ok_and(|p| p.is_file())
+    autostart_dir().is_ok_and(|dir| dir.join(FILE).is_file() || dir.join(OLD_FILE).is_file())
 }
 
 /// Starts the app at login, in the background (`exec --background`), or stops doing so.
 pub fn set_start_at_login(exec: &Path, on: bool) -> Result<(), EntryError> {
     let path = autostart_path()?;
+    remove(&autostart_dir()?.join(OLD_FILE))?;
     if on {
         write(&path, entry_text(exec, " --background").as_bytes())
     } else {

@@ -117,7 +117,13 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<Launc
     let icon = eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png")).ok();
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("Lightning Dictate")
-        .with_app_id("lightning-dictate")
+        // On Wayland the app id names the .desktop file (the launcher's icon, the portals'
+        // permissions); on X11 it is the window class the entry's StartupWMClass names.
+        .with_app_id(if crate::desktop::on_wayland() {
+            crate::desktop::portal::APP_ID
+        } else {
+            "lightning-dictate"
+        })
         .with_inner_size([820.0, 520.0])
         .with_min_inner_size([480.0, 300.0])
         .with_visible(!overrides.background);
