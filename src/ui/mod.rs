@@ -170,6 +170,9 @@ pub fn run_window(overrides: Overrides, api_key: Option<ApiKey>) -> Result<Launc
                 }
             }
             app.grab_shortcut();
+            if crate::desktop::on_wayland() {
+                app.outside.prepare(app.settings.insert_into);
+            }
             Ok(Box::new(app))
         }),
     )

@@ -83,6 +83,21 @@ impl Outside {
         None
     }
 
+    /// On Wayland: asks the desktop for its keyboard now, so that its dialog (the first time)
+    /// comes at start rather than over the app the first dictation goes to.
+    pub fn prepare(&mut self, into: super::settings::InsertInto) {
+        use super::settings::InsertInto;
+        let method = match into {
+            InsertInto::WindowOnly => return,
+            InsertInto::Typing => InsertMethod::Type,
+            InsertInto::Pasting => InsertMethod::Paste,
+        };
+        match Inserter::start_on(None, method) {
+            Ok(inserter) => self.inserter = Some((method, inserter)),
+            Err(e) => self.typing_error = Some(typing_unavailable(&e)),
+        }
+    }
+
     /// A dictation started in the window: its text stays in the window.
     pub fn begin_in_window(&mut self) {
         self.inserting = false;
