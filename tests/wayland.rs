@@ -434,3 +434,81 @@ fn the_portal_shortcut_dictates_through_the_portal_keyboard() {
     }
     assert_eq!(sway.focused().as_deref(), Some("foot"));
 }
+
+/// Hold-to-talk through the portal: the desktop's `Activated` (keys down) starts, its
+/// `Deactivated` (keys up, after a hold) stops; the words said while held are typed through the
+/// portal's keyboard, and nothing said after the release is.
+#[test]
+fn hold_to_talk_through_the_portal_shortcut() {
+    let sway = Sway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(dir.path());
+    let portal = MockPortal::start(&bus.address);
+    let mut mic = VirtualMic::start(48000, 1, "s16le");
+    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+    let _app = Killed(
+        mic.command(BIN)
+            .args(["--background", "--shortcut-mode", "hold"])
+            .args(["--device", DEVICE, "--url", server.url()])
+            .env("WAYLAND_DISPLAY", &sway.socket)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env_remove("DISPLAY")
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env_remove("SMALLEST_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    portal.wait(Duration::from_secs(20), |log| {
+        log.shortcut_session.is_some() && log.started == 1
+    });
+    let status = |mic: &VirtualMic| {
+        let out = mic.command(BIN).arg("status").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let focus = sway.swaymsg(&["[app_id=foot]", "focus"]);
+    assert!(focus.status.success(), "{focus:?}");
+
+    portal.press();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !status(&mic).contains("listening") {
+        assert!(
+            Instant::now() < deadline,
+            "holding the keys never started a dictation"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let audio = tempfile::tempdir().unwrap();
+    mic.play(&tone_file(
+        audio.path(),
+        "held.wav",
+        &[&["nothing", "is", "ever"], &["lost"]],
+    ));
+    mic.wait_played();
+    std::thread::sleep(Duration::from_millis(800));
+    portal.release();
+    let expected = "nothing is ever lost";
+    let log = portal.wait(Duration::from_secs(15), |log| log.typed() == expected);
+    assert_eq!(log.typed(), expected);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&mic) != "idle" {
+        assert!(
+            Instant::now() < deadline,
+            "the release never ended the dictation"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Speech after the release is not recorded.
+    mic.play(&tone_file(
+        audio.path(),
+        "after.wav",
+        &[&["one", "two", "three"]],
+    ));
+    mic.wait_played();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(portal.log().typed(), expected);
+    assert_eq!(status(&mic), "idle");
+}

@@ -105,6 +105,11 @@ fn autostart_path() -> Result<PathBuf, EntryError> {
     Ok(autostart_dir()?.join(FILE))
 }
 
+/// Whether the launcher entry is installed (`install-desktop`).
+pub fn is_installed() -> bool {
+    crate::paths::data_home().is_some_and(|data| data.join("applications").join(FILE).is_file())
+}
+
 /// Whether the app starts at login.
 pub fn starts_at_login() -> bool {
     autostart_dir().is_ok_and(|dir| dir.join(FILE).is_file() || dir.join(OLD_FILE).is_file())

@@ -97,7 +97,9 @@ impl Inserter {
                     match fallback {
                         Fallback::Program(program) => Ok(Typer::Program(program)),
                         Fallback::X11(typist) => Ok(Typer::X11(typist)),
-                        Fallback::Nothing => Err(DesktopError::NothingTypes(e.to_string())),
+                        Fallback::Nothing => {
+                            Err(DesktopError::NothingTypes(portal::with_install_hint(&e)))
+                        }
                     }
                 }
             });

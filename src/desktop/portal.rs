@@ -158,13 +158,13 @@ pub fn bind_shortcut(
                 let portal = match shortcut_session(&trigger).await {
                     Ok((portal, session, description)) => {
                         bound.send(Ok(description));
-                        listen(&portal, &events, stopped).await;
+                        listen(&portal, &events, &bound, stopped).await;
                         let _ = session.close().await;
                         return;
                     }
                     Err(e) => e,
                 };
-                bound.send(Err(portal.to_string()));
+                bound.send(Err(with_install_hint(&portal)));
             });
         })
         .map_err(portal)?;
@@ -204,15 +204,33 @@ async fn shortcut_session(
     Ok((portal, session, description))
 }
 
-/// Forwards our shortcut's activations (key down) and deactivations (key up) until `stopped`.
+/// A refusal, when the app is not installed: GNOME wants a host app's `.desktop` file before
+/// it lets it use a portal.
+pub(super) fn with_install_hint(e: &DesktopError) -> String {
+    match e {
+        DesktopError::PortalRefused(_) | DesktopError::Portal(_)
+            if !super::entry::is_installed() =>
+        {
+            format!(
+                "{e} (the desktop may want the app installed first: `lightning-dictate install-desktop`)"
+            )
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Forwards our shortcut's activations (key down) and deactivations (key up) until `stopped`;
+/// new keys the user gives it in the desktop's settings go to `bound`.
 async fn listen(
     portal: &GlobalShortcuts,
     events: &Sink<ShortcutEvent>,
+    bound: &Sink<Result<String, String>>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let (Ok(activated), Ok(deactivated)) = (
+    let (Ok(activated), Ok(deactivated), Ok(mut changed)) = (
         portal.receive_activated().await,
         portal.receive_deactivated().await,
+        portal.receive_shortcuts_changed().await,
     ) else {
         tracing::error!("the portal's shortcut signals cannot be received");
         return;
@@ -232,6 +250,12 @@ async fn listen(
                 Some(event) => events.send(event),
                 None => break,
             },
+            Some(change) = changed.next() => {
+                let ours = change.shortcuts().iter().find(|s| s.id() == SHORTCUT_ID);
+                if let Some(shortcut) = ours {
+                    bound.send(Ok(shortcut.trigger_description().to_owned()));
+                }
+            }
         }
     }
 }

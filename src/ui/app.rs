@@ -411,7 +411,7 @@ impl DictationApp {
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let label = if self.is_dictating() {
                 "Stop dictation"
             } else {

@@ -30,8 +30,11 @@ pub struct Outside {
     pub typing_error: Option<String>,
     /// Why the global shortcut is not active, if it is not (shown in Settings).
     pub shortcut_error: Option<String>,
-    /// The shortcut in use.
+    /// The shortcut in use: our keys (`ctrl+alt+space`), or on Wayland the desktop's own
+    /// description of the keys it gave.
     pub shortcut: Option<String>,
+    /// `shortcut` is the desktop's description (shown as it is).
+    pub shortcut_described: bool,
     /// An autostart entry runs the app (in the background) at login.
     pub start_at_login: bool,
     /// When the shortcut press that started the running dictation happened.
@@ -96,6 +99,16 @@ impl Outside {
             Ok(inserter) => self.inserter = Some((method, inserter)),
             Err(e) => self.typing_error = Some(typing_unavailable(&e)),
         }
+    }
+
+    /// The shortcut as the window shows it.
+    pub fn shortcut_text(&self) -> Option<String> {
+        let keys = self.shortcut.as_deref()?;
+        Some(if self.shortcut_described {
+            keys.to_owned()
+        } else {
+            shortcut_label(keys)
+        })
     }
 
     /// A dictation started in the window: its text stays in the window.
@@ -235,6 +248,7 @@ impl DictationApp {
             Ok(grab) => {
                 self.outside.grab = Some(grab);
                 self.outside.shortcut = Some(keys);
+                self.outside.shortcut_described = false;
                 self.outside.shortcut_error = None;
                 true
             }
@@ -256,11 +270,9 @@ impl DictationApp {
                     .shortcut
                     .clone()
                     .unwrap_or_else(|| crate::desktop::DEFAULT_SHORTCUT.to_owned());
-                self.outside.shortcut = Some(if description.trim().is_empty() {
-                    keys
-                } else {
-                    description
-                });
+                let described = !description.trim().is_empty();
+                self.outside.shortcut = Some(if described { description } else { keys });
+                self.outside.shortcut_described = described;
                 self.outside.shortcut_error = None;
             }
             Err(why) => {
@@ -375,11 +387,8 @@ impl DictationApp {
 
     /// What an empty transcript says: both ways to start.
     pub(super) fn empty_hint(&self) -> String {
-        match &self.outside.shortcut {
-            Some(keys) => format!(
-                "Press Ctrl+Space here, or {} in any app, and speak.",
-                shortcut_label(keys)
-            ),
+        match self.outside.shortcut_text() {
+            Some(keys) => format!("Press Ctrl+Space here, or {keys} in any app, and speak."),
             None => "Press Ctrl+Space and speak.".to_owned(),
         }
     }

@@ -153,11 +153,10 @@ impl SettingsPanel {
                 if outside.recording {
                     ui.label(RichText::new("Press the new keys… (Esc cancels)").strong());
                 } else {
-                    match (&outside.shortcut, &outside.shortcut_error) {
+                    match (outside.shortcut_text(), &outside.shortcut_error) {
                         (Some(keys), _) => {
                             ui.label(format!(
-                                "{}: starts and stops dictation in any app; the words are typed where you work",
-                                super::outside::shortcut_label(keys)
+                                "{keys}: starts and stops dictation in any app; the words are typed where you work"
                             ));
                         }
                         (None, Some(why)) => {
