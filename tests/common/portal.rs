@@ -43,6 +43,8 @@ pub struct Log {
     pub started: usize,
     /// Keysyms sent: (keysym, pressed).
     pub keys: Vec<(i32, bool)>,
+    /// When each of `keys` arrived.
+    pub key_times: Vec<Instant>,
     /// Sessions closed.
     pub closed: Vec<String>,
 }
@@ -339,7 +341,9 @@ impl Remote {
         keysym: i32,
         state: u32,
     ) {
-        self.0.log.lock().unwrap().keys.push((keysym, state == 1));
+        let mut log = self.0.log.lock().unwrap();
+        log.keys.push((keysym, state == 1));
+        log.key_times.push(Instant::now());
     }
 
     #[zbus(property, name = "AvailableDeviceTypes")]
