@@ -352,6 +352,87 @@ fn the_remote_desktop_portal_types_and_keeps_its_permission() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+/// The app in the background on sway, with a stand-in portal on a private bus, the virtual
+/// microphone and the local server; both portal requests made, foot focused again.
+struct PortalScene {
+    sway: Sway,
+    portal: MockPortal,
+    mic: VirtualMic,
+    audio: tempfile::TempDir,
+    _app: Killed,
+    _server: BackgroundServer,
+    _bus: SessionBus,
+    _dir: tempfile::TempDir,
+}
+
+impl PortalScene {
+    fn start(args: &[&str]) -> PortalScene {
+        let sway = Sway::start();
+        let dir = tempfile::tempdir().unwrap();
+        let bus = SessionBus::start(dir.path());
+        let portal = MockPortal::start(&bus.address);
+        let mic = VirtualMic::start(48000, 1, "s16le");
+        let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
+        let app = Killed(
+            mic.command(BIN)
+                .arg("--background")
+                .args(args)
+                .args(["--device", DEVICE, "--url", server.url()])
+                .env("WAYLAND_DISPLAY", &sway.socket)
+                .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+                .env_remove("DISPLAY")
+                .env("XDG_DATA_HOME", dir.path().join("data"))
+                .env("XDG_CONFIG_HOME", dir.path().join("config"))
+                .env_remove("SMALLEST_API_KEY")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Both asked for at start (the desktop's dialogs come now, not over the user's app).
+        let log = portal.wait(Duration::from_secs(20), |log| {
+            !log.shortcuts.is_empty() && log.started == 1
+        });
+        assert_eq!(log.started, 1, "the keyboard asked for at start: {log:?}");
+        // sway tiles the app's window beside the terminal; the user clicks back into it.
+        std::thread::sleep(Duration::from_secs(1));
+        let focus = sway.swaymsg(&["[app_id=foot]", "focus"]);
+        assert!(focus.status.success(), "{focus:?}");
+        assert_eq!(sway.focused().as_deref(), Some("foot"));
+        PortalScene {
+            sway,
+            portal,
+            mic,
+            audio: tempfile::tempdir().unwrap(),
+            _app: app,
+            _server: server,
+            _bus: bus,
+            _dir: dir,
+        }
+    }
+
+    fn status(&self) -> String {
+        let out = self.mic.command(BIN).arg("status").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Waits until `status` says what `ready` wants; fails with `what` after 10 s.
+    fn wait_status(&self, ready: impl Fn(&str) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready(&self.status()) {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Plays tone words into the microphone and waits until they are played.
+    fn say(&mut self, name: &str, segments: &[&[&str]]) {
+        let file = tone_file(self.audio.path(), name, segments);
+        self.mic.play(&file);
+        self.mic.wait_played();
+    }
+}
+
 /// The app in the background on a Wayland desktop whose portals (a stand-in on a private bus)
 /// give it the global shortcut and a keyboard: it asks for Ctrl+Alt+Space in the portal's
 /// notation; the desktop's `Activated` (the user pressing the keys in another app) starts a
@@ -359,80 +440,37 @@ fn the_remote_desktop_portal_types_and_keeps_its_permission() {
 /// once; foot keeps the focus throughout.
 #[test]
 fn the_portal_shortcut_dictates_through_the_portal_keyboard() {
-    let sway = Sway::start();
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(dir.path());
-    let portal = MockPortal::start(&bus.address);
-    let mut mic = VirtualMic::start(48000, 1, "s16le");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
-    let _app = Killed(
-        mic.command(BIN)
-            .args(["--background", "--device", DEVICE, "--url", server.url()])
-            .env("WAYLAND_DISPLAY", &sway.socket)
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-            .env_remove("DISPLAY")
-            .env("XDG_DATA_HOME", dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env_remove("SMALLEST_API_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // Both asked for at start (the desktop's dialogs come now, not over the user's app).
-    let log = portal.wait(Duration::from_secs(20), |log| {
-        !log.shortcuts.is_empty() && log.started == 1
-    });
-    assert_eq!(log.started, 1, "the keyboard asked for at start: {log:?}");
+    let mut scene = PortalScene::start(&[]);
     assert_eq!(
-        log.shortcuts,
+        scene.portal.log().shortcuts,
         [(
             "toggle-dictation".to_owned(),
             Some("CTRL+ALT+space".to_owned())
         )]
     );
-    let status = |mic: &VirtualMic| {
-        let out = mic.command(BIN).arg("status").output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    // sway tiles the app's window beside the terminal; the user clicks back into the terminal.
-    std::thread::sleep(Duration::from_secs(1));
-    let focus = sway.swaymsg(&["[app_id=foot]", "focus"]);
-    assert!(focus.status.success(), "{focus:?}");
-    assert_eq!(sway.focused().as_deref(), Some("foot"));
-
     // A tap: pressed and let go at once (toggle).
-    portal.press();
-    portal.release();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !status(&mic).contains("listening") {
-        assert!(
-            Instant::now() < deadline,
-            "the shortcut never started a dictation"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let audio = tempfile::tempdir().unwrap();
-    mic.play(&tone_file(
-        audio.path(),
+    scene.portal.press();
+    scene.portal.release();
+    scene.wait_status(
+        |s| s.contains("listening"),
+        "the shortcut never started a dictation",
+    );
+    scene.say(
         "a.wav",
         &[&["lightning", "dictate", "streams"], &["every", "word"]],
-    ));
-    mic.wait_played();
+    );
     std::thread::sleep(Duration::from_millis(800));
-    portal.press();
-    portal.release();
+    scene.portal.press();
+    scene.portal.release();
     let expected = "lightning dictate streams every word";
-    let log = portal.wait(Duration::from_secs(15), |log| log.typed() == expected);
+    let log = scene
+        .portal
+        .wait(Duration::from_secs(15), |log| log.typed() == expected);
     assert_eq!(log.typed(), expected);
     assert!(log.balanced());
     assert_eq!(log.started, 1, "one keyboard asked for");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&mic) != "idle" {
-        assert!(Instant::now() < deadline, "the dictation never ended");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(sway.focused().as_deref(), Some("foot"));
+    scene.wait_status(|s| s == "idle", "the dictation never ended");
+    assert_eq!(scene.sway.focused().as_deref(), Some("foot"));
 }
 
 /// Hold-to-talk through the portal: the desktop's `Activated` (keys down) starts, its
@@ -440,75 +478,24 @@ fn the_portal_shortcut_dictates_through_the_portal_keyboard() {
 /// portal's keyboard, and nothing said after the release is.
 #[test]
 fn hold_to_talk_through_the_portal_shortcut() {
-    let sway = Sway::start();
-    let dir = tempfile::tempdir().unwrap();
-    let bus = SessionBus::start(dir.path());
-    let portal = MockPortal::start(&bus.address);
-    let mut mic = VirtualMic::start(48000, 1, "s16le");
-    let server = BackgroundServer::start(ServerConfig::loopback(0)).unwrap();
-    let _app = Killed(
-        mic.command(BIN)
-            .args(["--background", "--shortcut-mode", "hold"])
-            .args(["--device", DEVICE, "--url", server.url()])
-            .env("WAYLAND_DISPLAY", &sway.socket)
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-            .env_remove("DISPLAY")
-            .env("XDG_DATA_HOME", dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env_remove("SMALLEST_API_KEY")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let mut scene = PortalScene::start(&["--shortcut-mode", "hold"]);
+    scene.portal.press();
+    scene.wait_status(
+        |s| s.contains("listening"),
+        "holding the keys never started a dictation",
     );
-    portal.wait(Duration::from_secs(20), |log| {
-        log.shortcut_session.is_some() && log.started == 1
-    });
-    let status = |mic: &VirtualMic| {
-        let out = mic.command(BIN).arg("status").output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    std::thread::sleep(Duration::from_secs(1));
-    let focus = sway.swaymsg(&["[app_id=foot]", "focus"]);
-    assert!(focus.status.success(), "{focus:?}");
-
-    portal.press();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !status(&mic).contains("listening") {
-        assert!(
-            Instant::now() < deadline,
-            "holding the keys never started a dictation"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let audio = tempfile::tempdir().unwrap();
-    mic.play(&tone_file(
-        audio.path(),
-        "held.wav",
-        &[&["nothing", "is", "ever"], &["lost"]],
-    ));
-    mic.wait_played();
+    scene.say("held.wav", &[&["nothing", "is", "ever"], &["lost"]]);
     std::thread::sleep(Duration::from_millis(800));
-    portal.release();
+    scene.portal.release();
     let expected = "nothing is ever lost";
-    let log = portal.wait(Duration::from_secs(15), |log| log.typed() == expected);
+    let log = scene
+        .portal
+        .wait(Duration::from_secs(15), |log| log.typed() == expected);
     assert_eq!(log.typed(), expected);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&mic) != "idle" {
-        assert!(
-            Instant::now() < deadline,
-            "the release never ended the dictation"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    scene.wait_status(|s| s == "idle", "the release never ended the dictation");
     // Speech after the release is not recorded.
-    mic.play(&tone_file(
-        audio.path(),
-        "after.wav",
-        &[&["one", "two", "three"]],
-    ));
-    mic.wait_played();
+    scene.say("after.wav", &[&["one", "two", "three"]]);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(portal.log().typed(), expected);
-    assert_eq!(status(&mic), "idle");
+    assert_eq!(scene.portal.log().typed(), expected);
+    assert_eq!(scene.status(), "idle");
 }
