@@ -471,6 +471,31 @@ fn the_portal_shortcut_dictates_through_the_portal_keyboard() {
     assert_eq!(log.started, 1, "one keyboard asked for");
     scene.wait_status(|s| s == "idle", "the dictation never ended");
     assert_eq!(scene.sway.focused().as_deref(), Some("foot"));
+
+    // The user stops the remote control in the desktop between two dictations: the next one
+    // finds the keyboard gone before typing anything, asks for it again (giving back the kept
+    // token, so the desktop need not ask) and types every word, one space after the last.
+    scene.portal.end_keyboards();
+    scene.portal.press();
+    scene.portal.release();
+    scene.wait_status(
+        |s| s.contains("listening"),
+        "the second dictation never started",
+    );
+    scene.say("b.wav", &[&["nothing", "is", "ever", "lost"]]);
+    std::thread::sleep(Duration::from_millis(800));
+    scene.portal.press();
+    scene.portal.release();
+    let expected = "lightning dictate streams every word nothing is ever lost";
+    let log = scene
+        .portal
+        .wait(Duration::from_secs(15), |log| log.typed() == expected);
+    assert_eq!(log.typed(), expected);
+    assert!(log.balanced());
+    assert_eq!(log.refused, 1, "only the first key met the ended session");
+    assert_eq!(log.started, 2, "the keyboard asked for again");
+    assert_eq!(log.selected[1].2.as_deref(), Some("mock-token-1"));
+    scene.wait_status(|s| s == "idle", "the second dictation never ended");
 }
 
 /// Hold-to-talk through the portal: the desktop's `Activated` (keys down) starts, its

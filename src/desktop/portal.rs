@@ -272,51 +272,8 @@ impl Keyboard {
     /// Asks the desktop for a keyboard. The first time, the desktop asks the user; the token it
     /// gives back is kept (mode 0600) so that later runs are let through without asking.
     pub fn connect() -> Result<Keyboard, DesktopError> {
-        const INTERFACE: &str = "RemoteDesktop";
         let runtime = runtime()?;
-        let (portal, session) = runtime.block_on(async {
-            let (portal, session) = tokio::time::timeout(ANSWER, async {
-                register().await;
-                let portal = RemoteDesktop::new().await?;
-                let devices = portal.available_device_types().await?;
-                let session = portal
-                    .create_session(CreateSessionOptions::default())
-                    .await?;
-                Ok::<_, ashpd::Error>((portal, session, devices))
-            })
-            .await
-            .map_err(|_| DesktopError::NoPortal(INTERFACE.to_owned()))?
-            .map_err(|e| explain(INTERFACE, &e))
-            .and_then(|(portal, session, devices)| {
-                if devices.contains(DeviceType::Keyboard) {
-                    Ok((portal, session))
-                } else {
-                    Err(DesktopError::NoPortal(INTERFACE.to_owned()))
-                }
-            })?;
-            let token = load_token();
-            let options = SelectDevicesOptions::default()
-                .set_devices(ashpd::enumflags2::BitFlags::from(DeviceType::Keyboard))
-                .set_persist_mode(PersistMode::ExplicitlyRevoked)
-                .set_restore_token(token.as_deref());
-            // No timeout from here: the desktop may be asking the user.
-            let started = async {
-                portal.select_devices(&session, options).await?.response()?;
-                portal
-                    .start(&session, None, StartOptions::default())
-                    .await?
-                    .response()
-            }
-            .await
-            .map_err(|e| explain(INTERFACE, &e))?;
-            if let Some(token) = started.restore_token() {
-                save_token(token);
-            }
-            if !started.devices().contains(DeviceType::Keyboard) {
-                return Err(DesktopError::PortalRefused(INTERFACE.to_owned()));
-            }
-            Ok((portal, session))
-        })?;
+        let (portal, session) = runtime.block_on(open())?;
         Ok(Keyboard {
             runtime,
             portal,
@@ -324,19 +281,32 @@ impl Keyboard {
         })
     }
 
-    /// Sends `keys` (keysym, pressed) in order. All but the last go without waiting for their
-    /// answers (a D-Bus connection delivers in order; two round trips per character took
-    /// ~0.3 ms each against a local portal, more through a desktop's): the last is waited for,
-    /// and its answer (after every earlier key was handled) says whether the desktop still
-    /// takes keys.
+    /// Sends `keys` (keysym, pressed) in order. The first is waited for: if the desktop refuses
+    /// it (it closed the session: the user stopped the remote control, or the desktop
+    /// restarted), nothing was typed, and the keyboard is asked for again (with the kept token,
+    /// silently if the desktop still allows it) and the keys sent once more. The rest go
+    /// without waiting for their answers (a D-Bus connection delivers in order; a round trip per
+    /// key took ~0.3 ms against a local portal, more through a desktop's), but for the last:
+    /// its answer comes after every earlier key was handled, and says whether all went in.
     fn send(&mut self, keys: &[(u32, KeyState)]) -> Result<(), DesktopError> {
-        let Some((&(last, last_state), rest)) = keys.split_last() else {
+        let Some((&(first, first_state), _)) = keys.split_first() else {
+            return Ok(());
+        };
+        if self.runtime.block_on(self.key(first, first_state)).is_err() {
+            tracing::info!("the desktop's keyboard went away; asking for it again");
+            let (portal, session) = self.runtime.block_on(open())?;
+            let old = std::mem::replace(&mut self.session, session);
+            self.portal = portal;
+            let _ = self.runtime.block_on(old.close());
+            self.runtime.block_on(self.key(first, first_state))?;
+        }
+        let Some((&(last, last_state), middle)) = keys[1..].split_last() else {
             return Ok(());
         };
         let (portal, session) = (&self.portal, &self.session);
         let failed = |e: ashpd::zbus::Error| explain("RemoteDesktop", &ashpd::Error::Zbus(e));
         self.runtime.block_on(async {
-            for &(keysym, state) in rest {
+            for &(keysym, state) in middle {
                 let options = NotifyKeyboardKeysymOptions::default();
                 portal
                     .call_noreply(
@@ -346,16 +316,20 @@ impl Keyboard {
                     .await
                     .map_err(failed)?;
             }
-            portal
-                .notify_keyboard_keysym(
-                    session,
-                    last as i32,
-                    last_state,
-                    NotifyKeyboardKeysymOptions::default(),
-                )
-                .await
-                .map_err(|e| explain("RemoteDesktop", &e))
+            self.key(last, last_state).await
         })
+    }
+
+    async fn key(&self, keysym: u32, state: KeyState) -> Result<(), DesktopError> {
+        self.portal
+            .notify_keyboard_keysym(
+                &self.session,
+                keysym as i32,
+                state,
+                NotifyKeyboardKeysymOptions::default(),
+            )
+            .await
+            .map_err(|e| explain("RemoteDesktop", &e))
     }
 
     /// Types `text`, each character as its keysym pressed and released.
@@ -375,6 +349,53 @@ impl Keyboard {
         let keys: Vec<_> = presses.chain(releases).collect();
         self.send(&keys)
     }
+}
+
+/// A RemoteDesktop session with the keyboard started (the desktop may ask the user; the kept
+/// token is given back and the new one kept).
+async fn open() -> Result<(RemoteDesktop, Session<RemoteDesktop>), DesktopError> {
+    const INTERFACE: &str = "RemoteDesktop";
+    let (portal, session) = tokio::time::timeout(ANSWER, async {
+        register().await;
+        let portal = RemoteDesktop::new().await?;
+        let devices = portal.available_device_types().await?;
+        let session = portal
+            .create_session(CreateSessionOptions::default())
+            .await?;
+        Ok::<_, ashpd::Error>((portal, session, devices))
+    })
+    .await
+    .map_err(|_| DesktopError::NoPortal(INTERFACE.to_owned()))?
+    .map_err(|e| explain(INTERFACE, &e))
+    .and_then(|(portal, session, devices)| {
+        if devices.contains(DeviceType::Keyboard) {
+            Ok((portal, session))
+        } else {
+            Err(DesktopError::NoPortal(INTERFACE.to_owned()))
+        }
+    })?;
+    let token = load_token();
+    let options = SelectDevicesOptions::default()
+        .set_devices(ashpd::enumflags2::BitFlags::from(DeviceType::Keyboard))
+        .set_persist_mode(PersistMode::ExplicitlyRevoked)
+        .set_restore_token(token.as_deref());
+    // No timeout from here: the desktop may be asking the user.
+    let started = async {
+        portal.select_devices(&session, options).await?.response()?;
+        portal
+            .start(&session, None, StartOptions::default())
+            .await?
+            .response()
+    }
+    .await
+    .map_err(|e| explain(INTERFACE, &e))?;
+    if let Some(token) = started.restore_token() {
+        save_token(token);
+    }
+    if !started.devices().contains(DeviceType::Keyboard) {
+        return Err(DesktopError::PortalRefused(INTERFACE.to_owned()));
+    }
+    Ok((portal, session))
 }
 
 impl Drop for Keyboard {

@@ -21,8 +21,11 @@ pub struct Outside {
     inserting: bool,
     /// Segments typed so far in this dictation (the next one gets a space first).
     typed: usize,
-    /// The window the last dictation typed into: a new dictation into the same one starts with a
-    /// space, so sentences do not run together.
+    /// A dictation has typed into another app before.
+    typed_before: bool,
+    /// The window the last dictation typed into (`None`: a window nobody names, as on Wayland,
+    /// taken for the same one): a new dictation into the same one starts with a space, so
+    /// sentences do not run together.
     last_target: Option<u32>,
     /// The window this dictation types into.
     target: Option<u32>,
@@ -146,7 +149,7 @@ impl Outside {
         }
         if let Some((_, inserter)) = &self.inserter {
             let continues =
-                self.typed > 0 || (self.target.is_some() && self.target == self.last_target);
+                self.typed > 0 || (self.typed_before && self.target == self.last_target);
             let spaced = if continues {
                 format!(" {text}")
             } else {
@@ -161,6 +164,7 @@ impl Outside {
     pub fn end(&mut self) {
         if self.inserting && self.typed > 0 {
             self.last_target = self.target;
+            self.typed_before = true;
         }
         self.inserting = false;
     }

@@ -47,6 +47,12 @@ pub struct Log {
     pub key_times: Vec<Instant>,
     /// Sessions closed.
     pub closed: Vec<String>,
+    /// Remote desktop sessions: (owner, path).
+    pub keyboards: Vec<(String, String)>,
+    /// Remote desktop sessions the desktop ended (the user stopped the remote control).
+    pub revoked: Vec<String>,
+    /// Keys refused (sent to a session that had ended).
+    pub refused: usize,
 }
 
 impl Log {
@@ -281,9 +287,14 @@ impl Remote {
         #[zbus(header)] header: Header<'_>,
         options: HashMap<String, OwnedValue>,
     ) -> OwnedObjectPath {
-        new_session(&self.0, connection, server, &header, &options)
-            .await
-            .0
+        let (request, session) = new_session(&self.0, connection, server, &header, &options).await;
+        self.0
+            .log
+            .lock()
+            .unwrap()
+            .keyboards
+            .push((sender(&header), session.to_string()));
+        request
     }
 
     fn select_devices(
@@ -336,14 +347,21 @@ impl Remote {
 
     fn notify_keyboard_keysym(
         &self,
-        _session_handle: OwnedObjectPath,
+        session_handle: OwnedObjectPath,
         _options: HashMap<String, OwnedValue>,
         keysym: i32,
         state: u32,
-    ) {
+    ) -> zbus::fdo::Result<()> {
         let mut log = self.0.log.lock().unwrap();
+        let path = session_handle.to_string();
+        if log.revoked.contains(&path) || log.closed.contains(&path) {
+            // As the portal answers a call on a session that is gone.
+            log.refused += 1;
+            return Err(zbus::fdo::Error::AccessDenied("Invalid session".to_owned()));
+        }
         log.keys.push((keysym, state == 1));
         log.key_times.push(Instant::now());
+        Ok(())
     }
 
     #[zbus(property, name = "AvailableDeviceTypes")]
@@ -426,6 +444,28 @@ impl MockPortal {
             ),
         ))
         .unwrap();
+    }
+
+    /// The user stops the remote control in the desktop: every keyboard session ends (the
+    /// portal sends `Closed` on each, and refuses keys sent to it from then on).
+    pub fn end_keyboards(&self) {
+        let sessions = {
+            let mut log = self.state.log.lock().unwrap();
+            let sessions = log.keyboards.clone();
+            log.revoked
+                .extend(sessions.iter().map(|(_, path)| path.clone()));
+            sessions
+        };
+        for (owner, path) in sessions {
+            block_on(self.connection.emit_signal(
+                Some(owner.as_str()),
+                path.as_str(),
+                "org.freedesktop.portal.Session",
+                "Closed",
+                &HashMap::<String, Value<'_>>::new(),
+            ))
+            .unwrap();
+        }
     }
 
     /// The user presses the shortcut (the desktop sends `Activated`).
