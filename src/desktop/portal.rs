@@ -155,7 +155,7 @@ pub fn bind_shortcut(
                 Err(e) => return bound.send(Err(e.to_string())),
             };
             runtime.block_on(async move {
-                let portal = match shortcut_session(&trigger).await {
+                let why = match shortcut_session(&trigger).await {
                     Ok((portal, session, description)) => {
                         bound.send(Ok(description));
                         listen(&portal, &events, &bound, stopped).await;
@@ -164,7 +164,7 @@ pub fn bind_shortcut(
                     }
                     Err(e) => e,
                 };
-                bound.send(Err(with_install_hint(&portal)));
+                bound.send(Err(with_install_hint(&why)));
             });
         })
         .map_err(portal)?;
