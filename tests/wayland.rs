@@ -524,3 +524,57 @@ fn hold_to_talk_through_the_portal_shortcut() {
     assert_eq!(scene.portal.log().typed(), expected);
     assert_eq!(scene.status(), "idle");
 }
+
+/// Against the real xdg-desktop-portal (Debian 12's 1.16, on a private bus, no backend for
+/// RemoteDesktop and no GlobalShortcuts or host registry at all): `type` with no other way to
+/// type says so in one line, at once.
+#[test]
+fn the_real_portal_service_without_remote_desktop_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = SessionBus::start(dir.path());
+    let _portal = Killed(
+        Command::new("/usr/libexec/xdg-desktop-portal")
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xdg-desktop-portal is needed: run `bash .ci/test`, which installs it"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bus
+        .send(&[
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.freedesktop.portal.Desktop",
+        ])
+        .contains("true")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "xdg-desktop-portal never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .args(["type", "--", "never"])
+        .env("WAYLAND_DISPLAY", "wayland-test")
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("XDG_DATA_HOME", dir.path().join("data"))
+        .env("PATH", "/nonexistent")
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: the desktop offers no RemoteDesktop portal, neither wtype nor ydotool is installed, and there is no X display"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an absent portal is not waited for: {:?}",
+        started.elapsed()
+    );
+}

@@ -42,6 +42,9 @@ pub enum DesktopError {
     /// installed, and there is no X display either.
     #[error("{0}, neither wtype nor ydotool is installed, and there is no X display")]
     NothingTypes(String),
+    /// A typing program (wtype, ydotool) ran and failed.
+    #[error("{0}")]
+    Program(String),
     /// The desktop has no portal with this interface (or no session bus to ask on).
     #[error("the desktop offers no {0} portal")]
     NoPortal(String),
@@ -217,7 +220,7 @@ impl Typer {
         match self {
             Typer::X11(typist) => typist.press_combo(keysyms),
             Typer::Portal(keyboard) => keyboard.press_combo(keysyms),
-            Typer::Program(program) => Err(DesktopError::NoTyping(format!(
+            Typer::Program(program) => Err(DesktopError::Program(format!(
                 "{} does not paste",
                 program.program
             ))),
@@ -272,19 +275,31 @@ struct TypingProgram {
 
 impl TypingProgram {
     fn type_text(self, text: &str) -> Result<(), DesktopError> {
-        let status = std::process::Command::new(self.program)
+        let out = std::process::Command::new(self.program)
             .args(self.args)
             .arg(text)
             .stdout(std::process::Stdio::null())
-            .status();
-        if status.is_ok_and(|s| s.success()) {
-            Ok(())
-        } else {
-            Err(DesktopError::NoTyping(format!(
-                "{} could not type into the focused app",
-                self.program
-            )))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| DesktopError::Program(format!("{} did not run: {e}", self.program)))?;
+        if out.status.success() {
+            return Ok(());
         }
+        // What the program said (its last line: e.g. "Wayland connection failed"), never the
+        // text it was given.
+        let said = String::from_utf8_lossy(&out.stderr);
+        let why = said
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(DesktopError::Program(format!(
+            "{} could not type into the focused app ({}{}{})",
+            self.program,
+            out.status,
+            if why.is_empty() { "" } else { ": " },
+            why.trim()
+        )))
     }
 }
 

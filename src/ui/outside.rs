@@ -280,6 +280,7 @@ impl DictationApp {
                 self.outside.shortcut_error = None;
             }
             Err(why) => {
+                tracing::warn!("no global shortcut: {why}");
                 self.outside.portal = None;
                 self.outside.shortcut = None;
                 self.outside.shortcut_error = Some(bind_instead(&why));
