@@ -19,8 +19,6 @@ mod portal;
 #[path = "../tests/common/xserver.rs"]
 mod xserver;
 
-use std::process::Command;
-
 const BIN: &str = env!("CARGO_BIN_EXE_lightning-dictate");
 
 fn main() {
@@ -34,15 +32,7 @@ fn main() {
     let mut spans = Vec::new();
     for _ in 0..30 {
         let before = portal.log().keys.len();
-        let out = Command::new(BIN)
-            .args(["type", "--", sentence])
-            .env("WAYLAND_DISPLAY", "wayland-bench")
-            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-            .env("XDG_DATA_HOME", dir.path().join("data"))
-            .env("PATH", "/nonexistent")
-            .env_remove("DISPLAY")
-            .output()
-            .unwrap();
+        let out = portal::type_on_wayland(BIN, &bus.address, &dir.path().join("data"), sentence);
         assert!(out.status.success(), "{out:?}");
         let log = portal.log();
         assert_eq!(log.keys.len() - before, 2 * sentence.chars().count());

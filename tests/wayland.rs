@@ -291,17 +291,7 @@ fn the_remote_desktop_portal_types_and_keeps_its_permission() {
     let bus = SessionBus::start(dir.path());
     let portal = MockPortal::start(&bus.address);
     let data = dir.path().join("data");
-    let run = |address: &str, text: &str| {
-        Command::new(BIN)
-            .args(["type", "--", text])
-            .env("WAYLAND_DISPLAY", "wayland-test")
-            .env("DBUS_SESSION_BUS_ADDRESS", address)
-            .env("XDG_DATA_HOME", &data)
-            .env("PATH", "/nonexistent")
-            .env_remove("DISPLAY")
-            .output()
-            .unwrap()
-    };
+    let run = |address: &str, text: &str| portal::type_on_wayland(BIN, address, &data, text);
     let first = "-5 degrees in Köln, señor: Grüße! 100 €";
     let out = run(&bus.address, first);
     assert!(out.status.success(), "{out:?}");
@@ -557,15 +547,7 @@ fn the_real_portal_service_without_remote_desktop_is_one_line() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let started = Instant::now();
-    let out = Command::new(BIN)
-        .args(["type", "--", "never"])
-        .env("WAYLAND_DISPLAY", "wayland-test")
-        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
-        .env("XDG_DATA_HOME", dir.path().join("data"))
-        .env("PATH", "/nonexistent")
-        .env_remove("DISPLAY")
-        .output()
-        .unwrap();
+    let out = portal::type_on_wayland(BIN, &bus.address, &dir.path().join("data"), "never");
     assert!(!out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

@@ -84,6 +84,25 @@ impl Log {
     }
 }
 
+/// Runs `BIN type -- TEXT` as on a Wayland desktop whose only way to type is the portal on the
+/// bus at `address` (no wtype or ydotool on PATH, no X display), keeping its files in `data`.
+pub fn type_on_wayland(
+    bin: &str,
+    address: &str,
+    data: &std::path::Path,
+    text: &str,
+) -> std::process::Output {
+    std::process::Command::new(bin)
+        .args(["type", "--", text])
+        .env("WAYLAND_DISPLAY", "wayland-test")
+        .env("DBUS_SESSION_BUS_ADDRESS", address)
+        .env("XDG_DATA_HOME", data)
+        .env("PATH", "/nonexistent")
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap()
+}
+
 /// How the stand-in user answers the remote desktop's request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
