@@ -20,7 +20,7 @@ use super::api_key_field::ApiKeyField;
 use super::backend::{Backend, StartRequest};
 use super::history_view::{HistoryAction, HistoryPanel};
 pub(super) use super::inbox::{Inbox, waking};
-use super::io::{self, Done, Job, KeyringAccess};
+use super::io::{self, Job, KeyringAccess};
 use super::lifecycle::{Failure, Lifecycle};
 use super::models_view::ModelsPanel;
 use super::outside::Outside;
@@ -28,14 +28,10 @@ use super::overlay::Overlay;
 use super::settings::{EngineChoice, Service, Settings, Theme};
 use super::settings_view::{SettingsPanel, language_ui};
 use super::status_line::{StatusAction, StatusLine};
-use crate::audio::capture::CaptureEvent;
-use crate::desktop::ShortcutEvent;
-use crate::desktop::tray::{Tray, TrayAction};
+use crate::desktop::tray::Tray;
 
-use crate::dictation::DictationEvent;
 use crate::history::History;
 use crate::protocol::ApiKey;
-use crate::session::SessionEvent;
 use crate::transcript::Transcript;
 
 /// How long "Copied" stays in the status line.
@@ -50,16 +46,16 @@ pub struct DictationApp {
     /// The service answered that it moved (404/410 at the document's address): its new URL,
     /// offered as a button.
     pub moved_to: Option<String>,
-    key: ApiKeyField,
-    history: HistoryPanel,
+    pub(super) key: ApiKeyField,
+    pub(super) history: HistoryPanel,
     settings_panel: SettingsPanel,
     /// The offline models (Settings → Offline model, and the download offer).
     pub models: ModelsPanel,
     pub(super) status: StatusLine,
     pub(super) level_dbfs: f32,
-    backend: Box<dyn Backend>,
+    pub(super) backend: Box<dyn Backend>,
     pub(super) inbox_tx: Sender<Inbox>,
-    inbox: Receiver<Inbox>,
+    pub(super) inbox: Receiver<Inbox>,
     /// Disk and keyring jobs, done on the I/O thread.
     io: Sender<Job>,
     /// Set on the first pass: what wakes the window when something arrives.
@@ -164,7 +160,7 @@ impl DictationApp {
         self.lifecycle.is_dictating()
     }
 
-    fn queue(&self, job: Job) {
+    pub(super) fn queue(&self, job: Job) {
         // The I/O thread lives as long as the window.
         let _ = self.io.send(job);
     }
@@ -249,7 +245,7 @@ impl DictationApp {
     }
 
     /// A failure to show; a refused key opens Settings with the key field focused.
-    fn failed(&mut self, failure: Failure) -> Lifecycle {
+    pub(super) fn failed(&mut self, failure: Failure) -> Lifecycle {
         if failure.wants_key() {
             self.show_settings = true;
             self.key.request_focus();
@@ -265,149 +261,6 @@ impl DictationApp {
         let now = ctx.input(|i| i.time);
         self.status
             .notify(format!("Copied {words} words"), now, NOTICE_SECS);
-    }
-
-    /// Applies everything that arrived since the last call.
-    pub fn apply_pending(&mut self) {
-        let pending: Vec<Inbox> = self.inbox.try_iter().collect();
-        for item in pending {
-            match item {
-                Inbox::Dictation(event) => self.apply(event),
-                Inbox::Io(done) => self.on_io(done),
-                Inbox::Control(request) => self.on_control(request),
-                // Toggle on the press; a release is for hold-to-talk (not yet).
-                Inbox::Shortcut(ShortcutEvent::Pressed) => self.shortcut_pressed(),
-                Inbox::Shortcut(ShortcutEvent::Released) => self.shortcut_released(),
-                Inbox::ShortcutBound(answer) => self.shortcut_bound(answer),
-                Inbox::Tray(TrayAction::Toggle) => self.toggle_from_outside(),
-                Inbox::OverlayClicked if self.is_dictating() => self.toggle_from_outside(),
-                Inbox::OverlayClicked => {}
-                Inbox::Tray(TrayAction::Show) => self.show(),
-                Inbox::Tray(TrayAction::Quit) => {
-                    self.quitting = true;
-                    if let Some(ctx) = self.ctx.get() {
-                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-                    }
-                }
-            }
-        }
-    }
-
-    fn on_io(&mut self, done: Done) {
-        match done {
-            Done::Saved(result) | Done::Deleted(result) => {
-                self.history.invalidate();
-                if let Err(message) = result {
-                    self.status.notify(message, 0.0, f64::INFINITY);
-                }
-            }
-            Done::Exported(result) => {
-                let message = match result {
-                    Ok(path) => format!("Saved to {}", path.display()),
-                    Err(e) => format!("Export failed: {e}"),
-                };
-                let now = self.ctx.get().map_or(0.0, |ctx| ctx.input(|i| i.time));
-                self.status.notify(message, now, 6.0);
-            }
-            Done::StartAtLogin(Ok(on)) => self.outside.start_at_login = on,
-            Done::StartAtLogin(Err(e)) => {
-                self.status.notify(
-                    format!("Could not change Start at login: {e}"),
-                    0.0,
-                    f64::INFINITY,
-                );
-            }
-            other => self.key.on_done(other),
-        }
-    }
-
-    fn apply(&mut self, event: DictationEvent) {
-        match event {
-            DictationEvent::Session(event) => {
-                self.transcript.apply(&event);
-                if matches!(event, SessionEvent::Final(_) | SessionEvent::Gap { .. })
-                    && let Some(job) = self.history.autosave(&self.transcript)
-                {
-                    self.queue(job);
-                }
-                if let SessionEvent::Final(segment) = &event {
-                    self.outside.on_final(segment);
-                    if let Some(notice) = self.outside.typing_failure() {
-                        self.status.notify(notice, 0.0, f64::INFINITY);
-                    }
-                    if self.overlay.is_some() && !segment.text.trim().is_empty() {
-                        if !self.overlay_text.is_empty() {
-                            self.overlay_text.push(' ');
-                        }
-                        self.overlay_text.push_str(segment.text.trim());
-                    }
-                }
-                if let SessionEvent::ServiceMoved { suggested_url } = &event {
-                    self.moved_to = Some(suggested_url.clone());
-                }
-                self.lifecycle.on_session(&event);
-                self.sync_tray();
-                self.refresh_overlay();
-                if let SessionEvent::Ended(outcome) = &event {
-                    // The last final is in: the overlay goes.
-                    self.close_overlay();
-                    self.outside.end();
-                    if let Some(notice) = self.outside.typing_failure() {
-                        self.status.notify(notice, 0.0, f64::INFINITY);
-                    }
-                    self.backend.stop();
-                    if let Err(e) = outcome {
-                        self.lifecycle = self.failed(Failure::session(e));
-                    }
-                    self.sync_tray();
-                }
-            }
-            DictationEvent::Failed(e) => {
-                self.close_overlay();
-                self.outside.end();
-                self.backend.stop();
-                self.lifecycle = self.failed(Failure::start(&e));
-                self.sync_tray();
-            }
-            DictationEvent::Capture(event) => {
-                self.lifecycle.on_capture(&event);
-                self.on_capture(event);
-                self.refresh_overlay();
-            }
-            DictationEvent::Started(_) => {}
-        }
-    }
-
-    fn on_capture(&mut self, event: CaptureEvent) {
-        match event {
-            CaptureEvent::Level { peak_dbfs, .. } => self.level_dbfs = peak_dbfs,
-            CaptureEvent::Silent { .. } => self.status.notify(
-                "Only silence so far: is the microphone muted, or the wrong one?",
-                0.0,
-                f64::INFINITY,
-            ),
-            CaptureEvent::SoundBack => self.status.clear(),
-            CaptureEvent::Missed { secs } => self.status.notify(
-                format!(
-                    "{secs:.1} s of audio never came from the microphone (the app was paused or the computer too busy): say it again"
-                ),
-                0.0,
-                f64::INFINITY,
-            ),
-            CaptureEvent::Overflow { .. } | CaptureEvent::Backlog { .. } => self.status.notify(
-                "The computer fell behind the microphone and some audio was dropped: say the last words again",
-                0.0,
-                f64::INFINITY,
-            ),
-            CaptureEvent::DeviceLost { device, detail } => self.status.notify(
-                format!(
-                    "The microphone {device} failed ({detail}): reconnect it or pick another in Settings"
-                ),
-                0.0,
-                f64::INFINITY,
-            ),
-            _ => {}
-        }
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui) {

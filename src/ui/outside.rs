@@ -211,6 +211,13 @@ impl DictationApp {
         }
     }
 
+    /// Says in the status line why typing into the focused app failed, if it did.
+    pub(super) fn report_typing_failure(&mut self) {
+        if let Some(notice) = self.outside.typing_failure() {
+            self.status.notify(notice, 0.0, f64::INFINITY);
+        }
+    }
+
     /// Whether our window has the keyboard focus.
     fn window_focused(&self) -> bool {
         self.ctx
